@@ -1,0 +1,53 @@
+# Every README command is a target here; .ci/run calls the same targets.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+TORCH   ?= torch==2.13.0
+MODEL   ?= models/hfldm-emoji
+export OMP_NUM_THREADS ?= 2
+export HF_HUB_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY ?= 1
+export GRADIO_ANALYTICS_ENABLED ?= False
+
+.PHONY: install system-deps test lint format bench demo space data train-default clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# CPU torch first: a bare `torch` requirement may pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages: the emoji font and CLDR names (data), chromium (browser test).
+system-deps:
+	@if [ ! -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || [ ! -f /usr/share/unicode/emoji/emoji-test.txt ] \
+	   || ! command -v chromium >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    fonts-noto-color-emoji unicode-data chromium >/dev/null; fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_unet.py
+
+demo: $(STAMP)
+	$(BIN)/python -m hfldm.demo --model $(MODEL)
+
+space: $(STAMP)
+	$(BIN)/python space/app.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
