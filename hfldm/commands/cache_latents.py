@@ -1,0 +1,52 @@
+"""`hfldm cache-latents --vae DIR --dataset SRC --out DIR`: encode a dataset once with a frozen autoencoder.
+
+Training reads the result with `--cached_latents DIR` (hfldm.data.latent_cache.load_latent_cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from hfldm.data.arguments import add_data_arguments, data_arguments_from
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cache-latents", help="store the autoencoder posterior (and text embeddings) of every image"
+    )
+    parser.add_argument("--vae", required=True, help="autoencoder folder (KLAutoencoder or AutoencoderKL)")
+    parser.add_argument(
+        "--dataset", help="a local folder (save_to_disk or imagefolder) or a hub dataset name"
+    )
+    parser.add_argument("--out", required=True, help="output folder of the cache")
+    parser.add_argument("--text_encoder", default=None, help='frozen text encoder folder, or "minilm"')
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_data_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hfldm.data.latent_cache import cache_latents, load_text_encoder, load_vae
+
+    if args.dataset is not None:  # --dataset picks the local folder or the hub name for you
+        key = "train_data_dir" if Path(args.dataset).exists() else "dataset_name"
+        data = data_arguments_from(args, **{key: args.dataset})
+    else:
+        data = data_arguments_from(args)
+    if args.batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {args.batch_size}")
+    start = time.perf_counter()
+    vae = load_vae(args.vae).to(args.device)
+    text_model = None
+    if args.text_encoder:
+        tokenizer, text_encoder = load_text_encoder(args.text_encoder)
+        text_model = (tokenizer, text_encoder.to(args.device))
+    cache = cache_latents(data, vae, args.out, text_model=text_model, batch_size=args.batch_size)
+    shape = tuple(cache[0]["latent_mean"].shape)
+    print(f"cached {len(cache)} rows, latents {shape}, in {time.perf_counter() - start:.1f} s -> {args.out}")
+    return 0
