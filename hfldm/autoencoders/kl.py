@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from diffusers import ModelMixin  # noqa: F401  (diffusers' loader looks this name up in the module)
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.models.modeling_outputs import AutoencoderKLOutput

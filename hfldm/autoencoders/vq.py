@@ -7,6 +7,7 @@ applied inside `decode`.
 from __future__ import annotations
 
 import torch
+from diffusers import ModelMixin  # noqa: F401  (diffusers' loader looks this name up in the module)
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.models.autoencoders.vq_model import VQEncoderOutput

@@ -6,6 +6,7 @@ config, eta and generator seed, `step` gives the same trajectory.
 
 import numpy as np
 import torch
+from diffusers import SchedulerMixin  # noqa: F401  (diffusers' loader looks this name up in the module)
 from diffusers.configuration_utils import register_to_config
 from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
 from diffusers.utils.torch_utils import randn_tensor

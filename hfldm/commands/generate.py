@@ -1,0 +1,156 @@
+"""`hfldm generate --model DIR --prompt "..." --out file.png`: sample a saved LatentDiffusionPipeline.
+
+Several images (`--num-images`, several `--prompt`s or `--class-label`s) are written as one grid PNG.
+torch and diffusers are imported only after the arguments and paths have been checked, so mistakes fail fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import re
+from pathlib import Path
+
+DEFAULT_MODEL = "models/hfldm-emoji"
+# --scheduler choice -> (module, class); "saved" keeps the scheduler stored with the model
+SCHEDULERS = {
+    "ddpm": ("hfldm.schedulers.ddpm", "DDPMScheduler"),
+    "ddim": ("hfldm.schedulers.ddim", "DDIMScheduler"),
+    "dpm": ("diffusers", "DPMSolverMultistepScheduler"),
+    "euler": ("diffusers", "EulerDiscreteScheduler"),
+}
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("generate", help="generate images with a saved latent diffusion model")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="saved pipeline folder or Hub id (user/repo)")
+    parser.add_argument("--prompt", action="append", help="text prompt (repeat for several)")
+    parser.add_argument("--negative-prompt", default=None, help="unconditional text for guidance")
+    parser.add_argument("--class-label", action="append", help="class name or index (repeat for several)")
+    parser.add_argument("--steps", type=int, default=50, help="number of sampling steps")
+    parser.add_argument("--guidance-scale", type=float, default=None, help="CFG weight w (1 = none)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--num-images", type=int, default=1, help="images per prompt / class label")
+    parser.add_argument("--scheduler", choices=["saved", *SCHEDULERS], default="saved", help="sampler")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    parser.add_argument("--height", type=int, default=None, help="image height in pixels")
+    parser.add_argument("--width", type=int, default=None, help="image width in pixels")
+    parser.add_argument("--image", default=None, help="input image for image-to-image (SDEdit)")
+    parser.add_argument("--strength", type=float, default=None, help="image-to-image noise level in [0, 1]")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--out", required=True, help="output PNG file")
+    parser.set_defaults(func=run)
+
+
+def resolve_model(model: str) -> str:
+    """A local folder with model_index.json, or a Hub id; raises FileNotFoundError otherwise."""
+    path = Path(model)
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise FileNotFoundError(f"{model} is not a saved pipeline (no model_index.json in it)")
+        return str(path)
+    if model != DEFAULT_MODEL and HUB_ID.match(model) and not path.parent.is_dir():
+        return model
+    hint = " (train one first, or pass --model)" if model == DEFAULT_MODEL else ""
+    raise FileNotFoundError(f"model folder not found: {model}{hint}")
+
+
+def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
+    """'3' -> 3, 'cat face' -> 'cat face'."""
+    return None if labels is None else [int(x) if x.strip().isdigit() else x for x in labels]
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Fail on bad numbers and paths before anything heavy is imported."""
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if args.num_images < 1:
+        raise ValueError(f"--num-images must be at least 1, got {args.num_images}")
+    if args.image is not None and not Path(args.image).is_file():
+        raise FileNotFoundError(f"--image not found: {args.image}")
+    if Path(args.out).suffix.lower() != ".png":
+        raise ValueError(f"--out must be a .png file, got {args.out}")
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """No loading bars or info logs from diffusers / transformers: an error stays one line on stderr."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+        diffusers_logging.enable_progress_bar()
+        transformers_logging.enable_progress_bar()
+
+
+def load_pipeline(model: str, scheduler: str, device: str | None):
+    """The saved LatentDiffusionPipeline on `device`, with its scheduler swapped if asked."""
+    import importlib
+
+    import torch
+
+    from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
+
+    try:
+        with quiet_loading():
+            pipe = LatentDiffusionPipeline.from_pretrained(model)
+    except OSError as e:  # Hub id that cannot be reached / found
+        raise FileNotFoundError(f"could not load {model}: {str(e).splitlines()[0]}") from e
+    if scheduler != "saved":
+        module, name = SCHEDULERS[scheduler]
+        pipe.scheduler = getattr(importlib.import_module(module), name).from_config(pipe.scheduler.config)
+    pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return pipe
+
+
+def image_grid(images: list, cols: int):
+    """Paste equally sized PIL images row by row into one image with `cols` columns (empty cells black)."""
+    import PIL.Image
+
+    w, h = images[0].size
+    rows = math.ceil(len(images) / cols)
+    grid = PIL.Image.new("RGB", (cols * w, rows * h))
+    for i, image in enumerate(images):
+        grid.paste(image, (i % cols * w, i // cols * h))
+    return grid
+
+
+def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    model = resolve_model(args.model)
+    import PIL.Image
+    import torch
+
+    pipe = load_pipeline(model, args.scheduler, args.device)
+    kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
+    images = pipe(
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        class_labels=parse_class_labels(args.class_label),
+        height=args.height,
+        width=args.width,
+        num_inference_steps=args.steps,
+        num_images_per_prompt=args.num_images,
+        eta=args.eta,
+        generator=torch.Generator("cpu").manual_seed(args.seed),
+        image=PIL.Image.open(args.image).convert("RGB") if args.image else None,
+        strength=args.strength,
+        **kwargs,
+    ).images
+    # one row per prompt / class label; a single prompt's images as a near-square grid
+    several = len(images) > args.num_images
+    grid = image_grid(images, args.num_images if several else math.ceil(math.sqrt(len(images))))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    print(f"wrote {out} ({len(images)} image{'s' if len(images) > 1 else ''}, {grid.width}x{grid.height})")
+    return 0

@@ -1,0 +1,181 @@
+"""Saved LatentDiffusionPipeline folders: fresh-process loads (remote code, custom_pipeline), bf16, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from _ldm_fixtures import IMAGE_SIZE, class_pipeline, sample, text_pipeline
+from diffusers import DiffusionPipeline
+
+from hfldm import LatentDiffusionPipeline
+from hfldm.cli import main as hfldm_main
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINE_SOURCE = REPO / "pipelines" / "pipeline_latent_diffusion.py"
+CALLS = {"text": {"prompt": "cat face"}, "class": {"class_labels": ["dog face"]}}
+
+# Loads each (name, folder, from_pretrained kwargs, call kwargs) job in a fresh interpreter, then samples.
+LOADER = """
+import json, sys
+import numpy as np, torch
+from diffusers import DiffusionPipeline
+jobs, images, classes = json.loads(sys.argv[1]), {}, {}
+for name, folder, load_kwargs, call_kwargs in jobs:
+    pipe = DiffusionPipeline.from_pretrained(folder, **load_kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(0)
+    images[name] = pipe(num_inference_steps=4, generator=generator, output_type="np", **call_kwargs).images
+    classes[name] = [type(pipe).__name__, type(pipe).__module__, type(pipe.unet).__module__]
+np.savez(sys.argv[2], **images)
+print(json.dumps(classes))
+"""
+
+
+def _env(tmp: Path) -> dict:
+    # own module cache: diffusers copies remote code to HF_MODULES_CACHE/diffusers_modules/local/
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "HF_MODULES_CACHE": str(tmp / "modules"),
+    }
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """{"text" | "class": (folder, images of the in-process original for seed 0)}."""
+    root = tmp_path_factory.mktemp("saved")
+    folders = {}
+    for kind, make in (("text", text_pipeline), ("class", class_pipeline)):
+        pipe = make()
+        pipe.save_pretrained(root / kind)
+        folders[kind] = (root / kind, sample(pipe, **CALLS[kind]))
+    return folders
+
+
+def test_saved_folder_layout(saved):
+    folder = saved["class"][0]
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == ["pipeline_latent_diffusion", "LatentDiffusionPipeline"]
+    assert index["unet"] == ["hfldm.unets.unet", "ConditionalUNet"]
+    assert index["vae"] == ["hfldm.autoencoders.kl", "KLAutoencoder"]
+    assert index["scheduler"] == ["hfldm.schedulers.ddpm", "DDPMScheduler"]
+    assert index["id2label"] == {"0": "cat face", "1": "dog face", "2": "red apple"}
+    assert (folder / "pipeline_latent_diffusion.py").read_bytes() == PIPELINE_SOURCE.read_bytes()
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: diffusers\n") and "unconditional-image-generation" in card
+    text_index = json.loads((saved["text"][0] / "model_index.json").read_text())
+    assert (
+        text_index["text_encoder"] == ["transformers", "DistilBertModel"]
+        and text_index["tokenizer"][0] == "transformers"
+    )
+    assert "pipeline_tag: text-to-image" in (saved["text"][0] / "README.md").read_text()
+
+
+def test_fresh_process_loads_reproduce_the_images(saved, tmp_path):
+    """trust_remote_code=True (text and class) and custom_pipeline=<file> load in a new interpreter and give
+    the same images for the same seed as the original pipeline."""
+    bare = (
+        tmp_path / "bare"
+    )  # a folder without its own copy of the code: the code comes from custom_pipeline=
+    shutil.copytree(saved["text"][0], bare)
+    (bare / "pipeline_latent_diffusion.py").unlink()
+    remote = {"trust_remote_code": True}
+    jobs = [
+        ("text", str(saved["text"][0]), remote, CALLS["text"]),
+        ("class", str(saved["class"][0]), remote, CALLS["class"]),
+        ("custom", str(bare), {**remote, "custom_pipeline": str(PIPELINE_SOURCE)}, CALLS["text"]),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", LOADER, json.dumps(jobs), str(tmp_path / "images.npz")],
+        capture_output=True, text=True, env=_env(tmp_path), timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    classes = json.loads(result.stdout.strip().splitlines()[-1])
+    images = np.load(tmp_path / "images.npz")
+    for name, kind in (("text", "text"), ("class", "class"), ("custom", "text")):
+        assert classes[name][0] == "LatentDiffusionPipeline" and classes[name][2] == "hfldm.unets.unet"
+        assert classes[name][1].startswith("diffusers_modules.")  # the folder's / the given file's code
+        np.testing.assert_allclose(images[name], saved[kind][1], atol=1e-6)
+
+
+def test_class_loads_without_remote_code(saved):
+    folder, original = saved["class"]
+    pipe = LatentDiffusionPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe) is LatentDiffusionPipeline and pipe.label2id["dog face"] == 1
+    np.testing.assert_allclose(sample(pipe, **CALLS["class"]), original, atol=1e-6)
+    # DiffusionPipeline itself refuses to run the folder's code unless asked to
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        DiffusionPipeline.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("dtype_kwarg", ["dtype", "torch_dtype"])
+def test_bfloat16_load_and_generate_on_cpu(saved, dtype_kwarg):
+    folder, original = saved["text"]
+    pipe = LatentDiffusionPipeline.from_pretrained(folder, **{dtype_kwarg: torch.bfloat16})
+    pipe.set_progress_bar_config(disable=True)
+    assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.bfloat16}
+    images = sample(pipe, **CALLS["text"])
+    assert images.dtype == np.float32 and np.isfinite(images).all()
+    assert np.abs(images - original).max() < 0.05  # bf16 keeps ~3 significant digits
+
+
+def _png(path: Path) -> np.ndarray:
+    return np.asarray(PIL.Image.open(path).convert("RGB"))
+
+
+def test_cli_writes_the_pipeline_images_as_a_grid(saved, tmp_path):
+    folder = saved["text"][0]
+    out = tmp_path / "grid.png"
+    argv = ["generate", "--model", str(folder), "--prompt", "cat face", "--steps", "4", "--num-images", "2"]
+    assert hfldm_main([*argv, "--seed", "0", "--out", str(out)]) == 0
+    pipe = LatentDiffusionPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    expected = [
+        np.asarray(im) for im in sample(pipe, prompt="cat face", num_images_per_prompt=2, output_type="pil")
+    ]
+    np.testing.assert_array_equal(_png(out), np.concatenate(expected, axis=1))  # 1 row × 2 columns
+
+
+def test_cli_class_labels_and_scheduler(saved, tmp_path):
+    out = tmp_path / "classes.png"
+    argv = ["generate", "--model", str(saved["class"][0]), "--class-label", "dog face", "--class-label", "0"]
+    assert hfldm_main([*argv, "--steps", "3", "--scheduler", "dpm", "--out", str(out)]) == 0
+    assert _png(out).shape == (2 * IMAGE_SIZE, IMAGE_SIZE, 3)  # one row per class label
+
+
+def test_cli_bad_inputs_give_one_line_errors(saved, tmp_path, capsys):
+    argv = [
+        "generate",
+        "--model",
+        str(saved["class"][0]),
+        "--class-label",
+        "unicorn",
+        "--out",
+        str(tmp_path / "x.png"),
+    ]
+    assert hfldm_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith("hfldm generate: error: class_labels: unknown class name 'unicorn'")
+        and "\n" not in err
+    )
+    # a missing folder, in a fresh process: exit code 2, one line on stderr, no traceback
+    command = ["generate", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "x.png")]
+    result = subprocess.run(
+        [sys.executable, "-m", "hfldm.cli", *command],
+        capture_output=True, text=True, env=_env(tmp_path), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"hfldm generate: error: model folder not found: {tmp_path / 'missing'}"
+    assert not (tmp_path / "x.png").exists()
