@@ -1,0 +1,249 @@
+"""hfldm Space: a Gradio app that samples a LatentDiffusionPipeline on CPU.
+
+The model comes from env `HFLDM_MODEL` (a pipeline folder or a Hub id), else from the bundled
+`models/hfldm-emoji`. The limits of request_limits.py (env HFLDM_MAX_STEPS, ...) are checked in `generate`,
+so that a client of the API cannot go past them either.
+Run: `python space/app.py`; host and port from env HFLDM_HOST / HFLDM_PORT (else GRADIO_SERVER_NAME / _PORT,
+as on a Space), default 127.0.0.1:7860.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+SPACE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = SPACE_DIR.parent
+DEFAULT_MODEL = "models/hfldm-emoji"  # relative to the repo root, or to this folder on a Space
+EXAMPLES_FILE = "example_captions.txt"  # optional, in the model folder: one caption per line
+# CLDR names of emoji held out of training (hfldm.data.emoji.is_test); examples when there is no EXAMPLES_FILE
+HELD_OUT_CAPTIONS = ["thinking face", "robot", "weary cat", "blue heart", "tiger", "sunflower", "cupcake"]
+
+
+def _make_hfldm_importable() -> None:
+    """Without `pip install hfldm`: import hfldm/ and pipelines/ (as hfldm.pipelines) from here or repo."""
+    if importlib.util.find_spec("hfldm") is None:
+        roots = [r for r in (SPACE_DIR, REPO_ROOT) if (r / "hfldm" / "__init__.py").is_file()]
+        if not roots:
+            raise SystemExit("hfldm is not installed: `pip install -e .` in the repo, or copy hfldm/ here")
+        sys.path.insert(0, str(roots[0]))
+    import hfldm
+
+    if importlib.util.find_spec("hfldm.pipelines") is None:  # pyproject maps pipelines/ to hfldm.pipelines
+        folder = Path(hfldm.__file__).parents[1] / "pipelines"
+        # an empty list of locations is filled with the folder of __init__.py
+        spec = importlib.util.spec_from_file_location(
+            "hfldm.pipelines", folder / "__init__.py", submodule_search_locations=[]
+        )
+        sys.modules["hfldm.pipelines"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["hfldm.pipelines"])
+
+
+_make_hfldm_importable()
+
+import gradio as gr  # noqa: E402
+import PIL.Image  # noqa: E402
+import torch  # noqa: E402
+from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler  # noqa: E402
+from request_limits import MAX_SEED, Limits, check_request, whole_number  # noqa: E402
+
+import hfldm  # noqa: E402
+
+SCHEDULERS = {
+    "DDPM": hfldm.DDPMScheduler,
+    "DDIM": hfldm.DDIMScheduler,
+    "DPM-Solver": DPMSolverMultistepScheduler,
+    "Euler": EulerDiscreteScheduler,
+}
+CSS = "#gallery img { image-rendering: pixelated; }"  # small samples scaled up without blur
+
+
+# ---------------------------------------------------------------------------------------------------- model
+def model_source(env: Mapping[str, str] = os.environ) -> str:
+    """HFLDM_MODEL, else the bundled default folder; SystemExit saying what to do when neither is there."""
+    if env.get("HFLDM_MODEL"):
+        return env["HFLDM_MODEL"]
+    for root in (REPO_ROOT, SPACE_DIR):
+        if (root / DEFAULT_MODEL / "model_index.json").is_file():
+            return str(root / DEFAULT_MODEL)
+    raise SystemExit(
+        f"No model: {REPO_ROOT / DEFAULT_MODEL} does not exist. Train it with `make train-default`, "
+        "or set HFLDM_MODEL to a pipeline folder or a Hugging Face Hub id."
+    )
+
+
+def load_pipeline(source: str) -> hfldm.LatentDiffusionPipeline:
+    """The pipeline saved at `source` (folder or Hub id), float32 on CPU, built by the installed hfldm."""
+    pipe = hfldm.LatentDiffusionPipeline.from_pretrained(source, dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to("cpu")
+
+
+def example_captions(pipe: hfldm.LatentDiffusionPipeline, source: str) -> list[str]:
+    """Examples: the class names, else the model folder's EXAMPLES_FILE, else held-out emoji names."""
+    if not pipe.is_text_conditional:
+        return list(pipe.label2id)[:8]
+    path = Path(source) / EXAMPLES_FILE
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return [line.strip() for line in lines if line.strip()][:12] or HELD_OUT_CAPTIONS
+
+
+def size_step(pipe: hfldm.LatentDiffusionPipeline) -> int:
+    """Image sides must be multiples of this: f times the U-Net's own downsampling."""
+    return pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+
+
+# ------------------------------------------------------------------------------------------------ sampling
+_PIPE_LOCK = threading.Lock()  # the scheduler is swapped on the shared pipeline: one request at a time
+
+
+def generate(
+    pipe: hfldm.LatentDiffusionPipeline,
+    limits: Limits,
+    prompt: str = "",
+    negative_prompt: str = "",
+    class_name: str | None = None,
+    steps: int = 50,
+    guidance_scale: float = 3.0,
+    seed: int = 0,
+    scheduler: str = "DDIM",
+    num_images: int = 1,
+    size: int | None = None,
+    progress: Callable | None = None,
+) -> list[PIL.Image.Image]:
+    """Sample `num_images` images of size × size pixels (default: the model's) with `scheduler` from `seed`.
+
+    Text models use `prompt` (empty: unconditional), class-conditional ones `class_name`.
+    `progress((i, steps))` is called after each denoising step. Returns `num_images` RGB PIL images.
+    A request outside `limits` or the model's options raises ValueError, worded for the user, before sampling.
+    """
+    prompt, negative_prompt = (prompt or "").strip(), (negative_prompt or "").strip()
+    steps, seed = whole_number(steps, "Steps"), whole_number(seed, "Seed")
+    num_images = whole_number(num_images, "Number of images")
+    size = pipe.default_image_size()[0] if size is None else whole_number(size, "Image size")
+    check_request(limits, steps, num_images, size, size_step(pipe), guidance_scale, seed, prompt)
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}.")
+    if pipe.label2id and class_name not in pipe.label2id:
+        raise ValueError(f"Unknown class {class_name!r}; choose one of the listed classes.")
+
+    def on_step_end(_pipe, i: int, _t, _tensors: dict) -> dict:
+        if progress is not None:
+            progress((i + 1, steps), desc="Denoising")
+        return {}
+
+    text = pipe.is_text_conditional
+    with _PIPE_LOCK:
+        pipe.scheduler = SCHEDULERS[scheduler].from_config(pipe.scheduler.config)
+        return pipe(
+            prompt=prompt if text else None,
+            negative_prompt=negative_prompt if text and negative_prompt else None,
+            class_labels=class_name if pipe.label2id else None,
+            height=size,
+            width=size,
+            num_inference_steps=steps,
+            guidance_scale=float(guidance_scale),
+            num_images_per_prompt=num_images,
+            generator=torch.Generator("cpu").manual_seed(seed),
+            callback_on_step_end=on_step_end,
+        ).images
+
+
+# ---------------------------------------------------------------------------------------------------- UI
+def default_scheduler(pipe: hfldm.LatentDiffusionPipeline) -> str:
+    """The menu entry of the model's own scheduler class, else DDIM (LDM's sampler)."""
+    names = {cls.__name__: name for name, cls in SCHEDULERS.items()}
+    return names.get(type(pipe.scheduler).__name__, "DDIM")
+
+
+def _settings(
+    pipe: hfldm.LatentDiffusionPipeline, limits: Limits, guided: bool
+) -> list[gr.components.Component]:
+    """Sliders and menus: [steps, guidance, seed, randomise, scheduler, number of images, size]."""
+    step = size_step(pipe)
+    max_size = max(step, limits.max_size // step * step)
+    with gr.Accordion("Settings", open=True):
+        steps = gr.Slider(
+            1, limits.max_steps, value=min(50, limits.max_steps), step=1, precision=0, label="Steps"
+        )
+        guidance = gr.Slider(
+            0, limits.max_guidance, value=3.0, step=0.5, label="Guidance scale", visible=guided
+        )
+        scheduler = gr.Dropdown(list(SCHEDULERS), value=default_scheduler(pipe), label="Scheduler")
+        n = gr.Slider(
+            1, limits.max_images, value=min(4, limits.max_images), step=1, precision=0, label="Images"
+        )
+        side = min(pipe.default_image_size()[0], max_size)
+        size = gr.Slider(step, max_size, value=side, step=step, precision=0, label="Image size (pixels)")
+        with gr.Row():
+            seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+            randomize = gr.Checkbox(True, label="Randomise seed")
+    return [steps, guidance, seed, randomize, scheduler, n, size]
+
+
+def build_demo(
+    pipe: hfldm.LatentDiffusionPipeline, limits: Limits, examples: Sequence[str] = ()
+) -> gr.Blocks:
+    """The Blocks app around `generate`: one request runs at a time, `limits.queue_size` more may wait."""
+    text, classes = pipe.is_text_conditional, list(pipe.label2id)
+    kind = "text-to-image" if text else "class-conditional" if classes else "unconditional"
+    with gr.Blocks(title="hfldm latent diffusion") as demo:
+        gr.Markdown(
+            f"# hfldm: latent diffusion on CPU\nA {kind} latent diffusion model (Rombach et al., 2022): "
+            f"a U-Net denoises a latent {pipe.vae_scale_factor}× smaller than the image; a decoder paints it."
+        )
+        with gr.Row():
+            with gr.Column():
+                prompt = gr.Textbox(
+                    label="Prompt", placeholder="e.g. cat face (empty: unconditional)", visible=text
+                )
+                negative = gr.Textbox(label="Negative prompt", visible=text)
+                label = gr.Dropdown(
+                    classes, value=(classes or [None])[0], label="Class", visible=bool(classes)
+                )
+                if examples and (text or classes):
+                    gr.Examples([[e] for e in examples], inputs=[prompt if text else label], label="Examples")
+                button = gr.Button("Generate", variant="primary")
+                settings = _settings(pipe, limits, guided=text or bool(classes))
+            gallery = gr.Gallery(
+                label="Samples", format="png", columns=4, object_fit="contain", elem_id="gallery"
+            )
+
+        def run(prompt_, negative_, class_, steps, guidance, seed, randomize, scheduler, n, size,
+                progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)  # fmt: skip
+            seed = random.randint(0, MAX_SEED) if randomize else seed
+            try:
+                args = (prompt_, negative_, class_, steps, guidance, seed, scheduler, n, size, progress)
+                images = generate(pipe, limits, *args)
+            except ValueError as e:
+                raise gr.Error(str(e), print_exception=False) from None
+            caption = (prompt_.strip() if text else class_) or "unconditional"
+            return [(image, f"{caption} #{i + 1}") for i, image in enumerate(images)], seed
+
+        inputs = [prompt, negative, label, *settings]  # settings: steps, guidance, seed, randomise, ...
+        gr.on([button.click, prompt.submit], run, inputs, [gallery, settings[2]], api_name="generate")
+    demo.queue(default_concurrency_limit=1, max_size=limits.queue_size)
+    return demo
+
+
+def main() -> None:
+    source = model_source()
+    limits = Limits.from_env()
+    pipe = load_pipeline(source)
+    demo = build_demo(pipe, limits, example_captions(pipe, source))
+    env = os.environ  # GRADIO_SERVER_NAME / _PORT: what Hugging Face Spaces sets
+    host = env.get("HFLDM_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    port = int(env.get("HFLDM_PORT") or env.get("GRADIO_SERVER_PORT") or 7860)
+    print(f"hfldm Space: model {source}, {limits}", flush=True)
+    demo.launch(server_name=host, server_port=port, ssr_mode=False, css=CSS, prevent_thread_lock=True)
+    print(f"hfldm Space running on http://{host}:{port}/", flush=True)
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""What one request to the Space may ask for, read from env and checked on the server (sliders are not enough:
+the API accepts any value)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request limits; `from_env` overrides each field with env HFLDM_<FIELD>, e.g. HFLDM_MAX_STEPS=50."""
+
+    max_steps: int = 100  # denoising steps
+    max_images: int = 8  # images per request
+    max_size: int = 256  # image side, pixels
+    max_guidance: float = 20.0  # classifier-free guidance scale w
+    max_prompt_chars: int = 300
+    queue_size: int = 16  # requests waiting; more are refused with "Queue is full"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Limits:
+        """The defaults, each replaced by env HFLDM_<FIELD> where that is set; ValueError names a bad one."""
+        values = {}
+        for name, default in vars(cls()).items():
+            key = f"HFLDM_{name.upper()}"
+            if key in env:
+                try:
+                    values[name] = type(default)(env[key])
+                except ValueError:
+                    raise ValueError(f"{key} must be a number, got {env[key]!r}") from None
+                if values[name] <= 0:
+                    raise ValueError(f"{key} must be positive, got {env[key]!r}")
+        return cls(**values)
+
+
+def whole_number(value: float | None, name: str) -> int:
+    """`value` as an int; ValueError naming `name` when it is missing or has a fractional part."""
+    if value is None or float(value) != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def check_request(
+    limits: Limits, steps: int, num_images: int, size: int, size_step: int, guidance_scale: float, seed: int,
+    prompt: str,
+) -> None:  # fmt: skip
+    """Raise a ValueError, in words for the user, naming the first field outside `limits`.
+
+    `size` is an image side in pixels and must be a multiple of `size_step` (what the model can divide).
+    """
+    if not 1 <= steps <= limits.max_steps:
+        raise ValueError(f"Steps must be between 1 and {limits.max_steps}, got {steps}.")
+    if not 1 <= num_images <= limits.max_images:
+        raise ValueError(f"Number of images must be between 1 and {limits.max_images}, got {num_images}.")
+    if not size_step <= size <= limits.max_size or size % size_step:
+        raise ValueError(
+            f"Image size must be a multiple of {size_step} up to {limits.max_size} pixels, got {size}."
+        )
+    if not 0 <= guidance_scale <= limits.max_guidance:
+        raise ValueError(f"Guidance scale must be between 0 and {limits.max_guidance}, got {guidance_scale}.")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"Seed must be between 0 and {MAX_SEED}, got {seed}.")
+    if len(prompt) > limits.max_prompt_chars:
+        raise ValueError(f"Prompt is {len(prompt)} characters long; the limit is {limits.max_prompt_chars}.")

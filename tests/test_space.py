@@ -1,0 +1,204 @@
+"""The Gradio Space (space/app.py): server-side limits, reproducible seeds, progress per denoising step, the
+class-conditional variant, and the running app called through gradio_client."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+from _ldm_fixtures import ID2LABEL
+from _space_fixtures import APP, CAPTIONS, IMAGE_SIZE, SpaceProcess, save_tiny_pipeline
+
+gradio_client = pytest.importorskip("gradio_client")
+sys.path.insert(0, str(APP.parent))
+app = pytest.importorskip("app")
+from request_limits import Limits  # noqa: E402
+
+CLASSES = list(ID2LABEL.values())
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return save_tiny_pipeline(tmp_path_factory.mktemp("space") / "model")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def space(model_dir, tmp_path_factory):
+    """The app in a subprocess, started before the in-process tests so that its slow imports overlap them."""
+    space = SpaceProcess(
+        model_dir, tmp_path_factory.mktemp("server"), HFLDM_MAX_IMAGES="3", HFLDM_QUEUE_SIZE="1"
+    )
+    yield space
+    space.stop()
+
+
+@pytest.fixture(scope="module")
+def pipe(model_dir):
+    return app.load_pipeline(str(model_dir))
+
+
+@pytest.fixture(scope="module")
+def class_pipe(tmp_path_factory):
+    folder = save_tiny_pipeline(tmp_path_factory.mktemp("space") / "class_model", class_conditional=True)
+    return app.load_pipeline(str(folder))
+
+
+def pixels(images: list[PIL.Image.Image]) -> np.ndarray:
+    return np.stack([np.asarray(image) for image in images])
+
+
+# 1. in-process: generate() and its checks -------------------------------------------------------------------
+
+
+def test_limits_come_from_env():
+    limits = Limits.from_env({"HFLDM_MAX_STEPS": "7", "HFLDM_MAX_IMAGES": "2", "PATH": "/bin"})
+    assert (limits.max_steps, limits.max_images, limits.max_size) == (7, 2, Limits().max_size)
+    with pytest.raises(ValueError, match="HFLDM_MAX_SIZE must be a number"):
+        Limits.from_env({"HFLDM_MAX_SIZE": "big"})
+    with pytest.raises(ValueError, match="HFLDM_QUEUE_SIZE must be positive"):
+        Limits.from_env({"HFLDM_QUEUE_SIZE": "0"})
+
+
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        (dict(steps=10_000), "Steps must be between 1 and 100, got 10000"),
+        (dict(steps=2.5), "Steps must be a whole number"),
+        (dict(num_images=9), "Number of images must be between 1 and 8, got 9"),
+        (dict(size=18), "Image size must be a multiple of 4 up to 256 pixels, got 18"),
+        (dict(size=512), "Image size must be a multiple of 4 up to 256 pixels, got 512"),
+        (dict(guidance_scale=50.0), "Guidance scale must be between 0 and 20.0"),
+        (dict(seed=-1), "Seed must be between 0 and"),
+        (dict(scheduler="PNDM"), "Unknown scheduler 'PNDM'; choose one of DDPM, DDIM, DPM-Solver, Euler"),
+        (dict(prompt="x" * 301), "Prompt is 301 characters long; the limit is 300"),
+    ],
+)
+def test_generate_refuses_requests_beyond_the_limits_before_sampling(pipe, request_, message):
+    calls = []
+    with pytest.raises(ValueError, match=message):
+        app.generate(pipe, Limits(), **{"prompt": "cat face", "steps": 2, **request_}, progress=calls.append)
+    assert calls == []  # refused before the first denoising step
+
+
+@pytest.mark.parametrize("scheduler", list(app.SCHEDULERS))
+def test_generate_is_reproducible_and_reports_each_step(pipe, scheduler):
+    calls = []
+    kw = dict(prompt="cat face", steps=3, scheduler=scheduler, num_images=2)
+    first = app.generate(pipe, Limits(), seed=5, progress=lambda p, desc: calls.append(p), **kw)
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert type(pipe.scheduler) is app.SCHEDULERS[scheduler]
+    assert [im.size for im in first] == [(IMAGE_SIZE, IMAGE_SIZE)] * 2 and first[0].mode == "RGB"
+    np.testing.assert_array_equal(pixels(app.generate(pipe, Limits(), seed=5, **kw)), pixels(first))
+    other = pixels(app.generate(pipe, Limits(), seed=6, **kw)).astype(float)
+    assert np.abs(other - pixels(first)).mean() > 1.0  # another seed, other images
+    assert pixels(first).std() > 1.0  # not blank
+
+
+def test_switching_schedulers_keeps_the_model_schedule(pipe):
+    first = pixels(app.generate(pipe, Limits(), prompt="cat face", steps=4, scheduler="DDPM", seed=1))
+    config = dict(pipe.scheduler.config)
+    for scheduler in ("DPM-Solver", "Euler", "DDIM"):
+        app.generate(pipe, Limits(), prompt="cat face", steps=2, scheduler=scheduler)
+    again = pixels(app.generate(pipe, Limits(), prompt="cat face", steps=4, scheduler="DDPM", seed=1))
+    np.testing.assert_array_equal(again, first)
+    assert dict(pipe.scheduler.config) == config
+
+
+def test_generate_size_and_empty_prompt(pipe):
+    images = app.generate(pipe, Limits(), prompt="  ", steps=2, size=24, num_images=3)  # "" = unconditional
+    assert [im.size for im in images] == [(24, 24)] * 3
+
+
+def test_class_conditional_model_uses_a_class_menu(class_pipe):
+    assert not class_pipe.is_text_conditional and list(class_pipe.label2id) == CLASSES
+    images = app.generate(class_pipe, Limits(), class_name="dog face", steps=2, num_images=2, seed=1)
+    assert [im.size for im in images] == [(IMAGE_SIZE, IMAGE_SIZE)] * 2
+    with pytest.raises(ValueError, match="Unknown class 'dog'"):
+        app.generate(class_pipe, Limits(), class_name="dog", steps=2)
+    assert app.example_captions(class_pipe, "unused") == CLASSES
+    components = app.build_demo(class_pipe, Limits(), CLASSES).config["components"]
+    menu = next(c for c in components if c["props"].get("label") == "Class")
+    prompt = next(c for c in components if c["props"].get("label") == "Prompt")
+    assert menu["props"]["visible"] is True and prompt["props"]["visible"] is False
+    assert [choice[0] for choice in menu["props"]["choices"]] == CLASSES
+
+
+def test_examples_and_queue_settings(pipe, model_dir):
+    assert app.example_captions(pipe, str(model_dir)) == CAPTIONS[:3]  # the folder's example_captions.txt
+    assert app.example_captions(pipe, str(model_dir / "nowhere")) == app.HELD_OUT_CAPTIONS
+    demo = app.build_demo(pipe, Limits(max_images=3, queue_size=5))
+    assert demo._queue.max_size == 5 and demo._queue.default_concurrency_limit == 1
+    sliders = {c["props"]["label"]: c["props"] for c in demo.config["components"] if c["type"] == "slider"}
+    assert sliders["Images"]["maximum"] == 3 and sliders["Steps"]["maximum"] == 100
+
+
+def test_missing_default_model_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(app, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(app, "SPACE_DIR", tmp_path / "space")
+    with pytest.raises(SystemExit, match="set HFLDM_MODEL to a pipeline folder or a Hugging Face Hub id"):
+        app.model_source({})
+    assert app.model_source({"HFLDM_MODEL": "someone/model"}) == "someone/model"
+    (tmp_path / app.DEFAULT_MODEL).mkdir(parents=True)
+    (tmp_path / app.DEFAULT_MODEL / "model_index.json").write_text("{}")
+    assert app.model_source({}) == str(tmp_path / app.DEFAULT_MODEL)
+
+
+# 2. the running app, through its API ------------------------------------------------------------------------
+
+
+def predict(client, prompt="cat face", steps=3, seed=7, n=2, size=IMAGE_SIZE, scheduler="DDIM"):
+    """(gallery, seed) from the app's /generate endpoint; inputs in the order of build_demo's `inputs`."""
+    return client.predict(prompt, "", None, steps, 3.0, seed, False, scheduler, n, size, api_name="/generate")
+
+
+def wait_for(job, *codes, timeout: float = 30.0) -> None:
+    """Poll `job` until its status is one of `codes` (gradio_client Status values)."""
+    deadline = time.monotonic() + timeout
+    while job.status().code not in codes:
+        assert time.monotonic() < deadline and not job.done(), f"job never reached {codes}: {job.status()}"
+        time.sleep(0.05)
+
+
+def test_running_app_through_gradio_client(space, tmp_path):
+    from gradio_client.exceptions import AppError
+    from gradio_client.utils import QueueError, Status
+
+    client = gradio_client.Client(space.url(), analytics_enabled=False, download_files=str(tmp_path / "dl"))
+    gallery, seed = predict(client)
+    assert seed == 7 and len(gallery) == 2 and gallery[1]["caption"] == "cat face #2"
+    files = [Path(item["image"]) for item in gallery]
+    assert [f.suffix for f in files] == [".png", ".png"]
+    assert [PIL.Image.open(f).size for f in files] == [(IMAGE_SIZE, IMAGE_SIZE)] * 2
+
+    again, _ = predict(client)  # the same seed: byte-identical PNG files
+    assert [Path(item["image"]).read_bytes() for item in again] == [f.read_bytes() for f in files]
+    other, _ = predict(client, seed=8)
+    assert Path(other[0]["image"]).read_bytes() != files[0].read_bytes()
+    sized, _ = predict(client, size=24, n=1)
+    assert PIL.Image.open(sized[0]["image"]).size == (24, 24)
+
+    refusals = [
+        (dict(steps=10_000), "Value 10000 is greater than maximum value 100."),  # the slider's own check
+        (dict(n=4), "Value 4 is greater than maximum value 3."),  # HFLDM_MAX_IMAGES=3
+        (dict(size=18), "Image size must be a multiple of 4 up to 256 pixels, got 18."),  # generate()
+        (dict(prompt="x" * 301), "Prompt is 301 characters long; the limit is 300."),
+    ]
+    for request_, message in refusals:
+        with pytest.raises(AppError) as error:
+            predict(client, **request_)
+        assert str(error.value) == message
+
+    # one request runs, HFLDM_QUEUE_SIZE=1 waits, the next is turned away
+    slow = client.submit("cat face", "", None, 100, 3.0, 0, False, "DDIM", 2, 32, api_name="/generate")
+    wait_for(slow, Status.PROGRESS)  # gr.Progress, fed by the pipeline's callback_on_step_end
+    (unit,) = slow.status().progress_data
+    assert (unit.desc, unit.length, unit.unit) == ("Denoising", 100, "steps") and 1 <= unit.index <= 100
+    waiting = client.submit("cat face", "", None, 1, 3.0, 0, False, "DDIM", 1, 16, api_name="/generate")
+    wait_for(waiting, Status.IN_QUEUE)
+    with pytest.raises(QueueError, match="Queue is full"):
+        predict(client, steps=1, n=1)
+    assert [len(job.result(timeout=60)[0]) for job in (slow, waiting)] == [2, 1]

@@ -1,0 +1,84 @@
+"""The Space in a real browser: Debian's chromium, driven by Playwright, types a prompt, clicks Generate
+and finds the gallery filled with images whose pixels vary. With env HFLDM_SCREENSHOT=<path> the screenshot
+is also saved there; with HFLDM_BROWSER_MODEL=<folder> the app serves that model instead of a tiny random one:
+  HFLDM_BROWSER_MODEL=models/hfldm-emoji HFLDM_SCREENSHOT=docs/space.png pytest tests/test_space_browser.py
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+from _space_fixtures import IMAGE_SIZE, SpaceProcess, save_tiny_pipeline
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+
+LOADED_JS = "img => img.complete && img.naturalWidth > 0"
+# For each gallery <img>: its natural size and the std of its pixels, read back through a canvas.
+IMAGE_STATS_JS = """images => images.map(img => {
+    const canvas = document.createElement("canvas");
+    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+    const context = canvas.getContext("2d");
+    context.drawImage(img, 0, 0);
+    const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    const values = rgba.filter((_, i) => i % 4 !== 3);
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length;
+    return {width: img.naturalWidth, height: img.naturalHeight, std: Math.sqrt(variance)};
+})"""
+
+
+def test_generate_in_the_browser(tmp_path):
+    model = os.environ.get("HFLDM_BROWSER_MODEL") or save_tiny_pipeline(tmp_path / "model")
+    side = None if os.environ.get("HFLDM_BROWSER_MODEL") else IMAGE_SIZE  # the tiny model's default size
+    space = SpaceProcess(model, tmp_path)  # its imports overlap chromium's start
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(space.url())
+            check_generate(page, side, tmp_path / "space.png")
+            check_error_message(page)
+            browser.close()
+    finally:
+        space.stop()
+    if os.environ.get("HFLDM_SCREENSHOT"):
+        shutil.copyfile(tmp_path / "space.png", Path(os.environ["HFLDM_SCREENSHOT"]))
+
+
+def check_generate(page, side: int | None, screenshot: Path) -> None:
+    """Type a prompt, click Generate: 4 images of side × side pixels (any side if None), not blank."""
+    page.get_by_label("Prompt", exact=True).fill("cat face")
+    page.get_by_role("button", name="Generate").click()
+    images = page.locator("#gallery img")
+    images.nth(3).wait_for(timeout=60_000)  # the default request makes 4 images
+    page.wait_for_function(f"() => [...document.querySelectorAll('#gallery img')].every({LOADED_JS})")
+    stats = images.evaluate_all(IMAGE_STATS_JS)
+    assert len(stats) == 4
+    assert all(s["width"] == s["height"] == (side or s["width"]) > 0 and s["std"] > 1.0 for s in stats)
+    assert "cat face #4" in page.locator("#gallery").inner_text()
+    page.screenshot(path=str(screenshot))
+    box = images.first.bounding_box()
+    crop = PIL.Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB")
+    assert np.asarray(crop, dtype=float).std() > 1.0  # the image is drawn on screen, not blank
+
+
+def check_error_message(page) -> None:
+    """An image size the model cannot divide is answered with the server's message in a toast."""
+    size_box = page.get_by_label("number input for Image size (pixels)")
+    size_box.fill("18")
+    size_box.press("Enter")
+    page.get_by_role("button", name="Generate").click()
+    toast = page.locator('[data-testid="toast-text"]')
+    toast.first.wait_for(timeout=30_000)
+    assert "Image size must be a multiple of 4 up to 256 pixels, got 18." in toast.first.inner_text()
