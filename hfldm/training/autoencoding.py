@@ -1,0 +1,60 @@
+"""One module whose forward is the autoencoder's training pass x -> (x̂, L_reg), so that accelerate / DDP
+wrap a single `forward` (DDP syncs gradients only through `forward`, not through `encode` / `decode`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from hfldm.autoencoders import VQAutoencoder
+from hfldm.training.losses import kl_loss
+
+
+class RegularizedAutoencoder(nn.Module):
+    """Wraps a KLAutoencoder or VQAutoencoder for training; `self.autoencoder` is the model that is saved."""
+
+    def __init__(self, autoencoder: nn.Module):
+        super().__init__()
+        self.autoencoder = autoencoder
+
+    @property
+    def last_layer(self) -> torch.Tensor:
+        """G_L of the adaptive GAN weight: the weight of the decoder's output conv."""
+        return self.autoencoder.decoder.conv_out.weight
+
+    def forward(
+        self, x: torch.Tensor, posterior_noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images x (B, 3, H, W) in [-1, 1] -> (x̂ of x's shape, scalar L_reg).
+
+        KL: z = μ + σ·η ~ q(z|x) with η = `posterior_noise` (or fresh N(0, I)), L_reg = KL(q ‖ N(0, I)) per
+        pixel value; VQ: x̂ decoded through the quantiser, L_reg = codebook + β·commitment (VQ-VAE eq. 3).
+        """
+        ae = self.autoencoder
+        if isinstance(ae, VQAutoencoder):
+            out = ae.decode(ae.encode(x).latents)
+            return out.sample, out.commit_loss
+        posterior = ae.encode(x).latent_dist
+        eta = (
+            torch.randn_like(posterior.mean)
+            if posterior_noise is None
+            else posterior_noise.to(posterior.mean)
+        )
+        z = posterior.mean + posterior.std * eta  # reparameterisation (Kingma & Welling 2014, eq. 10)
+        return ae.decode(z).sample, kl_loss(posterior, x)
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Within the block `module`'s parameters take no gradient (the discriminator in the decoder's loss)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)

@@ -1,0 +1,67 @@
+"""The condition y of a training batch, as U-Net keyword arguments, with classifier-free-guidance dropout.
+
+LDM conditions through τ_θ(y) (cross-attention, Sec. 3.3) or a class embedding. For classifier-free guidance
+(Ho & Salimans 2022) a share of the samples is trained without condition: the empty prompt "" for text (what
+the pipeline uses as unconditional text) or the null class, the last class embedding (`null_class_label`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hfldm.pipelines.pipeline_latent_diffusion import null_class_label
+from hfldm.text import encode_text
+
+
+class Conditioner:
+    """Maps (batch, drop mask) to the U-Net's conditioning kwargs; kind is 'text', 'class' or 'none'.
+
+    text: encoder_hidden_states (B, L, D) and encoder_attention_mask (B, L) from τ_θ of the captions, with
+    dropped captions replaced by "" (gradients flow into τ_θ when it is trained); class: class_labels (B,),
+    dropped ones set to the null class; none: no arguments. Text embeddings cached with the latents (frozen
+    τ_θ) are used as they are.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        tokenizer=None,
+        text_encoder: nn.Module | None = None,
+        num_class_embeds: int | None = None,
+        train_text_encoder: bool = False,
+        uncond: dict | None = None,
+    ):
+        if kind not in ("text", "class", "none"):
+            raise ValueError(f"kind: expected text, class or none, got {kind!r}")
+        self.kind, self.tokenizer, self.text_encoder = kind, tokenizer, text_encoder
+        self.num_class_embeds, self.train_text_encoder = num_class_embeds, train_text_encoder
+        self.uncond = (
+            uncond  # τ_θ("") of a latent cache: {"encoder_hidden_states": (L, D), "attention_mask": (L,)}
+        )
+
+    def __call__(self, batch: dict, drop: torch.Tensor, device: torch.device) -> dict:
+        """U-Net kwargs for `batch` (with "text" or "labels"); `drop` (B,) bool marks unconditional ones."""
+        if self.kind == "text" and "encoder_hidden_states" in batch and not self.train_text_encoder:
+            return self._cached_text(batch, drop.to(device), device)
+        if self.kind == "text":
+            texts = ["" if d else t for t, d in zip(batch["text"], drop.tolist())]
+            with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
+                hidden, mask = encode_text(self.tokenizer, self.text_encoder, texts, device)
+            return {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}
+        if self.kind == "class":
+            labels = batch["labels"].to(device)
+            null = torch.full_like(labels, null_class_label(self.num_class_embeds))
+            return {"class_labels": torch.where(drop.to(device), null, labels)}
+        return {}
+
+    def _cached_text(self, batch: dict, drop: torch.Tensor, device: torch.device) -> dict:
+        """τ_θ(y) read from a latent cache; dropped samples get the cached τ_θ("")."""
+        if self.uncond is None:
+            raise ValueError("--cached_latents: the cache has text embeddings but no uncond.safetensors")
+        keep = ~drop[:, None]
+        hidden = batch["encoder_hidden_states"].to(device)
+        mask = batch["attention_mask"].to(device)
+        hidden = torch.where(keep[..., None], hidden, self.uncond["encoder_hidden_states"].to(hidden))
+        mask = torch.where(keep, mask, self.uncond["attention_mask"].to(mask))
+        return {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}

@@ -1,0 +1,154 @@
+"""The training data of the scripts: images through hfldm's one loader, or a latent cache, plus a held-out
+set for validation and the checks that need the data (columns, classes, emptiness).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import datasets
+
+from hfldm.data.arguments import DataArguments
+from hfldm.data.latent_cache import INFO_FILE, load_latent_cache, load_uncond_embedding
+from hfldm.data.loader import load_image_dataset
+
+
+def load_images(data: DataArguments) -> tuple[datasets.Dataset | datasets.IterableDataset, list[str] | None]:
+    """The image dataset of `data` (rows: pixel_values, text, labels) and its class names (or None).
+
+    The loader's errors come back as one-line ValueErrors naming the argument: `--field: ...` when they
+    name a DataArguments field, else the data source (--train_data_dir or --dataset_name).
+    """
+    try:
+        dataset, report = load_image_dataset(data)
+    except (ValueError, FileNotFoundError) as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        field = next((f.name for f in dataclasses.fields(DataArguments) if message.startswith(f.name)), None)
+        source = "--train_data_dir" if data.train_data_dir is not None else "--dataset_name"
+        raise ValueError(f"--{message}" if field else f"{source}: {message}") from None
+    return dataset, report.label_names
+
+
+def held_out_images(
+    data: DataArguments, train_set, validation_split: str | None, num_images: int
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """(training set, held-out set of at most `num_images` images): the split `validation_split` of the same
+    source, or else the last `num_images` rows of the training set, which are then removed from it."""
+    if validation_split is not None:
+        try:
+            held_out, _ = load_images(
+                dataclasses.replace(data, split=validation_split, max_samples=num_images)
+            )
+        except ValueError as e:
+            raise ValueError(f"--validation_split: {str(e).removeprefix('--split: ')}") from None
+        return train_set, held_out
+    if isinstance(train_set, datasets.IterableDataset):
+        raise ValueError("--validation_split: a streaming dataset needs a named held-out split")
+    if len(train_set) <= num_images:
+        raise ValueError(
+            f"--num_validation_images: {num_images} would hold out all {len(train_set)} training images; "
+            "lower it or give --validation_split"
+        )
+    n = len(train_set)
+    return train_set.select(range(n - num_images)), train_set.select(range(n - num_images, n))
+
+
+def captions(dataset, caption_column: str | None) -> list[str]:
+    """Every caption of a map-style dataset, read without decoding its images."""
+    if isinstance(dataset, datasets.IterableDataset):
+        raise ValueError("--text_encoder: scratch trains its tokenizer on all captions; not with --streaming")
+    return list(dataset.with_format(None)[caption_column or "text"])
+
+
+def load_cache(path: str) -> tuple[datasets.Dataset, dict, dict | None]:
+    """(latent cache Dataset in torch format, its cache_info.json, the "" prompt embedding or None)."""
+    if not (Path(path) / INFO_FILE).is_file():
+        raise ValueError(
+            f"--cached_latents: {path} is not a latent cache (no {INFO_FILE}); see `hfldm cache-latents`"
+        )
+    cache = load_latent_cache(path)
+    if len(cache) == 0:
+        raise ValueError(f"--cached_latents: {path} holds no rows")
+    return cache, json.loads((Path(path) / INFO_FILE).read_text()), load_uncond_embedding(path)
+
+
+def num_classes(dataset, label_names: list[str] | None, label_column: str = "labels") -> int:
+    """Number of classes: len(label_names), else 1 + the largest label (map-style data); ValueError if any
+    label is negative (e.g. a latent cache made without --label_column)."""
+    if label_names:
+        return len(label_names)
+    if isinstance(dataset, datasets.IterableDataset):
+        raise ValueError("--label_column: a streaming dataset needs a ClassLabel column to count its classes")
+    labels = dataset.with_format(None)[label_column]
+    if min(labels) < 0:
+        raise ValueError(f"--label_column: the data hold no class labels (found {min(labels)})")
+    return max(labels) + 1
+
+
+def conditioning_kind(text_encoder: str, caption_column: str | None, label_column: str | None) -> str:
+    """'text' (a τ_θ is chosen), 'class' (a --label_column is given) or 'none'; ValueError naming the argument
+    when the two are combined or text has no captions."""
+    if text_encoder != "none" and label_column is not None:
+        raise ValueError(
+            "--label_column: give either a text encoder (--text_encoder) or class labels, not both"
+        )
+    if text_encoder != "none" and caption_column is None:
+        raise ValueError(f"--caption_column: --text_encoder {text_encoder} needs a column of captions")
+    return "text" if text_encoder != "none" else "class" if label_column is not None else "none"
+
+
+def check_cache(info: dict, vae, resolution: int, kind: str, text_encoder: str, random_flip: bool) -> None:
+    """ValueError naming the argument when a latent cache does not fit the autoencoder, resolution or
+    conditioning of this run."""
+    f = vae.downsample_factor
+    channels = vae.code_channels if hasattr(vae, "code_channels") else vae.config.latent_channels
+    expected = [channels, resolution // f, resolution // f]
+    if list(info["latent_shape"]) != expected:
+        raise ValueError(
+            f"--cached_latents: latents of shape {tuple(info['latent_shape'])}, but --autoencoder and "
+            f"--resolution {resolution} give {tuple(expected)}"
+        )
+    if info.get("vae_class") != type(vae).__name__:
+        raise ValueError(
+            f"--cached_latents: made by a {info.get('vae_class')}, --autoencoder is a {type(vae).__name__}"
+        )
+    if random_flip:
+        raise ValueError(
+            "--random_flip: cached latents were encoded once, unflipped; train from images to flip"
+        )
+    cached = info.get("data", {})
+    if kind == "class" and cached.get("label_column") is None:
+        raise ValueError("--label_column: the latent cache was made without a label column")
+    if kind == "text" and cached.get("caption_column") is None:
+        raise ValueError("--caption_column: the latent cache was made without captions")
+    if text_encoder == "minilm" and info.get("text_encoder") not in (None, "BertModel"):
+        raise ValueError(f"--text_encoder: the cache holds {info['text_encoder']} embeddings, not MiniLM's")
+
+
+def pipeline_conditioning(pipeline, caption_column: str | None, label_column: str | None) -> str:
+    """How a trained pipeline is conditioned ('text', 'class' or 'none'); ValueError naming the data argument
+    that the fine-tuning data must then provide."""
+    if pipeline.text_encoder is not None:
+        if caption_column is None:
+            raise ValueError("--caption_column: this pipeline is text-conditional; name the captions' column")
+        return "text"
+    if pipeline.unet.config.num_class_embeds:
+        if label_column is None:
+            raise ValueError("--label_column: this pipeline is class-conditional; name the labels' column")
+        return "class"
+    return "none"
+
+
+def data_for(data: DataArguments, kind: str) -> DataArguments:
+    """`data` for the loader: only the column the conditioning reads (captions for text, labels for class),
+    so that a dataset is not rejected for lacking a column this run does not use; and no random flip, which
+    the training step draws itself per sample (`StepNoise.flip`), so that resumed and multi-process runs
+    flip the same images."""
+    return dataclasses.replace(
+        data,
+        caption_column=data.caption_column if kind == "text" else None,
+        label_column=data.label_column if kind == "class" else None,
+        random_flip=False,
+    )

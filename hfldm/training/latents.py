@@ -1,0 +1,78 @@
+"""z_0 for the U-Net: the autoencoder's latent of an image, and LDM's latent scale.
+
+LDM rescales the latents of a KL autoencoder to unit variance before diffusion: z ← z / σ̂, with σ̂ the
+component-wise standard deviation of z over the first batch(es) (Rombach et al. 2022, Appendix G,
+"scale_factor"). diffusers stores 1/σ̂ as the autoencoder's `config.scaling_factor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from hfldm.autoencoders import VQAutoencoder
+from hfldm.training.randomness import SCALE_STREAM, per_sample_normal, sample_generators
+
+
+def encode_latents(
+    vae, pixel_values: torch.Tensor, posterior_noise: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Unscaled latents (B, c, h, w) of images (B, 3, H, W) in [-1, 1].
+
+    KL: a sample z = μ + σ·η of q(z|x), η = `posterior_noise` (the mean when None); VQ: the pre-quantisation
+    code, which LDM's diffusion models (the quantiser is part of the decoder).
+    """
+    pixel_values = pixel_values.to(vae.device, vae.dtype)
+    if isinstance(vae, VQAutoencoder):
+        return vae.encode(pixel_values).latents
+    posterior = vae.encode(pixel_values).latent_dist
+    if posterior_noise is None:
+        return posterior.mean
+    return posterior.mean + posterior.std * posterior_noise.to(posterior.mean)
+
+
+@torch.no_grad()
+def batch_latents(
+    batch: dict, vae, posterior_noise: torch.Tensor, flip: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Unscaled z_0 (B, c, h, w) of a batch: drawn from its cached posterior (latent_mean, latent_std) when
+    the batch comes from a latent cache, else encoded from its pixel_values by `vae`, after mirroring the
+    images where `flip` (B,) is True."""
+    if "latent_mean" in batch:
+        mean = batch["latent_mean"]
+        return mean + batch["latent_std"] * posterior_noise.to(mean)  # z = μ + σ·η ~ q(z|x)
+    pixels = batch["pixel_values"]
+    if flip is not None:
+        pixels = torch.where(flip.to(pixels.device)[:, None, None, None], pixels.flip(-1), pixels)
+    return encode_latents(vae, pixels, posterior_noise)
+
+
+@torch.no_grad()
+def estimate_latent_scale(
+    vae, batches: Iterable[dict], num_images: int, latent_shape: tuple, seed: int
+) -> float:
+    """1 / std of the latents of the first `num_images` images of `batches` (LDM's scale_factor); a float.
+
+    `batches` hold pixel_values or cached posteriors; KL latents are posterior samples, as LDM computes it,
+    with noise drawn per image from (seed, index), so the number does not depend on the batch size or on
+    the number of processes.
+    """
+    latents, seen = [], 0
+    for batch in batches:
+        if seen >= num_images:
+            break
+        size = len(batch["latent_mean"] if "latent_mean" in batch else batch["pixel_values"])
+        noise = per_sample_normal(
+            sample_generators(seed, 0, list(range(seen, seen + size)), SCALE_STREAM), latent_shape
+        )
+        latents.append(batch_latents(batch, vae, noise).float().cpu())
+        seen += size
+    if not latents:
+        raise ValueError("--scale_estimation_images: no image to estimate the latent scale from")
+    std = torch.cat(latents)[:num_images].flatten().std()
+    if not torch.isfinite(std) or std <= 0:
+        raise ValueError(
+            f"--autoencoder: its latents have standard deviation {float(std)}; cannot scale them"
+        )
+    return float(1.0 / std)

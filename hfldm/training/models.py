@@ -1,0 +1,176 @@
+"""Building the models of the training scripts from their arguments, with the checks that need them:
+the autoencoder (new, or loaded from a folder), the U-Net from a YAML config, and τ_θ.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from pathlib import Path
+
+import yaml
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from hfldm.autoencoders import KLAutoencoder, NLayerDiscriminator, VQAutoencoder
+from hfldm.unets.unet import ConditionalUNet
+
+# what fixes each U-Net argument that train_ldm.py derives rather than reads from --unet_config
+DERIVED_FROM = {
+    "in_channels": "the autoencoder's latent channels are",
+    "out_channels": "the autoencoder's latent channels are",
+    "sample_size": "the latent side resolution / f is",
+    "cross_attention_dim": "the text encoder's width is",
+    "num_class_embeds": "the number of classes + 1 (the null class) is",
+}
+AUTOENCODERS = {"KLAutoencoder": KLAutoencoder, "VQAutoencoder": VQAutoencoder}
+Autoencoder = KLAutoencoder | VQAutoencoder
+
+
+def new_autoencoder(
+    regularizer: str,
+    downsample_factor: int,
+    resolution: int,
+    base_channels: int,
+    latent_channels: int,
+    layers_per_block: int,
+    num_vq_embeddings: int,
+) -> Autoencoder:
+    """A fresh KL or VQ autoencoder with f = `downsample_factor`: log2(f) + 1 levels of widths
+    base·(1, 2, 4, 4, ...) (LDM's f=4 and f=8 first stages double the width, then keep it)."""
+    levels = int(math.log2(downsample_factor)) + 1
+    widths = tuple(base_channels * min(2**i, 4) for i in range(levels))
+    common = dict(
+        block_out_channels=widths,
+        layers_per_block=layers_per_block,
+        latent_channels=latent_channels,
+        sample_size=resolution,
+        norm_num_groups=min(32, base_channels),
+    )
+    if regularizer == "kl":
+        return KLAutoencoder(**common)
+    return VQAutoencoder(**common, num_vq_embeddings=num_vq_embeddings)
+
+
+def new_discriminator(resolution: int, base_channels: int, n_layers: int) -> NLayerDiscriminator:
+    """The PatchGAN; raises ValueError naming --disc_layers when the patches would vanish at `resolution`."""
+    if resolution < 3 * 2**n_layers:
+        raise ValueError(
+            f"--disc_layers: {n_layers} stride-2 layers leave no patch of a {resolution}px image "
+            f"(needs resolution >= {3 * 2**n_layers})"
+        )
+    return NLayerDiscriminator(in_channels=3, base_channels=base_channels, n_layers=n_layers)
+
+
+def load_autoencoder(path: str) -> Autoencoder:
+    """The KLAutoencoder / VQAutoencoder saved in folder `path` (or its `vae/` subfolder), frozen, in eval."""
+    folder = Path(path)
+    if (folder / "vae" / "config.json").is_file():
+        folder = folder / "vae"
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"--autoencoder: {path} holds no config.json of a trained autoencoder")
+    class_name = json.loads((folder / "config.json").read_text()).get("_class_name")
+    if class_name not in AUTOENCODERS:
+        raise ValueError(
+            f"--autoencoder: {path} holds a {class_name}, expected one of {sorted(AUTOENCODERS)}"
+        )
+    vae = AUTOENCODERS[class_name].from_pretrained(str(folder))
+    vae.requires_grad_(False).eval()
+    return vae
+
+
+def latent_channels(vae: Autoencoder) -> int:
+    """Latent channels the U-Net models: c of the KL posterior, or D of the VQ pre-quantisation code."""
+    return vae.code_channels if isinstance(vae, VQAutoencoder) else vae.config.latent_channels
+
+
+def check_resolution(vae: Autoencoder, resolution: int) -> int:
+    """Returns the latent side resolution / f; ValueError naming --resolution when f does not divide it."""
+    f = vae.downsample_factor
+    if resolution % f:
+        raise ValueError(f"--resolution: {resolution} is not divisible by the autoencoder's f = {f}")
+    return resolution // f
+
+
+def unet_from_yaml(
+    path: str,
+    vae: Autoencoder,
+    latent_size: int,
+    cross_attention_dim: int | None,
+    num_class_embeds: int | None,
+) -> ConditionalUNet:
+    """A fresh ConditionalUNet from the YAML mapping of its arguments in `path`, with the fields that
+    follow from the data filled in: in/out channels (the latents'), sample_size, cross_attention_dim and
+    num_class_embeds.
+
+    A value the YAML sets that contradicts them is a ValueError naming --unet_config.
+    """
+    if not Path(path).is_file():
+        raise ValueError(f"--unet_config: no such file {path!r}")
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    derived = dict(
+        in_channels=latent_channels(vae),
+        out_channels=latent_channels(vae),
+        sample_size=latent_size,
+        cross_attention_dim=cross_attention_dim,
+        num_class_embeds=num_class_embeds,
+    )
+    for key, value in derived.items():
+        if key in config and config[key] != value:
+            raise ValueError(
+                f"--unet_config: {key} = {config[key]} in {path}, but {DERIVED_FROM[key]} {value}"
+            )
+    unknown = set(config) - set(inspect.signature(ConditionalUNet.__init__).parameters)
+    if unknown:
+        raise ValueError(f"--unet_config: unknown ConditionalUNet argument(s) {sorted(unknown)} in {path}")
+    unet = ConditionalUNet(**{**config, **derived})
+    factor = 2 ** (len(unet.config.block_out_channels) - 1)
+    if latent_size % factor:
+        raise ValueError(
+            f"--unet_config: the U-Net halves the latents {len(unet.config.block_out_channels) - 1} times, "
+            f"which a {latent_size}x{latent_size} latent (resolution / f) does not allow"
+        )
+    return unet
+
+
+def text_encoder_for(
+    kind: str, captions: list[str] | None, vocab_size: int, hidden_size: int, layers: int
+) -> tuple[PreTrainedTokenizerBase | None, PreTrainedModel | None]:
+    """(tokenizer, τ_θ): frozen MiniLM ('minilm'), a small transformer trained jointly with the U-Net on a
+    WordPiece vocabulary of the captions ('scratch', LDM Sec. 4.3.1), or (None, None) for 'none'."""
+    if kind == "none":
+        return None, None
+    from hfldm.text import load_minilm, make_text_encoder, train_caption_tokenizer
+
+    if kind == "minilm":
+        return load_minilm()
+    tokenizer = train_caption_tokenizer(captions, vocab_size=vocab_size)
+    return tokenizer, make_text_encoder(tokenizer, hidden_size=hidden_size, layers=layers, heads=4)
+
+
+def perceptual_network(weight: float):
+    """LPIPS (Zhang et al. 2018), LDM's perceptual loss, as a PerceptualLoss callable, or None for weight 0.
+
+    It needs the `lpips` package and its pretrained VGG weights (downloaded by torchvision on first use),
+    which this project does not ship: a ValueError naming --perceptual_weight says so when they are missing.
+    """
+    if weight == 0:
+        return None
+    try:
+        import lpips
+    except ImportError:
+        raise ValueError(
+            "--perceptual_weight: needs a feature network; none ships offline (pip install lpips, which "
+            "downloads VGG weights), or set it to 0"
+        ) from None
+    network = lpips.LPIPS(net="vgg", verbose=False).eval().requires_grad_(False)
+    return lambda x, x_hat: network.to(x.device)(x.float(), x_hat.float()).flatten()
+
+
+def load_pipeline(path: str):
+    """The LatentDiffusionPipeline saved in folder `path` (train_ldm.py output), on CPU, in eval mode."""
+    from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
+
+    if not (Path(path) / "model_index.json").is_file():
+        raise ValueError(f"--pretrained_model: {path} holds no model_index.json of a saved pipeline")
+    return LatentDiffusionPipeline.from_pretrained(path)

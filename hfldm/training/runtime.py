@@ -1,0 +1,158 @@
+"""The accelerate plumbing every training script shares: the Accelerator, the seeded data loader, an endless
+batch iterator that resumes mid-epoch, the optimiser and LR schedule, and the progress bar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+import datasets
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
+from diffusers.optimization import get_scheduler
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from hfldm.data import loader as data_loader
+from hfldm.training.args import TrainingArguments, training_started
+
+
+def make_accelerator(train: TrainingArguments, seed: int) -> Accelerator:
+    """An Accelerator for `train`: seeded shuffling shared by all processes, tensorboard logs in
+    output_dir/logs, and optimiser steps every `gradient_accumulation_steps` batches, across epochs."""
+    if train.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("--mixed_precision: fp16 needs a CUDA GPU; use bf16 on CPU")
+    project = ProjectConfiguration(
+        project_dir=train.output_dir, logging_dir=os.path.join(train.output_dir, "logs")
+    )
+    # sync_with_dataloader=False: a step is always N batches, so the data position follows from the step
+    accumulation = GradientAccumulationPlugin(
+        num_steps=train.gradient_accumulation_steps, sync_with_dataloader=False
+    )
+    # N processes and no GPU: without cpu=True accelerate would run N independent single-process trainings
+    cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    return Accelerator(
+        cpu=cpu_processes,
+        gradient_accumulation_plugin=accumulation,
+        mixed_precision=train.mixed_precision,
+        log_with=None if train.report_to == "none" else train.report_to,
+        project_config=project,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed),
+    )
+
+
+def make_dataloader(
+    dataset,
+    batch_size: int,
+    seed: int,
+    collate_fn: Callable | None = None,
+    num_workers: int = 0,
+    shuffle: bool = True,
+) -> DataLoader:
+    """A DataLoader over `dataset`, shuffled by a permutation that depends only on (seed, epoch).
+
+    Incomplete last batches are dropped, so every step sees `batch_size` images per process. A streaming
+    dataset is shuffled by the loader's seeded buffer instead (`hfldm.data.loader.make_dataloader`).
+    """
+    if isinstance(dataset, datasets.IterableDataset):
+        return data_loader.make_dataloader(dataset, batch_size, shuffle, seed, num_workers)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=shuffle,
+        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+    )
+
+
+def train_batches(accelerator: Accelerator, dataloader, first_step: int, accumulation: int) -> Iterator:
+    """Yields the batches of this process epoch after epoch, from where optimiser step `first_step` left off.
+
+    Epoch e is shuffled with seed + e (accelerate's SeedableRandomSampler); on resume the first
+    `first_step * accumulation` batches are skipped without being loaded. (A stream has no known length:
+    its resume skips that many batches from the start of the stream.)
+    """
+    if isinstance(dataloader.dataset, datasets.IterableDataset):  # length unknown: skip from the start
+        epoch, skip = 0, first_step * accumulation
+    elif len(dataloader) == 0:
+        raise ValueError("--train_batch_size: larger than the training set on each process (no full batch)")
+    else:
+        epoch, skip = divmod(first_step * accumulation, len(dataloader))
+    while True:
+        dataloader.set_epoch(epoch)
+        yield from accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
+        epoch, skip = epoch + 1, 0
+
+
+def make_optimizer(
+    parameters: Iterable[torch.nn.Parameter], train: TrainingArguments, lr: float | None = None
+) -> torch.optim.AdamW:
+    """AdamW over `parameters` with the learning rate (or `lr`), betas and weight decay of `train`."""
+    return torch.optim.AdamW(
+        [p for p in parameters if p.requires_grad],
+        lr=train.learning_rate if lr is None else lr,
+        betas=(train.adam_beta1, train.adam_beta2),
+        weight_decay=train.adam_weight_decay,
+    )
+
+
+def make_lr_scheduler(optimizer: torch.optim.Optimizer, train: TrainingArguments, num_processes: int):
+    """diffusers' `get_scheduler` for --lr_scheduler with --lr_warmup_steps warm-up over --max_train_steps.
+
+    Counts are multiplied by `num_processes` because the prepared scheduler steps once per process.
+    """
+    return get_scheduler(
+        train.lr_scheduler,
+        optimizer,
+        num_warmup_steps=train.lr_warmup_steps * num_processes,
+        num_training_steps=train.max_train_steps * num_processes,
+    )
+
+
+def progress_bar(accelerator: Accelerator, first_step: int, max_steps: int) -> tqdm:
+    """The progress bar (main process only) starting at `first_step`; marks that training has started."""
+    training_started()
+    bar = tqdm(
+        range(max_steps), initial=first_step, desc="steps", disable=not accelerator.is_local_main_process
+    )
+    bar.set_postfix_str("", refresh=False)
+    return bar
+
+
+def optimizer_step(
+    accelerator: Accelerator, optimizer, lr_scheduler, parameters, max_grad_norm: float
+) -> None:
+    """Clip the gradient norm to `max_grad_norm` (0 = no clipping) on a step that updates, then step the
+    optimiser and the LR schedule and clear the gradients (no-ops while gradients accumulate)."""
+    if accelerator.sync_gradients and max_grad_norm > 0:
+        accelerator.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+    lr_scheduler.step()
+    optimizer.zero_grad()
+
+
+def tracker_config(*objects) -> dict:
+    """The scalar fields of argument dataclasses, for the trackers' hyper-parameter table."""
+    return {
+        k: v
+        for o in objects
+        for k, v in dataclasses.asdict(o).items()
+        if isinstance(v, (int, float, str, bool))
+    }
+
+
+def is_every(step: int, every: int) -> bool:
+    """True when `every` > 0 and `step` is a multiple of it."""
+    return every > 0 and step % every == 0
+
+
+def log_loss(accelerator: Accelerator, bar: tqdm, loss: torch.Tensor, lr_scheduler, step: int) -> None:
+    """Log the loss averaged over processes (call on every process) and the learning rate at `step`."""
+    mean_loss = accelerator.reduce(loss.detach().float(), "mean").item()
+    bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
+    accelerator.log({"train/loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0]}, step)

@@ -1,0 +1,140 @@
+"""Validation during training: reconstruction metrics and grids for the autoencoder, sample grids from fixed
+prompts / classes and seeds for the LDM. Grids are written as PNG under output_dir/validation/ and logged
+to the trackers (tensorboard) at the same step. Call these on the main process only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from PIL import Image
+
+from hfldm.data.grid import image_grid
+from hfldm.eval.reconstruction import codebook_usage, psnr, ssim
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """Images (B, 3, H, W) in [-1, 1] -> list of B RGB PIL images."""
+    array = ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a) for a in array]
+
+
+def reconstruction_grid(x: torch.Tensor, x_hat: torch.Tensor, pairs_per_row: int = 4) -> Image.Image:
+    """One image of `input | reconstruction` pairs side by side, `pairs_per_row` pairs per row."""
+    n, (h, w) = x.shape[0], x.shape[-2:]
+    rows = -(-n // pairs_per_row)
+    grid = Image.new("RGB", (pairs_per_row * 2 * w, rows * h), "white")
+    for i, (a, b) in enumerate(zip(to_pil(x), to_pil(x_hat))):
+        left, top = (i % pairs_per_row) * 2 * w, (i // pairs_per_row) * h
+        grid.paste(a, (left, top))
+        grid.paste(b, (left + w, top))
+    return grid
+
+
+@torch.no_grad()
+def evaluate_reconstructions(autoencoder, loader, max_images: int) -> tuple[dict, Image.Image]:
+    """PSNR / SSIM (and VQ codebook usage) of `autoencoder` on up to `max_images` held-out images of `loader`
+    (batches with pixel_values), reconstructed through the posterior mean (KL) or the quantiser (VQ).
+
+    Returns (metrics dict, grid of the first 16 input | reconstruction pairs)."""
+    xs, x_hats, codes = [], [], []
+    for batch in loader:
+        x = batch["pixel_values"].to(autoencoder.device, autoencoder.dtype)
+        if hasattr(autoencoder, "quantize"):
+            h = autoencoder.encode(x).latents
+            codes.append(autoencoder.quantize.nearest_indices(h))
+            x_hat = autoencoder.decode(h).sample
+        else:
+            x_hat = autoencoder.decode(autoencoder.encode(x).latent_dist.mode()).sample
+        xs.append(x.float().cpu())
+        x_hats.append(x_hat.float().cpu())
+        if sum(len(b) for b in xs) >= max_images:
+            break
+    x, x_hat = torch.cat(xs)[:max_images], torch.cat(x_hats)[:max_images]
+    metrics = {"psnr": psnr(x_hat, x, value_range=(-1, 1)), "ssim": ssim(x_hat, x, value_range=(-1, 1))}
+    if codes:
+        usage = codebook_usage(torch.cat(codes), autoencoder.config.num_vq_embeddings)
+        metrics.update(codebook_perplexity=usage["perplexity"], codebook_usage=usage["usage"])
+    return metrics, reconstruction_grid(x[:16], x_hat[:16])
+
+
+@torch.no_grad()
+def sample_grid(
+    pipeline,
+    seeds: list[int],
+    prompts: list[str] | None = None,
+    class_labels: list[int] | None = None,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 3.0,
+) -> Image.Image:
+    """A grid with one row per prompt / class (one row for an unconditional model), one column per seed."""
+    conditions = prompts or class_labels or [None]
+    images, captions = [], []
+    for condition in conditions:
+        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        kwargs = {"prompt": [condition] * len(seeds)} if prompts else {}
+        if class_labels:
+            kwargs = {"class_labels": [condition] * len(seeds)}
+        out = pipeline(
+            **kwargs,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale if condition is not None else 1.0,
+            generator=generators,
+            output_type="pil",
+        )
+        images += out.images
+        label = "" if condition is None else _name(pipeline, condition)
+        captions += [f"{label} (seed {seed})".strip() for seed in seeds]
+    return image_grid(images, captions, columns=len(seeds), cell=max(64, images[0].width))
+
+
+def _name(pipeline, condition) -> str:
+    """A caption for a prompt, or a class index with its name from the pipeline's id2label."""
+    if isinstance(condition, str):
+        return condition
+    names = getattr(pipeline.config, "id2label", None) or {}
+    return f"{condition}: {names[condition]}" if condition in names else str(condition)
+
+
+def save_and_log(accelerator: Accelerator, image: Image.Image, output_dir: str, name: str, step: int) -> Path:
+    """Write `image` to output_dir/validation/<name>-<step>.png, log it to the trackers; returns the path."""
+    path = Path(output_dir) / "validation" / f"{name}-{step:06d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.writer.add_image(name, np.asarray(image), step, dataformats="HWC")
+    return path
+
+
+def assemble_pipeline(accelerator: Accelerator, vae, unet, scheduler, text_encoder, tokenizer, label_names):
+    """A LatentDiffusionPipeline of the (unwrapped) training components with a DDIM scheduler of the training
+    noise schedule, class names as id2label, progress bar off."""
+    from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
+    from hfldm.schedulers.ddim import DDIMScheduler
+
+    pipeline = LatentDiffusionPipeline(
+        vae,
+        accelerator.unwrap_model(unet),
+        DDIMScheduler.from_config(scheduler.config),
+        accelerator.unwrap_model(text_encoder) if text_encoder is not None else None,
+        tokenizer,
+        id2label=dict(enumerate(label_names)) if label_names else None,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def validation_conditions(
+    kind: str, prompts: list[str], class_labels: list[int], captions: list[str], num_classes: int
+) -> tuple[list[str] | None, list[int] | None]:
+    """(prompts, class labels) of the validation grid: the given ones, else the first 4 distinct captions or
+    the first 4 classes; (None, None) for an unconditional model."""
+    if kind == "text":
+        return prompts or list(dict.fromkeys(captions))[:4] or [""], None
+    if kind == "class":
+        return None, class_labels or list(range(min(4, num_classes)))
+    return None, None

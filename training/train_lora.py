@@ -1,0 +1,209 @@
+"""Fine-tune a trained LatentDiffusionPipeline with LoRA (Hu et al. 2022) on new images.
+
+    accelerate launch training/train_lora.py --pretrained_model runs/ldm-emoji --train_data_dir my_images
+
+Only low-rank updates W + (α/r)·B·A of the U-Net's attention projections (to_q, to_k, to_v, to_out.0) are
+trained (and, with --train_text_encoder, of τ_θ's attention), with the same objective as train_ldm.py
+(LDM eq. 3 / DDPM eq. 14). The adapter is saved to output_dir/pytorch_lora_weights.safetensors, a few
+percent of the U-Net; load it with
+
+    pipe.unet.load_lora_adapter(output_dir, prefix=None, use_safetensors=True, adapter_name="style")
+    pipe.unet.set_adapters(["style"], weights=[0.8])  # the LoRA scale; pipe.unet.disable_lora(): off
+
+and, for τ_θ (--train_text_encoder), hfldm.training.lora.load_text_encoder_lora(pipe.text_encoder, dir).
+"""
+
+from dataclasses import dataclass
+
+import torch
+from accelerate.utils import set_seed
+from peft import LoraConfig
+
+from hfldm.data.arguments import DataArguments
+from hfldm.data.loader import collate_fn
+from hfldm.schedulers.ddpm import DDPMScheduler
+from hfldm.training.args import (
+    TrainingArguments,
+    arg,
+    check_positive,
+    check_training_arguments,
+    parse_args,
+    run,
+)
+from hfldm.training.checkpoints import resume, save_checkpoint
+from hfldm.training.conditioning import Conditioner
+from hfldm.training.data import captions, data_for, load_images, pipeline_conditioning
+from hfldm.training.latents import batch_latents
+from hfldm.training.lora import add_text_encoder_lora, save_text_encoder_lora, text_lora_targets
+from hfldm.training.losses import ldm_loss
+from hfldm.training.models import check_resolution, latent_channels, load_pipeline
+from hfldm.training.randomness import batch_size_of, step_draws
+from hfldm.training.runtime import (
+    is_every,
+    log_loss,
+    make_accelerator,
+    make_dataloader,
+    make_lr_scheduler,
+    make_optimizer,
+    optimizer_step,
+    progress_bar,
+    tracker_config,
+    train_batches,
+)
+from hfldm.training.validation import (
+    assemble_pipeline,
+    sample_grid,
+    save_and_log,
+    validation_conditions,
+)
+
+
+@dataclass
+class LoRAArguments:
+    """The pipeline to adapt and the low-rank adapters."""
+
+    pretrained_model: str | None = arg(
+        None, "Folder of a trained LatentDiffusionPipeline (train_ldm.py output)."
+    )
+    rank: int = arg(4, "r, the rank of each LoRA update B·A.")
+    lora_alpha: float | None = arg(None, "α; the update is scaled by α / r (default: α = r).")
+    target_modules: list[str] = arg(["to_q", "to_k", "to_v", "to_out.0"], "U-Net modules that get adapters.")
+    train_text_encoder: bool = arg(False, "Also put adapters on τ_θ's attention projections.")
+    cond_drop_prob: float = arg(0.1, "Share of samples trained unconditionally (empty prompt / null class).")
+    snr_gamma: float | None = arg(None, "Min-SNR-γ loss weighting (Hang et al. 2023); off if unset.")
+    noise_offset: float = arg(0.0, "Add offset·N(0, I) per channel to ε; 0 = off.")
+    validation_prompts: list[str] = arg([], "Prompts of the validation grid (default: the first captions).")
+    validation_class_labels: list[int] = arg([], "Classes of the validation grid (default: the first four).")
+    validation_seeds: list[int] = arg([0, 1, 2, 3], "Seeds of the validation grid, one column each.")
+    num_inference_steps: int = arg(50, "Steps of the validation samples.")
+    guidance_scale: float = arg(3.0, "Classifier-free guidance scale of the validation samples.")
+
+    def validate(self) -> None:
+        if self.pretrained_model is None:
+            raise ValueError("--pretrained_model: required (the folder written by train_ldm.py)")
+        check_positive(self, "rank", "lora_alpha", "snr_gamma", "num_inference_steps")
+        check_positive(self, "noise_offset", "guidance_scale", allow_zero=True)
+        if not 0 <= self.cond_drop_prob <= 1:
+            raise ValueError(f"--cond_drop_prob: must be in [0, 1], got {self.cond_drop_prob}")
+
+
+def main() -> None:
+    args, data, train = parse_args(LoRAArguments, DataArguments, TrainingArguments, description=__doc__)
+    check_training_arguments(train)
+    accelerator = make_accelerator(train, train.seed)
+    set_seed(train.seed)
+
+    # 1. the pipeline: frozen autoencoder, τ_θ and U-Net, and how it is conditioned
+    pipeline = load_pipeline(args.pretrained_model)
+    vae, unet, tokenizer, text_encoder = (
+        pipeline.vae,
+        pipeline.unet,
+        pipeline.tokenizer,
+        pipeline.text_encoder,
+    )
+    kind = pipeline_conditioning(pipeline, data.caption_column, data.label_column)
+    num_class_embeds = unet.config.num_class_embeds
+    for model in (vae, unet, text_encoder):
+        if model is not None:
+            model.requires_grad_(False).to(accelerator.device)
+    noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+    latent_size = check_resolution(vae, data.resolution)
+    latent_shape, scale = (latent_channels(vae), latent_size, latent_size), vae.config.scaling_factor
+
+    # 2. data: images with the captions or labels the pipeline understands
+    flip, data = data.random_flip, data_for(data, kind)  # flips: drawn per sample in the training step
+    dataset, _ = load_images(data)
+    train_loader = make_dataloader(
+        dataset, train.train_batch_size, train.seed, collate_fn, train.dataloader_num_workers
+    )
+
+    # 3. adapters (B = 0 at the start, so training starts from the pipeline's own outputs) and the optimiser
+    lora = dict(r=args.rank, lora_alpha=args.lora_alpha or args.rank, init_lora_weights="gaussian")
+    unet.add_adapter(LoraConfig(**lora, target_modules=args.target_modules))
+    trained = [unet]
+    if args.train_text_encoder and text_encoder is not None:
+        text_lora = LoraConfig(**lora, target_modules=text_lora_targets(text_encoder))
+        add_text_encoder_lora(text_encoder, text_lora)
+        trained.append(text_encoder)
+    optimizer = make_optimizer((p for m in trained for p in m.parameters()), train)
+    lr_scheduler = make_lr_scheduler(optimizer, train, accelerator.num_processes)
+
+    # 4. accelerate
+    *trained, optimizer, lr_scheduler, train_loader = accelerator.prepare(
+        *trained, optimizer, lr_scheduler, train_loader
+    )
+    unet, text_model = trained[0], trained[1] if len(trained) > 1 else text_encoder
+    conditioner = Conditioner(
+        kind, tokenizer, text_model, num_class_embeds, train_text_encoder=len(trained) > 1
+    )
+    if accelerator.is_main_process:
+        accelerator.init_trackers("train_lora", config=tracker_config(args, data, train))
+    first_step = resume(accelerator, train.output_dir, train.resume_from_checkpoint)
+
+    texts = captions(dataset, data.caption_column) if kind == "text" else []
+    classes, label_names = (
+        (num_class_embeds or 1) - 1,
+        list((pipeline.config.id2label or {}).values()) or None,
+    )
+    prompts, labels = validation_conditions(
+        kind, args.validation_prompts, args.validation_class_labels, texts, classes
+    )
+
+    def training_step(batch: dict, micro_step: int) -> torch.Tensor:
+        draws = step_draws(accelerator, train.seed, micro_step, batch_size_of(batch), latent_shape,
+                           noise_scheduler.config.num_train_timesteps, args.cond_drop_prob)  # fmt: skip
+        with accelerator.accumulate(*trained):
+            z0 = batch_latents(batch, vae, draws.posterior_noise, draws.flip if flip else None) * scale
+            noise = (draws.noise + args.noise_offset * draws.offset).to(
+                z0.device
+            )  # noise offset (Guttenberg 2023)
+            cond = conditioner(batch, draws.drop, z0.device)
+            loss = ldm_loss(
+                unet, noise_scheduler, z0, cond, noise, draws.timesteps.to(z0.device), args.snr_gamma
+            )
+            accelerator.backward(loss)
+            optimizer_step(
+                accelerator, optimizer, lr_scheduler, optimizer.param_groups[0]["params"], train.max_grad_norm
+            )
+        return loss.detach()
+
+    def validate(step: int) -> None:
+        pipeline = assemble_pipeline(
+            accelerator, vae, unet, noise_scheduler, text_model, tokenizer, label_names
+        )
+        grid = sample_grid(
+            pipeline, args.validation_seeds, prompts, labels, args.num_inference_steps, args.guidance_scale
+        )
+        save_and_log(accelerator, grid, train.output_dir, "samples", step)
+
+    # 5. the loop: optimiser steps, logs, validation, checkpoints
+    bar = progress_bar(accelerator, first_step, train.max_train_steps)
+    step, micro_step = first_step, first_step * train.gradient_accumulation_steps
+    for batch in train_batches(accelerator, train_loader, first_step, train.gradient_accumulation_steps):
+        loss = training_step(batch, micro_step)
+        micro_step += 1
+        if not accelerator.sync_gradients:
+            continue
+        step += 1
+        bar.update(1)
+        if is_every(step, train.logging_steps):
+            log_loss(accelerator, bar, loss, lr_scheduler, step)
+        if is_every(step, train.validation_steps) and accelerator.is_main_process:
+            validate(step)
+        if is_every(step, train.checkpointing_steps):
+            save_checkpoint(accelerator, train.output_dir, step, train.checkpoints_total_limit)
+        if step >= train.max_train_steps:
+            break
+
+    # 6. the adapters only: a small safetensors file per model
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(unet).save_lora_adapter(train.output_dir, safe_serialization=True)
+        if len(trained) > 1:
+            save_text_encoder_lora(accelerator.unwrap_model(text_model), text_lora, train.output_dir)
+        accelerator.print(f"saved the LoRA adapter to {train.output_dir}")
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    run(main)
