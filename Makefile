@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install system-deps test lint format bench demo space data train-default clean
+.PHONY: install system-deps test lint format bench bench-data demo space data train-default clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +42,12 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_unet.py
+
+bench-data: $(STAMP)
+	$(BIN)/python benchmarks/bench_data_path.py
+
+data: $(STAMP)
+	$(BIN)/hfldm data emoji --out data/emoji --resolution 32,64
 
 demo: $(STAMP)
 	$(BIN)/python -m hfldm.demo --model $(MODEL)
