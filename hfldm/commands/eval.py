@@ -1,0 +1,296 @@
+"""`hfldm eval --model DIR --dataset DATA`: sample a saved pipeline on held-out conditions, report figures.
+
+Writes report.json, report.md (the Markdown table it also prints) and samples.png (a grid with captions) to
+--out. The figures and their references are described in `hfldm.eval.report` and docs/eval.md. Arguments
+and paths are checked before torch is imported, so a mistake fails fast with one line (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shlex
+from pathlib import Path
+
+from hfldm.commands.generate import (
+    DEFAULT_MODEL,
+    HUB_ID,
+    SCHEDULERS,
+    load_pipeline,
+    quiet_loading,
+    resolve_model,
+)
+
+FEATURE_MODEL = "models/hfldm-textimage"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help="FID/KID, text-image scores and reconstructions of a model")
+    add_eval_flags(parser)
+    parser.add_argument("--steps", type=int, default=50, help="number of sampling steps")
+    parser.add_argument("--scheduler", default="saved", help=f"saved, {', '.join(SCHEDULERS)}")
+    parser.add_argument("--grid-size", type=int, default=32, help="samples drawn in samples.png")
+    parser.add_argument("--out", default="outputs/eval", help="output folder")
+    parser.set_defaults(func=run)
+
+
+def add_eval_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags `hfldm eval` shares with benchmarks/sampler_sweep.py: model, data, samples, features."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="saved pipeline folder or Hub id (user/repo)")
+    parser.add_argument("--dataset", required=True, help="save_to_disk folder, imagefolder, or Hub dataset")
+    parser.add_argument("--split", default="test", help="held-out split: the conditions and real images")
+    parser.add_argument("--reference-split", default="train", help="training split: the real-vs-real floor")
+    parser.add_argument("--num-samples", default="all", help="first N held-out rows, in order, or 'all'")
+    parser.add_argument("--num-reference", type=int, default=10000, help="at most this many reference rows")
+    parser.add_argument("--guidance-scale", type=float, default=None, help="CFG weight w (default: 3)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the samples")
+    parser.add_argument("--batch-size", type=int, default=16, help="samples per pipeline call")
+    parser.add_argument("--feature-model", default=FEATURE_MODEL, help="TextImageModel folder (FID features)")
+    parser.add_argument("--caption-column", default="text", help="captions (text models)")
+    parser.add_argument("--label-column", default="label", help="class labels (class models)")
+    parser.add_argument("--image-column", default="image", help="images")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+
+
+def parse_num_samples(text: str) -> int | None:
+    """'all' -> None, '8' -> 8; ValueError naming --num-samples below 2."""
+    if str(text).strip().lower() == "all":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"--num-samples: expected an integer or 'all', got {text!r}") from None
+    if n < 2:
+        raise ValueError(f"--num-samples: FID needs at least 2 samples, got {n}")
+    return n
+
+
+def resolve_feature_model(path: str) -> Path:
+    """The TextImageModel folder (the repository's copy for the default); FileNotFoundError if absent."""
+    folder = Path(path)
+    if not folder.exists() and path == FEATURE_MODEL:
+        folder = REPO / FEATURE_MODEL
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"--feature-model: {path} is not a saved TextImageModel (no config.json)")
+    return folder
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Fail on bad numbers, choices and paths before anything heavy is imported (the flags `args` has)."""
+    parse_num_samples(args.num_samples)
+    for name in ("steps", "batch_size", "num_reference", "grid_size"):
+        if getattr(args, name, 1) < 1:
+            raise ValueError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(args, name)}")
+    if getattr(args, "scheduler", "saved") not in ("saved", *SCHEDULERS):
+        raise ValueError(
+            f"--scheduler: unknown {args.scheduler!r} (choose from saved, {', '.join(SCHEDULERS)})"
+        )
+    if args.guidance_scale is not None and args.guidance_scale < 0:
+        raise ValueError(f"--guidance-scale: must be >= 0, got {args.guidance_scale}")
+    if Path(args.out).is_file():
+        raise ValueError(f"--out: {args.out} is a file, expected a folder")
+    resolve_feature_model(args.feature_model)
+    if not Path(args.dataset).exists() and not HUB_ID.match(args.dataset):
+        raise FileNotFoundError(f"--dataset: no such folder {args.dataset}")
+
+
+def resolve_model_flag(model: str) -> str:
+    """`resolve_model`, with its error naming --model."""
+    try:
+        return resolve_model(model)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"--model: {e}") from None
+
+
+def load_rows(
+    args: argparse.Namespace, split_flag: str, resolution: int, caption: str | None, label: str | None
+):
+    """Rows of the split named by `split_flag`: (images (N, 3, R, R) in [0, 1], captions or None, labels or
+    None, class names of the label column or None). Loader errors name the eval flag."""
+    import torch
+
+    from hfldm.data.arguments import DataArguments
+    from hfldm.data.loader import load_image_dataset
+
+    local = Path(args.dataset).exists()
+    data_args = DataArguments(
+        dataset_name=None if local else args.dataset, train_data_dir=args.dataset if local else None,
+        split=getattr(args, split_flag), image_column=args.image_column, caption_column=caption,
+        label_column=label, resolution=resolution,
+        max_samples=args.num_reference if split_flag == "reference_split" else None,
+    )  # fmt: skip
+    flags = {"split": f"--{split_flag.replace('_', '-')}", "caption_column": "--caption-column"}
+    flags |= {
+        "label_column": "--label-column",
+        "image_column": "--image-column",
+        "train_data_dir": "--dataset",
+    }
+    try:
+        with quiet_loading(), quiet_datasets():
+            dataset, report = load_image_dataset(data_args)
+    except (ValueError, FileNotFoundError) as e:
+        message = str(e).splitlines()[0]
+        key = message.split(":", 1)[0]
+        if key == "caption_column":
+            message += " (the model is text-conditional: it needs captions)"
+        raise ValueError(f"{flags[key]}:{message.split(':', 1)[1]}" if key in flags else message) from None
+    except Exception as e:  # a Hub dataset that cannot be reached or found
+        if local:
+            raise
+        raise FileNotFoundError(
+            f"--dataset: could not load {args.dataset}: {str(e).splitlines()[0]}"
+        ) from None
+    rows = dataset[: len(dataset)]
+    images = (torch.stack(rows["pixel_values"]).float() + 1) / 2  # [-1, 1] -> [0, 1]
+    return images, rows.get("text"), rows.get("labels"), report.label_names
+
+
+@contextlib.contextmanager
+def quiet_datasets():
+    """No progress bars from datasets while loading (they would interleave with the sampling bar)."""
+    import datasets
+
+    enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if enabled:
+            datasets.enable_progress_bars()
+
+
+def class_ids(labels: list[int], names: list[str] | None, pipe) -> list[int]:
+    """Dataset labels -> the pipeline's class indices (by name when both have names)."""
+    if names and pipe.label2id:
+        missing = sorted({names[label] for label in labels} - set(pipe.label2id))
+        if missing:
+            raise ValueError(f"--label-column: classes {missing[:3]} are not among the model's id2label")
+        return [pipe.label2id[names[label]] for label in labels]
+    null = pipe.num_class_embeds - 1  # the last embedding is the null class
+    if any(not 0 <= label < null for label in labels):
+        raise ValueError(f"--label-column: labels must be class indices in [0, {null})")
+    return list(labels)
+
+
+def load_eval_set(args: argparse.Namespace, pipe):
+    """The `hfldm.eval.report.EvalSet` of args.dataset for `pipe` (resolution, conditioning from the pipe)."""
+    from hfldm.eval.report import EvalSet
+
+    height, width = pipe.default_image_size()
+    if height != width:
+        raise ValueError(f"--model: evaluation needs square images, the model makes {height}x{width}")
+    n = parse_num_samples(args.num_samples)
+    kind = "text" if pipe.is_text_conditional else "class" if pipe.num_class_embeds else "unconditional"
+    caption = args.caption_column if kind == "text" else None
+    label = args.label_column if kind == "class" else None
+    test, captions, labels, names = load_rows(args, "split", height, caption, label)
+    if n is not None and n > len(test):
+        raise ValueError(f"--num-samples: {n} exceeds the {len(test)} rows of split {args.split!r}")
+    n = n or len(test)
+    if n < 2:
+        raise ValueError(f"--split: {args.split!r} has {n} row, FID needs at least 2")
+    train, train_captions, _, _ = load_rows(args, "reference_split", height, caption, None)
+    data = EvalSet(test[:n], train, kind, grid_captions=[f"sample {i}" for i in range(n)])
+    if kind == "text":
+        data.captions, data.candidates, data.train_captions = captions[:n], captions, train_captions
+        data.grid_captions = data.captions
+    elif kind == "class":
+        data.class_labels = class_ids(labels[:n], names, pipe)
+        id2label = pipe.config.id2label or {}
+        data.grid_captions = [id2label.get(i, str(i)) for i in data.class_labels]
+    return data
+
+
+def load_feature_model(path: str):
+    """(TextImageModel, TextImageFeatures) from the folder `path`."""
+    from hfldm.eval.features import TextImageFeatures
+    from hfldm.eval.sentence import load_sentence_encoder
+    from hfldm.eval.text_image import TextImageModel
+
+    with quiet_loading():
+        model = TextImageModel.from_pretrained(str(resolve_feature_model(path))).eval()
+        load_sentence_encoder()  # the frozen MiniLM text tower, loaded once here rather than mid-report
+    return model, TextImageFeatures(model)
+
+
+def write_outputs(report: dict, images, captions: list[str], out: Path, grid_size: int) -> str:
+    """report.json, report.md and samples.png (the first `grid_size` samples) in `out`; returns the table."""
+    import PIL.Image
+
+    from hfldm.data.grid import image_grid
+    from hfldm.eval.report import markdown_table
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown_table(report)
+    (out / "report.md").write_text(table)
+    shown = images[:grid_size]
+    pixels = (shown * 255).round().byte().permute(0, 2, 3, 1).numpy()  # (N, 3, R, R) -> (N, R, R, 3)
+    pil = [PIL.Image.fromarray(p) for p in pixels]
+    grid = image_grid(pil, captions[:grid_size], columns=min(8, len(pil)), cell=max(64, shown.shape[-1]))
+    grid.save(out / "samples.png")
+    return table
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The `hfldm eval ...` command that reproduces this report."""
+    skip = {"func", "command"}
+    flags = [
+        f"--{k.replace('_', '-')} {shlex.quote(str(v))}"
+        for k, v in vars(args).items()
+        if k not in skip and v is not None
+    ]
+    return "hfldm eval " + " ".join(flags)
+
+
+def guidance_scale(pipe, value: float | None) -> float:
+    """`value`, or the pipeline's default guidance scale w when it is None."""
+    import inspect
+
+    return (
+        inspect.signature(type(pipe).__call__).parameters["guidance_scale"].default
+        if value is None
+        else value
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    model = resolve_model_flag(args.model)
+    from hfldm.eval.report import evaluate, generate_images, reconstruction_figures
+
+    pipe = load_pipeline(model, args.scheduler, args.device)
+    data = load_eval_set(args, pipe)
+    text_image_model, features = load_feature_model(args.feature_model)
+    w = guidance_scale(pipe, args.guidance_scale)
+    images, seconds = generate_images(pipe, data, args.steps, w, args.seed, args.batch_size)
+    report = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "split": args.split,
+        "reference_split": args.reference_split,
+        "conditioning": data.conditioning,
+        "num_samples": len(images),
+        "num_reference": len(data.train_images),
+        "settings": {
+            "scheduler": type(pipe.scheduler).__name__,
+            "steps": args.steps,
+            "guidance_scale": w if data.conditioning != "unconditional" else None,
+            "seed": args.seed,
+        },
+        "feature_network": {"name": features.name, "path": args.feature_model},
+        "samples": evaluate(images, data, text_image_model, features),
+        "reconstruction": reconstruction_figures(pipe.vae, data.test_images, features, args.batch_size),
+        "sampling": {
+            "seconds": seconds,
+            "images_per_second": len(images) / seconds,
+            "device": str(pipe.device),
+        },
+        "command": command_line(args),
+    }
+    table = write_outputs(report, images, data.grid_captions, Path(args.out), args.grid_size)
+    print(table, end="")
+    print(f"wrote {Path(args.out) / 'report.json'}, report.md, samples.png")
+    return 0
