@@ -1,0 +1,70 @@
+"""Turn a trained pipeline folder into the shipped model: fp16 safetensors, example captions, model card.
+
+    python training/export_model.py --pipeline runs/ldm-emoji32 --data data/emoji/32 \
+        --out models/hfldm-emoji [--report runs/eval-emoji32/report.md] [--training-notes notes.md]
+
+The example captions are held-out (test split) names that are not skin-tone variants of a training emoji,
+so the demo and the Space show what the model does on captions it never saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from datasets import load_from_disk
+
+from hfldm.eval.subsets import skin_tone_variant_mask
+from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
+from hfldm.pipelines.saving import pipeline_model_card
+
+MAX_MB = 50
+
+
+def held_out_examples(data: Path, count: int) -> list[str]:
+    """`count` test captions that are not skin-tone variants of a training emoji, in dataset order."""
+    splits = load_from_disk(str(data))
+    test, train = splits["test"]["text"], splits["train"]["text"]
+    variants = skin_tone_variant_mask(test, train)
+    return [caption for caption, variant in zip(test, variants) if not variant][:count]
+
+
+def folder_megabytes(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", required=True, help="trained pipeline folder (train_ldm.py output)")
+    parser.add_argument("--data", required=True, help="save_to_disk emoji dataset (for held-out captions)")
+    parser.add_argument("--out", required=True, help="where to write the shipped model")
+    parser.add_argument("--report", default=None, help="report.md from `hfldm eval`, put in the card")
+    parser.add_argument("--training-notes", default=None, help="Markdown on how it was trained")
+    parser.add_argument("--num-examples", type=int, default=24, help="held-out example captions")
+    args = parser.parse_args(argv)
+    for flag, path in (("--pipeline", args.pipeline), ("--data", args.data)):
+        if not Path(path).exists():
+            parser.error(f"{flag}: {path} does not exist")
+
+    pipe = LatentDiffusionPipeline.from_pretrained(args.pipeline)
+    pipe.to(torch.float16)
+    out = Path(args.out)
+    card = pipeline_model_card(pipe, repo=str(out))
+    for extra in (args.training_notes, args.report):
+        if extra:
+            card += "\n" + Path(extra).read_text()
+    pipe.save_pretrained(out, model_card=card)
+    examples = held_out_examples(Path(args.data), args.num_examples)
+    (out / "example_captions.txt").write_text("\n".join(examples) + "\n")
+    size = folder_megabytes(out)
+    print(f"wrote {out}: {size:.1f} MB (fp16), {len(examples)} held-out example captions")
+    if size > MAX_MB:
+        print(f"error: {out} is {size:.1f} MB, over the {MAX_MB} MB budget", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
