@@ -59,5 +59,9 @@ demo: $(STAMP)
 space: $(STAMP)
 	$(BIN)/python space/app.py
 
+# the shipped model, end to end: data, autoencoder, latent cache, LDM, evaluation, export + model card
+train-default: $(STAMP) system-deps
+	BIN=$(BIN) OUT=$(MODEL) bash training/train_default.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

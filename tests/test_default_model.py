@@ -1,0 +1,56 @@
+"""The bundled text-to-emoji model loads as diffusers users load it and draws prompt-dependent images."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "hfldm-emoji"
+pytestmark = pytest.mark.skipif(not (MODEL / "model_index.json").is_file(), reason="no bundled model")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(str(MODEL), trust_remote_code=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def generate(pipe, prompts, seed=0):
+    from hfldm.schedulers.ddim import DDIMScheduler
+
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    return pipe(
+        prompt=prompts,
+        num_inference_steps=10,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+    ).images
+
+
+def test_loads_as_the_shipped_fp16_pipeline(pipe):
+    assert type(pipe).__name__ == "LatentDiffusionPipeline"
+    assert pipe.unet.dtype == torch.float32  # fp16 on disk, loaded in float32 for the CPU
+    size = sum(p.stat().st_size for p in MODEL.rglob("*") if p.is_file())
+    assert size < 50 * 2**20
+    assert (MODEL / "example_captions.txt").read_text().strip()
+
+
+def test_images_are_not_blank_and_follow_the_prompt(pipe):
+    images = generate(pipe, ["red apple", "blue heart", "grinning face"])
+    assert images.shape == (3, 32, 32, 3)
+    for image in images:
+        assert image.std() > 0.05  # structure, not a flat colour
+        assert image.mean() < 0.97  # not an empty white canvas
+    # the same seed for every prompt: differences come from the text alone
+    assert np.abs(images[0] - images[1]).mean() > 0.02
+    assert np.abs(images[0] - images[2]).mean() > 0.02
+
+
+def test_same_seed_same_image(pipe):
+    a = generate(pipe, ["rocket"], seed=3)
+    b = generate(pipe, ["rocket"], seed=3)
+    np.testing.assert_array_equal(a, b)
