@@ -184,6 +184,8 @@ def main() -> None:
     bar = progress_bar(accelerator, first_step, train.max_train_steps)
     step, micro_step = first_step, first_step * train.gradient_accumulation_steps
     for batch in train_batches(accelerator, train_loader, first_step, train.gradient_accumulation_steps):
+        if step >= train.max_train_steps:  # also when resumed at (or past) the last step
+            break
         logs = training_step(batch, micro_step, adversarial=step >= args.disc_start)
         micro_step += 1
         if not accelerator.sync_gradients:
@@ -199,8 +201,6 @@ def main() -> None:
             validate(step)
         if is_every(step, train.checkpointing_steps):
             save_checkpoint(accelerator, train.output_dir, step, train.checkpoints_total_limit)
-        if step >= train.max_train_steps:
-            break
 
     # 6. the final autoencoder (and its discriminator, to continue training from)
     accelerator.wait_for_everyone()

@@ -180,6 +180,8 @@ def main() -> None:
     bar = progress_bar(accelerator, first_step, train.max_train_steps)
     step, micro_step = first_step, first_step * train.gradient_accumulation_steps
     for batch in train_batches(accelerator, train_loader, first_step, train.gradient_accumulation_steps):
+        if step >= train.max_train_steps:  # also when resumed at (or past) the last step
+            break
         loss = training_step(batch, micro_step)
         micro_step += 1
         if not accelerator.sync_gradients:
@@ -192,8 +194,6 @@ def main() -> None:
             validate(step)
         if is_every(step, train.checkpointing_steps):
             save_checkpoint(accelerator, train.output_dir, step, train.checkpoints_total_limit)
-        if step >= train.max_train_steps:
-            break
 
     # 6. the adapters only: a small safetensors file per model
     accelerator.wait_for_everyone()
