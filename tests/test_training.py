@@ -230,6 +230,7 @@ def test_cached_latents_minilm_bf16_to_a_loadable_pipeline(digits, autoencoder, 
     pipe = DiffusionPipeline.from_pretrained(out, trust_remote_code=True)
     pipe.set_progress_bar_config(disable=True)
     assert type(pipe).__name__ == "LatentDiffusionPipeline" and pipe.unet.config.cross_attention_dim == 384
+    assert pipe.scheduler.config.clip_sample is False  # scaled latents leave [-1, 1]; clipping ruins samples
     scale = pipe.vae.config.scaling_factor
     rows = datasets.load_from_disk(cache).with_format("torch")
     means, stds = torch.stack(list(rows["latent_mean"])), torch.stack(list(rows["latent_std"]))

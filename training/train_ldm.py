@@ -181,6 +181,7 @@ def main() -> None:
     noise_scheduler = DDPMScheduler(
         num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
         beta_start=args.beta_start, beta_end=args.beta_end, prediction_type=args.prediction_type,
+        clip_sample=False,  # scaled latents are not in [-1, 1]: clipping x̂_0 there ruins samples
     )  # fmt: skip
     scale = args.scaling_factor or vae.config.scaling_factor
     if scale == 1.0 and args.scaling_factor is None:  # LDM App. G: z <- z / std(z), std over the data
