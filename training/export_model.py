@@ -1,7 +1,7 @@
 """Turn a trained pipeline folder into the shipped model: fp16 safetensors, example captions, model card.
 
     python training/export_model.py --pipeline runs/ldm-emoji32 --data data/emoji/32 \
-        --out models/hfldm-emoji [--report runs/eval-emoji32/report.md] [--training-notes notes.md]
+        --out models/hfldm-emoji [--report runs/eval-emoji32/report.md ...] [--training-notes notes.md]
 
 The example captions are held-out (test split) names that are not skin-tone variants of a training emoji,
 so the demo and the Space show what the model does on captions it never saw.
@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline", required=True, help="trained pipeline folder (train_ldm.py output)")
     parser.add_argument("--data", required=True, help="save_to_disk emoji dataset (for held-out captions)")
     parser.add_argument("--out", required=True, help="where to write the shipped model")
-    parser.add_argument("--report", default=None, help="report.md from `hfldm eval`, put in the card")
+    parser.add_argument(
+        "--report", action="append", default=[], help="report.md from `hfldm eval`, put in the card (repeatable)"
+    )
     parser.add_argument("--training-notes", default=None, help="Markdown on how it was trained")
     parser.add_argument("--num-examples", type=int, default=24, help="held-out example captions")
     args = parser.parse_args(argv)
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     pipe.to(torch.float16)
     out = Path(args.out)
     card = pipeline_model_card(pipe, repo=str(out))
-    for extra in (args.training_notes, args.report):
+    for extra in (args.training_notes, *args.report):
         if extra:
             card += "\n" + Path(extra).read_text()
     pipe.save_pretrained(out, model_card=card)

@@ -1,0 +1,79 @@
+"""training/export_model.py: a trained pipeline becomes the shipped fp16 folder with card and examples."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from _ldm_fixtures import sample, text_pipeline
+from safetensors import safe_open
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+import export_model  # noqa: E402
+
+TRAIN = ["waving hand", "waving hand: light skin tone", "red apple", "cat face"]
+TEST = ["waving hand: dark skin tone", "green apple", "dog face", "thumbs up: dark skin tone"]
+
+
+def emoji_like(folder: Path) -> Path:
+    """A save_to_disk DatasetDict with train/test captions; only 'waving hand: dark skin tone' is a variant."""
+    image = PIL.Image.new("RGB", (16, 16), "white")
+    splits = {
+        name: datasets.Dataset.from_dict({"image": [image] * len(texts), "text": texts})
+        for name, texts in (("train", TRAIN), ("test", TEST))
+    }
+    datasets.DatasetDict(splits).save_to_disk(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    pipe = text_pipeline()
+    pipe.save_pretrained(tmp / "trained")
+    notes, report_a, report_b = tmp / "notes.md", tmp / "a.md", tmp / "b.md"
+    notes.write_text("## Training\nnotes-marker\n")
+    report_a.write_text("report-guided\n")
+    report_b.write_text("report-unguided\n")
+    argv = ["--pipeline", str(tmp / "trained"), "--data", str(emoji_like(tmp / "data")), "--out",
+            str(tmp / "out"), "--training-notes", str(notes), "--report", str(report_a),
+            "--report", str(report_b)]  # fmt: skip
+    assert export_model.main(argv) == 0
+    return pipe, tmp / "out"
+
+
+def test_weights_are_fp16_and_examples_are_unseen_non_variants(exported):
+    _, out = exported
+    with safe_open(out / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    examples = (out / "example_captions.txt").read_text().splitlines()
+    assert examples == ["green apple", "dog face", "thumbs up: dark skin tone"]  # no train-tone variant
+
+
+def test_card_holds_notes_and_every_report_in_order(exported):
+    _, out = exported
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n")  # Hugging Face front matter
+    assert card.index("notes-marker") < card.index("report-guided") < card.index("report-unguided")
+
+
+def test_exported_folder_generates_like_the_float32_pipeline(exported):
+    from diffusers import DiffusionPipeline
+
+    pipe, out = exported
+    loaded = DiffusionPipeline.from_pretrained(out, trust_remote_code=True)
+    loaded.set_progress_bar_config(disable=True)
+    a = sample(pipe, prompt="red apple", guidance_scale=2.0)
+    b = sample(loaded, prompt="red apple", guidance_scale=2.0)
+    assert np.abs(a - b).max() < 0.02  # fp16 rounding of the weights only
+
+
+def test_missing_pipeline_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export_model.main(["--pipeline", str(tmp_path / "nope"), "--data", str(tmp_path), "--out", "x"])
+    assert "--pipeline" in capsys.readouterr().err
