@@ -21,7 +21,7 @@ TEST = ["waving hand: dark skin tone", "green apple", "dog face", "thumbs up: da
 
 
 def emoji_like(folder: Path) -> Path:
-    """A save_to_disk DatasetDict with train/test captions; only 'waving hand: dark skin tone' is a variant."""
+    """save_to_disk train/test captions; only "waving hand: dark skin tone" is a skin-tone variant."""
     image = PIL.Image.new("RGB", (16, 16), "white")
     splits = {
         name: datasets.Dataset.from_dict({"image": [image] * len(texts), "text": texts})

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="save_to_disk emoji dataset (for held-out captions)")
     parser.add_argument("--out", required=True, help="where to write the shipped model")
     parser.add_argument(
-        "--report", action="append", default=[], help="report.md from `hfldm eval`, put in the card (repeatable)"
+        "--report", action="append", default=[], help="`hfldm eval` report.md for the card (repeatable)"
     )
     parser.add_argument("--training-notes", default=None, help="Markdown on how it was trained")
     parser.add_argument("--num-examples", type=int, default=24, help="held-out example captions")
