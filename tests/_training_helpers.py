@@ -1,0 +1,64 @@
+"""Shared pieces of the training-script tests: tiny models, flags, running a script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from hfldm import ConditionalUNet, KLAutoencoder
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+RESOLUTION = 16
+
+
+def tiny_autoencoder() -> KLAutoencoder:
+    torch.manual_seed(0)
+    return KLAutoencoder(
+        block_out_channels=(8, 16), layers_per_block=1, latent_channels=2, norm_num_groups=8, sample_size=16
+    )
+
+
+def flags(**values) -> list[str]:
+    """Command-line flags: flags(max_train_steps=3) -> ["--max_train_steps", "3"]."""
+    return [item for name, value in values.items() for item in (f"--{name}", str(value))]
+
+
+def run_script(script: str, *args: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    command = [*(launcher or [sys.executable]), str(ROOT / "training" / script), *args]
+    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def ldm_args(digits: Path, autoencoder: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--autoencoder", str(autoencoder), "--train_data_dir", str(digits), "--resolution", str(RESOLUTION),
+        "--unet_config", str(ROOT / "training/configs/unet_tiny.yaml"), "--output_dir", str(out),
+        "--report_to", "none", "--validation_steps", "0", "--learning_rate", "1e-3",
+        "--scale_estimation_images", "32", *extra,
+    ]  # fmt: skip
+
+
+def max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def ema_shadow(checkpoint: Path) -> dict:
+    state = torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=True)  # diffusers' EMAModel state
+    return {"step": state["optimization_step"], **{str(i): p for i, p in enumerate(state["shadow_params"])}}
+
+
+def tiny_unet(block_out_channels=(8, 16), **kwargs) -> ConditionalUNet:
+    torch.manual_seed(0)
+    config = dict(in_channels=2, out_channels=2, block_out_channels=block_out_channels, layers_per_block=1)
+    unet = ConditionalUNet(
+        **config, attention_levels=(False, True), num_attention_heads=2, norm_num_groups=4, **kwargs
+    )
+    torch.nn.init.normal_(unet.conv_out.weight, std=0.1)  # zero-initialised: make ε_θ depend on its input
+    return unet.eval()

@@ -1,0 +1,59 @@
+"""train_autoencoder.py end to end on tiny digits: KL with the PatchGAN, and VQ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _training_helpers import RESOLUTION, flags, run_script
+
+from hfldm import KLAutoencoder, VQAutoencoder
+
+
+def tensorboard_scalars(logdir: Path) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next(logdir.rglob("events.out.tfevents.*")).parent)).Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.mark.slow
+def test_autoencoder_script_kl_with_patch_gan(digits, tmp_path):
+    out = tmp_path / "kl"
+    run_script("train_autoencoder.py", *flags(
+        train_data_dir=digits, resolution=RESOLUTION, validation_split="test", num_validation_images=16,
+        regularizer="kl", downsample_factor=2, base_channels=16, latent_channels=2, layers_per_block=1,
+        disc_layers=2, disc_channels=16, disc_start=20, max_train_steps=30, train_batch_size=8,
+        learning_rate=2e-3, logging_steps=1, validation_steps=15, checkpointing_steps=100, output_dir=out,
+    ))  # fmt: skip
+    scalars = tensorboard_scalars(out / "logs")
+    rec = scalars["train/rec_loss"]
+    assert len(rec) == 30 and np.mean(rec[-3:]) < 0.7 * np.mean(rec[:3])  # L1 falls
+    assert len(scalars["train/gan_weight"]) == 10 and min(scalars["train/gan_weight"]) > 0  # after disc_start
+    assert len(scalars["train/d_loss"]) == 10
+    assert len(scalars["val/psnr"]) == 3 and scalars["val/psnr"][-1] > scalars["val/psnr"][0]
+    assert 0 < scalars["val/ssim"][-1] <= 1
+    grid = out / "validation" / "reconstructions-000030.png"
+    from PIL import Image
+
+    assert Image.open(grid).size == (4 * 2 * RESOLUTION, 4 * RESOLUTION)  # 16 input | reconstruction pairs
+    vae = KLAutoencoder.from_pretrained(out)
+    assert vae.downsample_factor == 2 and vae.config.latent_channels == 2
+    assert (out / "discriminator" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_autoencoder_script_vq(digits, tmp_path):
+    out = tmp_path / "vq"
+    run_script("train_autoencoder.py", *flags(
+        train_data_dir=digits, resolution=RESOLUTION, num_validation_images=8, regularizer="vq",
+        downsample_factor=4, base_channels=8, latent_channels=3, num_vq_embeddings=32, layers_per_block=1,
+        disc_layers=2, disc_channels=8, disc_start=3, max_train_steps=5, train_batch_size=8, logging_steps=1,
+        validation_steps=5, checkpointing_steps=100, output_dir=out,
+    ))  # fmt: skip
+    scalars = tensorboard_scalars(out / "logs")
+    assert len(scalars["train/reg_loss"]) == 5 and all(v > 0 for v in scalars["train/reg_loss"])
+    assert 1 <= scalars["val/codebook_perplexity"][-1] <= 32
+    vae = VQAutoencoder.from_pretrained(out)
+    assert vae.downsample_factor == 4 and vae.config.num_vq_embeddings == 32

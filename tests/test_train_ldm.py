@@ -1,0 +1,141 @@
+"""train_ldm.py end to end on tiny digits: exact resume after SIGKILL, cached latents + MiniLM + bf16
+to a loadable pipeline, 2 processes = 1 process with twice the batch."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from _training_helpers import ENV, RESOLUTION, ROOT, ema_shadow, flags, ldm_args, max_difference, run_script
+from safetensors.torch import load_file
+
+from hfldm import KLAutoencoder
+from hfldm.data.arguments import DataArguments
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_the_uninterrupted_run(digits, autoencoder, tmp_path):
+    """Kill -9 after the step-4 checkpoint, resume with `latest`: U-Net, EMA and optimiser path match a run
+    that never stopped (class labels, CFG dropout, flips, min-SNR, noise offset, accumulation, cosine LR)."""
+    extra = flags(label_column="label", max_samples=64, train_batch_size=8, max_train_steps=16)
+    extra += flags(gradient_accumulation_steps=2, cond_drop_prob=0.5, snr_gamma=5, noise_offset=0.1)
+    extra += flags(lr_scheduler="cosine", lr_warmup_steps=3, checkpointing_steps=4, checkpoints_total_limit=2)
+    extra += flags(random_flip=True)
+    script = [sys.executable, str(ROOT / "training/train_ldm.py")]
+    quiet = dict(cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, text=True)
+    reference_args = ldm_args(digits, autoencoder, tmp_path / "ref", *extra)
+    reference = subprocess.Popen([*script, *reference_args], stderr=subprocess.PIPE, **quiet)
+    victim_args = ldm_args(digits, autoencoder, tmp_path / "run", *extra)
+    victim = subprocess.Popen([*script, *victim_args], stderr=subprocess.DEVNULL, **quiet)
+    deadline = time.time() + 300
+    while (
+        not (tmp_path / "run" / "checkpoint-4").is_dir() and victim.poll() is None and time.time() < deadline
+    ):
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (tmp_path / "run" / "model_index.json").exists()
+    resumed = run_script("train_ldm.py", *victim_args, "--resume_from_checkpoint", "latest")
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    _, stderr = reference.communicate(timeout=600)
+    assert reference.returncode == 0, stderr[-3000:]
+
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == [
+        "checkpoint-12",
+        "checkpoint-16",
+    ]  # total limit
+    for name in ("checkpoint-16/model.safetensors", "unet/diffusion_pytorch_model.safetensors"):
+        assert max_difference(load_file(ref / name), load_file(run / name)) <= 1e-6, name
+    ref_ema, run_ema = ema_shadow(ref / "checkpoint-16"), ema_shadow(run / "checkpoint-16")
+    assert ref_ema.pop("step") == run_ema.pop("step") == 16
+    assert max_difference(ref_ema, run_ema) <= 1e-6
+
+
+@pytest.mark.slow
+def test_cached_latents_minilm_bf16_to_a_loadable_pipeline(digits, autoencoder, tmp_path):
+    """Latent cache + frozen MiniLM embeddings + bf16 autocast: validation grid from prompts, latent scale
+    estimated into the saved vae config, and a folder DiffusionPipeline.from_pretrained can sample from."""
+    from diffusers import DiffusionPipeline
+
+    from hfldm.data.latent_cache import cache_latents
+    from hfldm.text import load_minilm
+
+    cache = tmp_path / "cache"
+    data = DataArguments(train_data_dir=str(digits), resolution=RESOLUTION, max_samples=32)
+    cache_latents(data, KLAutoencoder.from_pretrained(autoencoder).eval(), cache, text_model=load_minilm())
+    out = tmp_path / "ldm"
+    extra = flags(cached_latents=cache, text_encoder="minilm", mixed_precision="bf16", max_train_steps=2)
+    extra += flags(train_batch_size=8, validation_steps=2, num_inference_steps=2, report_to="tensorboard")
+    extra += ["--validation_prompts", "digit 3", "digit 7", "--validation_seeds", "0", "1"]
+    run_script("train_ldm.py", *ldm_args(digits, autoencoder, out), *extra)
+    grid = out / "validation" / "samples-000002.png"
+    assert grid.is_file() and (out / "logs").is_dir()
+
+    pipe = DiffusionPipeline.from_pretrained(out, trust_remote_code=True)
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe).__name__ == "LatentDiffusionPipeline" and pipe.unet.config.cross_attention_dim == 384
+    assert pipe.scheduler.config.clip_sample is False  # scaled latents leave [-1, 1]; clipping ruins samples
+    scale = pipe.vae.config.scaling_factor
+    rows = datasets.load_from_disk(cache).with_format("torch")
+    means, stds = torch.stack(list(rows["latent_mean"])), torch.stack(list(rows["latent_std"]))
+    sample_std = (means.var() + (stds**2).mean()).sqrt()  # std of z = μ + σ·η over images and positions
+    assert scale == pytest.approx(1 / sample_std.item(), rel=0.05)
+    images = pipe(prompt="digit 3", num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                  output_type="np").images  # fmt: skip
+    assert images.shape == (1, RESOLUTION, RESOLUTION, 3) and np.isfinite(images).all()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_process_with_twice_the_batch(digits, autoencoder, tmp_path):
+    """accelerate launch, 2 CPU processes (gloo) × 4 images = 1 process × 8 images, with a jointly trained
+    text encoder and 50 % condition dropout: same U-Net, τ_θ and EMA after 3 steps, up to float rounding."""
+    extra = flags(
+        text_encoder="scratch",
+        text_hidden_size=32,
+        text_layers=1,
+        text_vocab_size=60,
+        max_samples=64,
+        max_train_steps=3,
+        cond_drop_prob=0.5,
+        checkpointing_steps=3,
+    )
+    launcher = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()),
+    ]  # fmt: skip
+    two = subprocess.Popen(
+        [*launcher, str(ROOT / "training/train_ldm.py"),
+         *ldm_args(digits, autoencoder, tmp_path / "two", *extra, "--train_batch_size", "4")],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    run_script(
+        "train_ldm.py", *ldm_args(digits, autoencoder, tmp_path / "one", *extra, "--train_batch_size", "8")
+    )
+    output, _ = two.communicate(timeout=600)
+    assert two.returncode == 0, output[-3000:]
+
+    one, two = tmp_path / "one" / "checkpoint-3", tmp_path / "two" / "checkpoint-3"
+    unet_one, unet_two = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
+    assert max_difference(unet_one, unet_two) < 1e-4  # Adam steps are ±1e-3: different data would show
+    assert max(float((unet_one[k] - unet_two[k]).abs().mean()) for k in unet_one) < 1e-6
+    assert (
+        max_difference(load_file(one / "model_1.safetensors"), load_file(two / "model_1.safetensors")) < 1e-4
+    )
+    ema_one, ema_two = ema_shadow(one), ema_shadow(two)
+    assert ema_one.pop("step") == ema_two.pop("step") == 3
+    assert max_difference(ema_one, ema_two) < 1e-4
