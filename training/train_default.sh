@@ -14,8 +14,11 @@ $LAUNCH training/train_autoencoder.py --config training/configs/autoencoder_emoj
 "$BIN/hfldm" cache-latents --vae runs/autoencoder-emoji32 --dataset data/emoji/32 --resolution 32 \
     --out runs/latents-emoji32
 $LAUNCH training/train_ldm.py --config training/configs/ldm_emoji32.yaml --resume_from_checkpoint latest
-"$BIN/hfldm" eval --model runs/ldm-emoji32 --dataset data/emoji/32 --split test --num-samples all \
-    --steps 25 --scheduler ddim --out runs/eval-emoji32
+for w in 3 1; do  # the default guidance scale, and no guidance
+    "$BIN/hfldm" eval --model runs/ldm-emoji32 --dataset data/emoji/32 --split test --num-samples all \
+        --steps 25 --scheduler ddim --guidance-scale $w --out runs/eval-emoji32-w$w
+done
 "$BIN/python" training/export_model.py --pipeline runs/ldm-emoji32 --data data/emoji/32 --out "$OUT" \
-    --report runs/eval-emoji32/report.md --training-notes training/configs/emoji32_card.md
+    --training-notes training/configs/emoji32_card.md \
+    --report runs/eval-emoji32-w3/report.md --report runs/eval-emoji32-w1/report.md
 echo "train-default: done in $(( ($(date +%s) - start) / 60 )) min; model in $OUT"
