@@ -126,6 +126,14 @@ def plot(result: dict, path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write(result: dict, out: Path) -> None:
+    """sampler_sweep.json, .md and .png in `out`."""
+    (out / "sampler_sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "sampler_sweep.md").write_text(markdown(result))
+    plot(result, out / "sampler_sweep.png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from hfldm.eval.report import evaluate, generate_images
 
+    command = "python benchmarks/sampler_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, steps in runs:
         use_scheduler(pipe, saved_config, name)
@@ -153,23 +164,19 @@ def main(argv: list[str] | None = None) -> int:
         images, seconds = generate_images(pipe, data, steps, w, args.seed, args.batch_size)
         figures = evaluate(images, data, text_image_model, features)
         rows.append(row_of(name, steps, figures, seconds, len(images)))
-    fid = figures["all"]["fid"]
-    result = {
-        "command": "python benchmarks/sampler_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-        "feature_network": features.name,
-        "num_samples": len(data.test_images),
-        "guidance_scale": w,
-        "seed": args.seed,
-        "floor": {"vs_test": fid["floor_vs_test"]["fid"], "vs_train": fid["floor_vs_train"]["fid"]},
-        "rows": rows,
-        "goal": goal_check(rows),
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sampler_sweep.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "sampler_sweep.md").write_text(table := markdown(result))
-    plot(result, out / "sampler_sweep.png")
-    print(table, end="")
+        fid = figures["all"]["fid"]
+        result = {
+            "command": command,
+            "feature_network": features.name,
+            "num_samples": len(data.test_images),
+            "guidance_scale": w,
+            "seed": args.seed,
+            "floor": {"vs_test": fid["floor_vs_test"]["fid"], "vs_train": fid["floor_vs_train"]["fid"]},
+            "rows": rows,
+            "goal": goal_check(rows),
+        }
+        write(result, out)  # after every sampler: an interrupted sweep keeps the rows it finished
+    print(markdown(result), end="")
     return 0
 
 

@@ -164,3 +164,24 @@ def test_bad_inputs_give_one_line_and_exit_code_2(root, capsys, flags, named):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"hfldm eval: error: {named}:") and "\n" not in err and "Traceback" not in err
     assert not (root / "bad" / "report.json").exists()
+
+
+def test_sampler_sweep_rows_equal_hfldm_eval_and_goal_ratio(root, text_report):
+    """benchmarks/sampler_sweep.py: the DDPM row is `hfldm eval` of the same scheduler and steps, the goal
+    ratio is FID(20-step) / FID(longest DDPM), and the files exist after the sweep."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sampler_sweep.py"
+    spec = importlib.util.spec_from_file_location("sampler_sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    out = root / "sweep"
+    argv = ["--model", str(root / "text"), "--dataset", str(root / "emoji"), "--runs", "ddpm:3,ddim:20"]
+    assert sweep.main([*argv, "--feature-model", str(FEATURE_MODEL), "--out", str(out)]) == 0
+    result = json.loads((out / "sampler_sweep.json").read_text())
+    ddpm, ddim = result["rows"]
+    expected = text_report["samples"]["all"]["fid"]["generated_vs_test"]["fid"]
+    assert (ddpm["sampler"], ddpm["steps"]) == ("ddpm", 3)
+    assert ddpm["fid_vs_test"] == pytest.approx(expected, rel=1e-4)
+    assert result["goal"]["ratios"] == {"ddim": pytest.approx(ddim["fid_vs_test"] / ddpm["fid_vs_test"])}
+    assert (out / "sampler_sweep.md").is_file() and (out / "sampler_sweep.png").stat().st_size > 0
