@@ -139,3 +139,20 @@ def test_two_processes_train_like_one_process_with_twice_the_batch(digits, autoe
     ema_one, ema_two = ema_shadow(one), ema_shadow(two)
     assert ema_one.pop("step") == ema_two.pop("step") == 3
     assert max_difference(ema_one, ema_two) < 1e-4
+
+
+def test_run_tokenizer_is_saved_once_and_kept_on_resume(tmp_path):
+    """A scratch τ_θ's vocabulary is fixed for the run: saved on the first start, reloaded when resuming
+    (WordPiece ties make a retrained vocabulary differ between processes), retrained on a fresh start."""
+    from accelerate import Accelerator
+
+    from hfldm.training.models import run_tokenizer
+
+    accelerator = Accelerator(cpu=True)
+    first = run_tokenizer(accelerator, ["red apple", "cat face"] * 3, 60, tmp_path, resuming=False)
+    assert (tmp_path / "tokenizer" / "tokenizer.json").is_file() and first.model_max_length == 32
+    other_captions = ["snowman", "rocket ship"] * 3
+    resumed = run_tokenizer(accelerator, other_captions, 60, tmp_path, resuming=True)
+    assert resumed.get_vocab() == first.get_vocab()
+    fresh = run_tokenizer(accelerator, other_captions, 60, tmp_path, resuming=False)
+    assert "snowman" in fresh.get_vocab() and "apple" not in fresh.get_vocab()

@@ -134,18 +134,41 @@ def unet_from_yaml(
 
 
 def text_encoder_for(
-    kind: str, captions: list[str] | None, vocab_size: int, hidden_size: int, layers: int
+    kind: str, tokenizer: PreTrainedTokenizerBase | None, hidden_size: int, layers: int
 ) -> tuple[PreTrainedTokenizerBase | None, PreTrainedModel | None]:
-    """(tokenizer, τ_θ): frozen MiniLM ('minilm'), a small transformer trained jointly with the U-Net on a
-    WordPiece vocabulary of the captions ('scratch', LDM Sec. 4.3.1), or (None, None) for 'none'."""
+    """(tokenizer, τ_θ): frozen MiniLM ('minilm'), a small transformer trained jointly with the U-Net on the
+    WordPiece vocabulary `tokenizer` of the captions ('scratch', LDM Sec. 4.3.1; see `run_tokenizer`), or
+    (None, None) for 'none'."""
     if kind == "none":
         return None, None
-    from hfldm.text import load_minilm, make_text_encoder, train_caption_tokenizer
+    from hfldm.text import load_minilm, make_text_encoder
 
     if kind == "minilm":
         return load_minilm()
-    tokenizer = train_caption_tokenizer(captions, vocab_size=vocab_size)
     return tokenizer, make_text_encoder(tokenizer, hidden_size=hidden_size, layers=layers, heads=4)
+
+
+def run_tokenizer(
+    accelerator, captions: list[str], vocab_size: int, output_dir: str | Path, resuming: bool
+) -> PreTrainedTokenizerBase:
+    """The WordPiece tokenizer of a run whose τ_θ trains from scratch: one vocabulary for every process and
+    for every restart of the run.
+
+    WordPiece training breaks ties between equally frequent pieces in a per-process random order (the Rust
+    trainer's hash maps), so the same captions can give other token ids in another process. The main
+    process trains it and saves it to `output_dir/tokenizer` (where the pipeline keeps it); every process
+    loads that copy, and a resumed run loads the saved one instead of training a new one, so the rows of
+    τ_θ's embedding table keep meaning the same pieces.
+    """
+    from transformers import AutoTokenizer
+
+    from hfldm.text import train_caption_tokenizer
+
+    path = Path(output_dir) / "tokenizer"
+    if accelerator.is_main_process and not (resuming and (path / "tokenizer.json").is_file()):
+        train_caption_tokenizer(captions, vocab_size=vocab_size).save_pretrained(path)
+    accelerator.wait_for_everyone()
+    return AutoTokenizer.from_pretrained(path)
 
 
 def perceptual_network(weight: float):
