@@ -54,7 +54,7 @@ data: $(STAMP)
 	$(BIN)/hfldm data emoji --out data/emoji --resolution 32,64
 
 demo: $(STAMP)
-	$(BIN)/python -m hfldm.demo --model $(MODEL)
+	$(BIN)/python -m hfldm.demo --model $(MODEL) $(if $(PROMPT),--prompt "$(PROMPT)")
 
 space: $(STAMP)
 	$(BIN)/python space/app.py

@@ -5,9 +5,9 @@
 The grid holds held-out captions (never seen in training; `example_captions.txt` in the model folder)
 plus the user's prompt, all from one fixed seed.
 
-Until the trained emoji model is bundled, a missing default model is replaced by a tiny class-conditional
-LDM trained on scikit-learn's digits in about a minute and a half (both stages, with the project's own
-training scripts), so the demo still shows the whole path: data, autoencoder, LDM, pipeline.
+Without the bundled model folder (a checkout without models/), the default is replaced by a tiny
+class-conditional LDM trained on scikit-learn's digits in about a minute and a half (both stages, with the
+project's own training scripts), so the demo still shows the whole path: data, autoencoder, LDM, pipeline.
 """
 
 from __future__ import annotations
