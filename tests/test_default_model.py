@@ -33,7 +33,8 @@ def generate(pipe, prompts, seed=0):
 
 def test_loads_as_the_shipped_fp16_pipeline(pipe):
     assert type(pipe).__name__ == "LatentDiffusionPipeline"
-    assert pipe.unet.dtype == torch.float32  # fp16 on disk, loaded in float32 for the CPU
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder):  # fp16 on disk, loaded in float32 for the CPU
+        assert module.dtype == torch.float32, type(module).__name__
     size = sum(p.stat().st_size for p in MODEL.rglob("*") if p.is_file())
     assert size < 50 * 2**20
     assert (MODEL / "example_captions.txt").read_text().strip()

@@ -68,6 +68,7 @@ def test_exported_folder_generates_like_the_float32_pipeline(exported):
     pipe, out = exported
     loaded = DiffusionPipeline.from_pretrained(out, trust_remote_code=True)
     loaded.set_progress_bar_config(disable=True)
+    assert {m.dtype for m in (loaded.unet, loaded.vae, loaded.text_encoder)} == {torch.float32}
     a = sample(pipe, prompt="red apple", guidance_scale=2.0)
     b = sample(loaded, prompt="red apple", guidance_scale=2.0)
     assert np.abs(a - b).max() < 0.02  # fp16 rounding of the weights only

@@ -10,6 +10,7 @@ so the demo and the Space show what the model does on captions it never saw.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -29,6 +30,16 @@ def held_out_examples(data: Path, count: int) -> list[str]:
     test, train = splits["test"]["text"], splits["train"]["text"]
     variants = skin_tone_variant_mask(test, train)
     return [caption for caption, variant in zip(test, variants) if not variant][:count]
+
+
+def load_text_encoder_in_float32(folder: Path) -> None:
+    """Record float32 as the text encoder's dtype: transformers loads a model in its config's dtype, diffusers
+    components in float32, so without this the fp16 weights would run τ_θ in float16 on the CPU."""
+    path = folder / "text_encoder" / "config.json"
+    if path.is_file():
+        config = json.loads(path.read_text())
+        config["dtype"] = "float32"
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def folder_megabytes(folder: Path) -> float:
@@ -58,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             card += "\n" + Path(extra).read_text()
     pipe.save_pretrained(out, model_card=card)
+    load_text_encoder_in_float32(out)
     examples = held_out_examples(Path(args.data), args.num_examples)
     (out / "example_captions.txt").write_text("\n".join(examples) + "\n")
     size = folder_megabytes(out)
