@@ -167,14 +167,14 @@ def main() -> None:
 
     # 2. models: τ_θ, the U-Net, the noise schedule, the latent scale (the autoencoder is frozen)
     texts = captions(dataset, text_column) if kind == "text" else []
+    train_text_encoder = args.text_encoder == "scratch"
     tokenizer = None
-    if args.text_encoder == "scratch":  # saved to output_dir first, reloaded on resume
+    if train_text_encoder:  # saved to output_dir first, reloaded on resume
         resuming = train.resume_from_checkpoint is not None
         tokenizer = run_tokenizer(accelerator, texts, args.text_vocab_size, train.output_dir, resuming)
     tokenizer, text_encoder = text_encoder_for(
         args.text_encoder, tokenizer, args.text_hidden_size, args.text_layers
     )
-    train_text_encoder = args.text_encoder == "scratch"
     classes = num_classes(dataset, label_names, label_column) if kind == "class" else 0
     num_class_embeds = (
         classes + 1 if kind == "class" else None
