@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -59,13 +60,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-points", type=int, default=4, help="evaluations along the LDM's training")
     p.add_argument("--eval-args", default="--num-samples all --steps 50", help="extra `hfldm eval` flags")
     p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="factors swept at once, each on cpu_count / jobs threads"
+    )
     p.add_argument("--work-dir", default="runs/f_sweep", help="models, logs and state of the sweep")
     p.add_argument("--out", default="docs", help="folder for f_sweep.md, f_sweep.json, f_sweep.png")
     args = p.parse_args(argv)
     args.factors = [int(f) for f in args.factors.split(",")]
     if any(f not in (1, 2, 4, 8) for f in args.factors):
         raise ValueError(f"--factors: each f must be one of 1, 2, 4, 8, got {args.factors}")
-    for name in ("budget_minutes", "calibration_steps", "eval_points"):
+    for name in ("budget_minutes", "calibration_steps", "eval_points", "jobs"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')}: must be positive, got {getattr(args, name)}")
     return args
@@ -285,17 +289,25 @@ def main(argv: list[str] | None = None) -> int:
         )
     work.mkdir(parents=True, exist_ok=True)
     write_state(work / "sweep.json", settings)
-    results = {}
-    for f in args.factors:
-        print(
-            f"f = {f}: {args.budget_minutes} min per stage; log in {work / f'f{f}' / 'log.txt'}", flush=True
-        )
-        results[f] = sweep_factor(f, args, configs, data, work / f"f{f}")
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    if args.jobs > 1:  # every training and evaluation subprocess inherits these
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+
+    def sweep(f: int) -> dict:
+        log = work / f"f{f}" / "log.txt"
+        print(f"f = {f}: {args.budget_minutes} min per stage; log in {log}", flush=True)
+        return sweep_factor(f, args, configs, data, work / f"f{f}")
+
+    # the stages of one f run in order; --jobs factors at a time (each job a chain of subprocesses)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = dict(zip(args.factors, pool.map(sweep, args.factors)))
     last = results[args.factors[-1]]["ldm_points"][-1]
     result = {
         "command": "python benchmarks/f_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         "budget_minutes": args.budget_minutes,
-        "machine": f"{os.cpu_count()} CPU cores" + (", CUDA" if _has_cuda() else ""),
+        "machine": f"{os.cpu_count()} CPU cores"
+        + (", CUDA" if _has_cuda() else "")
+        + (f", {args.jobs} factors at a time on {threads} thread(s) each" if args.jobs > 1 else ""),
         "feature_network": last["feature_network"],
         "eval_args": args.eval_args,
         "factors": results,
