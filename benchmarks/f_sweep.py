@@ -21,7 +21,7 @@ max_train_steps); the pipeline saved at the end of each chunk is evaluated.
 
 Resuming. Each stage is recorded in <work-dir>/f<f>/state.json when it finishes; rerunning the same command
 skips finished stages and factors (an interrupted training chunk restarts from its last checkpoint). Writes
-f_sweep.md, f_sweep.json and f_sweep.png to --out.
+f_sweep.md, f_sweep.json, f_sweep.png and f_sweep_samples.png (each f's last samples) to --out.
 """
 
 from __future__ import annotations
@@ -265,6 +265,27 @@ def plot(result: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def samples_figure(result: dict, work: Path, path: Path) -> None:
+    """The first row (8 captions) of each f's last `hfldm eval` grid, one f per row, labelled."""
+    from PIL import Image, ImageDraw
+
+    rows = []
+    for f, s in result["factors"].items():
+        last = s["ldm_points"][-1]
+        folder = work / f"f{f}" / f"eval-{last['steps']}"
+        grid = Image.open(folder / "samples.png").convert("RGB")
+        shown = min(32, json.loads((folder / "report.json").read_text())["num_samples"])  # eval's grid
+        rows.append((f, last["steps"], grid.crop((0, 0, grid.width, grid.height // math.ceil(shown / 8)))))
+    label = 90
+    sheet = Image.new("RGB", (label + rows[0][2].width, sum(r.height for *_, r in rows)), "white")
+    draw, y = ImageDraw.Draw(sheet), 0
+    for f, steps, row in rows:
+        sheet.paste(row, (label, y))
+        draw.text((8, y + 20), f"f = {f}\n{steps} steps", fill="black")
+        y += row.height
+    sheet.save(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configs = {}
@@ -317,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "f_sweep.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "f_sweep.md").write_text(markdown := table(result))
     plot(result, out / "f_sweep.png")
+    samples_figure(result, work, out / "f_sweep_samples.png")
     print(markdown, end="")
     return 0
 

@@ -74,7 +74,7 @@ def test_tiny_sweep_trains_evaluates_resumes(digits, tmp_path, monkeypatch):
         assert (work / f"f{f}" / f"eval-{chunk}" / "report.json").is_file()
     table = (out / "f_sweep.md").read_text()
     assert table.count("\n| 2 |") == 1 and table.count("\n| 4 |") == 1
-    assert (out / "f_sweep.png").stat().st_size > 0
+    assert (out / "f_sweep.png").stat().st_size > 0 and (out / "f_sweep_samples.png").stat().st_size > 0
 
     logs = {f: (work / f"f{f}" / "log.txt").read_text() for f in (2, 4)}
     assert sweep.main(argv) == 0  # everything recorded as done: no command runs again
