@@ -321,6 +321,20 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         if push_to_hub:
             push_folder_to_hub(save_directory, **hub_kwargs)
 
+    def load_lora_weights(self, folder: str | Path, adapter_name: str = "default", **kwargs) -> None:
+        """Load a LoRA saved by training/train_lora.py (a local folder or Hub id): the U-Net's adapter through
+        diffusers' `load_lora_adapter`, and τ_θ's when the folder has one. Rescale or switch it off with
+        `pipe.unet.set_adapters([adapter_name], weights=[s])` / `pipe.unet.disable_lora()`."""
+        from hfldm.training.lora import TEXT_ENCODER_LORA, load_text_encoder_lora
+
+        local = Path(folder)
+        if local.is_dir() and not (local / "pytorch_lora_weights.safetensors").is_file():
+            raise FileNotFoundError(f"folder: {folder} has no pytorch_lora_weights.safetensors")
+        kwargs = {"prefix": None, "use_safetensors": True, **kwargs}
+        self.unet.load_lora_adapter(str(folder), adapter_name=adapter_name, **kwargs)
+        if self.text_encoder is not None and (local / TEXT_ENCODER_LORA).is_file():
+            load_text_encoder_lora(self.text_encoder, local)
+
     @classmethod
     def load_config(cls, *args, **kwargs):
         """ConfigMixin.load_config, except that a folder saved by this class loads through the class itself

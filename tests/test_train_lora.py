@@ -81,3 +81,18 @@ def test_lora_adapter_changes_outputs_and_switches_off(digits, kind, tmp_path):
     np.testing.assert_allclose(sample(), adapted, atol=1e-6)
     pipe.unet.disable_lora()
     np.testing.assert_allclose(sample(), base, atol=1e-6)
+
+    # the pipeline's one-call loader equals loading both adapters by hand
+    pipe = LatentDiffusionPipeline.from_pretrained(pipeline_dir)
+    pipe.set_progress_bar_config(disable=True)
+    if kind == "text":
+        load_text_encoder_lora(pipe.text_encoder, out)
+    pipe.unet.load_lora_adapter(str(out), prefix=None, use_safetensors=True)
+    by_hand = sample()
+    pipe = LatentDiffusionPipeline.from_pretrained(pipeline_dir)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(out)
+    np.testing.assert_allclose(sample(), by_hand, atol=1e-6)
+    assert np.abs(by_hand - base).max() > 1e-3
+    with pytest.raises(FileNotFoundError, match="folder"):
+        pipe.load_lora_weights(pipeline_dir)

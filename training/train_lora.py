@@ -5,12 +5,12 @@
 Only low-rank updates W + (α/r)·B·A of the U-Net's attention projections (to_q, to_k, to_v, to_out.0) are
 trained (and, with --train_text_encoder, of τ_θ's attention), with the same objective as train_ldm.py
 (LDM eq. 3 / DDPM eq. 14). The adapter is saved to output_dir/pytorch_lora_weights.safetensors, a few
-percent of the U-Net; load it with
+percent of the U-Net (with --train_text_encoder, τ_θ's adapter beside it); load both with
 
-    pipe.unet.load_lora_adapter(output_dir, prefix=None, use_safetensors=True, adapter_name="style")
+    pipe.load_lora_weights(output_dir, adapter_name="style")
     pipe.unet.set_adapters(["style"], weights=[0.8])  # the LoRA scale; pipe.unet.disable_lora(): off
 
-and, for τ_θ (--train_text_encoder), hfldm.training.lora.load_text_encoder_lora(pipe.text_encoder, dir).
+(the U-Net's alone: pipe.unet.load_lora_adapter(output_dir, prefix=None, use_safetensors=True)).
 """
 
 from dataclasses import dataclass
