@@ -325,11 +325,13 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         """Load a LoRA saved by training/train_lora.py (a local folder or Hub id): the U-Net's adapter through
         diffusers' `load_lora_adapter`, and τ_θ's when the folder has one. Rescale or switch it off with
         `pipe.unet.set_adapters([adapter_name], weights=[s])` / `pipe.unet.disable_lora()`."""
+        from diffusers.loaders.lora_base import LORA_WEIGHT_NAME_SAFE  # the name save_lora_adapter writes
+
         from hfldm.training.lora import TEXT_ENCODER_LORA, load_text_encoder_lora
 
         local = Path(folder)
-        if local.is_dir() and not (local / "pytorch_lora_weights.safetensors").is_file():
-            raise FileNotFoundError(f"folder: {folder} has no pytorch_lora_weights.safetensors")
+        if local.is_dir() and not (local / LORA_WEIGHT_NAME_SAFE).is_file():
+            raise FileNotFoundError(f"folder: {folder} has no {LORA_WEIGHT_NAME_SAFE}")
         kwargs = {"prefix": None, "use_safetensors": True, **kwargs}
         self.unet.load_lora_adapter(str(folder), adapter_name=adapter_name, **kwargs)
         if self.text_encoder is not None and (local / TEXT_ENCODER_LORA).is_file():
