@@ -6,7 +6,7 @@ mixes the conditional and the unconditional ε-prediction. With `image=` and `st
 image-to-image (SDEdit, Meng et al. 2022): encode, noise to step `strength·T`, denoise.
 
 Class-conditional U-Nets reserve their LAST class index for the null class ∅ of classifier-free guidance
-(`hfldm.pipelines.conditioning.null_class_label`).
+(`hfldm.unets.null_class`).
 
 This file is copied into every saved model folder. It imports the hfldm component modules because diffusers
 resolves a component recorded as, e.g., `hfldm.unets.unet` only when that module has been imported.
@@ -31,15 +31,11 @@ import hfldm.autoencoders.vq
 import hfldm.schedulers.ddim
 import hfldm.schedulers.ddpm
 import hfldm.unets.unet
-from hfldm.pipelines.conditioning import (
-    as_list,
-    broadcast_batch,
-    check_inputs,
-    class_label_ids,
-    null_class_label,
-)
+from hfldm.autoencoders.latent_space import LatentSpace, latent_space
+from hfldm.pipelines.inputs import as_list, broadcast_batch, check_inputs, class_label_ids
 from hfldm.pipelines.saving import HUB_KWARGS, add_remote_code, push_folder_to_hub
 from hfldm.text.encoder import encode_text
+from hfldm.unets.null_class import null_class_label
 
 PIPELINE_FILE = "pipeline_latent_diffusion"  # the module name a saved folder's model_index.json points at
 
@@ -84,9 +80,14 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
     @property
+    def latent_space(self) -> LatentSpace:
+        """The autoencoder through hfldm's one interface (hfldm's or diffusers' KL / VQ / tiny)."""
+        return latent_space(self.vae)
+
+    @property
     def vae_scale_factor(self) -> int:
-        """f, the autoencoder's downsampling factor: 2^(number of resolutions - 1)."""
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        """f, the autoencoder's downsampling factor."""
+        return self.latent_space.downsample_factor
 
     @property
     def is_text_conditional(self) -> bool:
@@ -108,7 +109,7 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         return h * self.vae_scale_factor, w * self.vae_scale_factor
 
     def check_inputs(self, **kwargs) -> None:
-        """ValueError naming the first bad argument (see `hfldm.pipelines.conditioning.check_inputs`)."""
+        """ValueError naming the first bad argument (see `hfldm.pipelines.inputs.check_inputs`)."""
         check_inputs(self, **kwargs)
 
     def class_label_ids(self, class_labels) -> list[int]:
@@ -151,11 +152,9 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         return latents.to(self._execution_device, dtype) * self.scheduler.init_noise_sigma
 
     def encode_image(self, image: PipelineImageInput, height: int | None, width: int | None) -> torch.Tensor:
-        """z_0 = E(x) · scaling_factor, (N, C, h, w); KL takes the posterior mean, VQ the encoder output."""
+        """z_0 = E(x) · scaling_factor, (N, C, h, w): the posterior mean (KL) or the encoder output (VQ)."""
         x = self.image_processor.preprocess(image, height=height, width=width)
-        encoded = self.vae.encode(x.to(self._execution_device, self.vae.dtype))
-        z0 = encoded.latent_dist.mode() if hasattr(encoded, "latent_dist") else encoded.latents
-        return z0 * self.vae.config.scaling_factor
+        return self.latent_space.scale_latents(self.latent_space.latents(x))
 
     def img2img_latents(self, z0: torch.Tensor, strength: float, num_inference_steps: int, generator):
         """SDEdit: keep the last `strength` share of the timesteps and noise z_0 to the first of them.
@@ -183,7 +182,7 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         """x = D(z_0 / scaling_factor) post-processed to `output_type` (a VQ decoder quantizes first)."""
         if output_type == "latent":
             return latents
-        image = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        image = self.latent_space.decode_latents(self.latent_space.unscale_latents(latents))
         return self.image_processor.postprocess(image, output_type=output_type)
 
     @torch.no_grad()
@@ -327,7 +326,7 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         `pipe.unet.set_adapters([adapter_name], weights=[s])` / `pipe.unet.disable_lora()`."""
         from diffusers.loaders.lora_base import LORA_WEIGHT_NAME_SAFE  # the name save_lora_adapter writes
 
-        from hfldm.training.lora import TEXT_ENCODER_LORA, load_text_encoder_lora
+        from hfldm.text.lora import TEXT_ENCODER_LORA, load_text_encoder_lora  # peft is imported on use
 
         local = Path(folder)
         if local.is_dir() and not (local / LORA_WEIGHT_NAME_SAFE).is_file():

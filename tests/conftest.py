@@ -1,4 +1,4 @@
-"""Fixtures shared by the training-script tests (tests/test_train_*.py)."""
+"""Fixtures shared by the tests: tiny digits datasets and an autoencoder folder."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from _training_helpers import RESOLUTION, tiny_autoencoder
 
 from hfldm.data.digits import load_digits_dataset
+from hfldm.data.export import save_both
 
 
 @pytest.fixture(scope="module")
@@ -26,3 +27,12 @@ def autoencoder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("autoencoder")
     tiny_autoencoder().save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    """64 digits at 12 px in both layouts: `12` (save_to_disk) and `12-imagefolder`."""
+    rows = load_digits_dataset(resolution=12, limit=64)
+    out = tmp_path_factory.mktemp("digits")
+    save_both(datasets.DatasetDict(train=rows), out, "12")
+    return out

@@ -29,7 +29,7 @@ from diffusers import (
 from transformers import BertConfig, BertModel, CLIPTextConfig, CLIPTextModel
 
 import hfldm
-from hfldm.pipelines.conditioning import null_class_label
+from hfldm.unets.null_class import null_class_label
 
 
 @pytest.fixture(scope="module")

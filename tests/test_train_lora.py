@@ -42,7 +42,7 @@ def test_lora_adapter_changes_outputs_and_switches_off(digits, kind, tmp_path):
     scale 0 or switched off, the pipeline's own; the U-Net adapter is under 5 % of the U-Net's size."""
     from diffusers.utils.peft_utils import set_adapter_layers
 
-    from hfldm.training.lora import load_text_encoder_lora
+    from hfldm.text.lora import load_text_encoder_lora
 
     pipeline_dir, out = save_pipeline(tmp_path / "pipeline", kind), tmp_path / "lora"
     condition = ["--train_text_encoder", "true"] if kind == "text" else ["--label_column", "label"]

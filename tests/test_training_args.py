@@ -52,8 +52,10 @@ def bad_argument_cases(digits: Path, autoencoder: Path, tmp_path: Path) -> list[
 
 
 @pytest.fixture
-def in_process():
-    """For scripts run inside the test process: forget accelerate's process-wide state afterwards."""
+def in_process(monkeypatch):
+    """For scripts run inside the test process: their folder on sys.path (as when run: train_lora.py imports
+    train_ldm), and accelerate's process-wide state forgotten afterwards."""
+    monkeypatch.syspath_prepend(str(ROOT / "training"))
     yield
     from accelerate.state import AcceleratorState, GradientState
 
@@ -92,6 +94,7 @@ SCRIPTS = ["train_autoencoder.py", "train_ldm.py", "train_lora.py"]
 
 def script_arguments(script: str, monkeypatch) -> type:
     """The script's own argument dataclass (imported as a module, not run)."""
+    monkeypatch.syspath_prepend(str(ROOT / "training"))  # as when run: train_lora.py imports train_ldm
     spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), ROOT / "training" / script)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)

@@ -6,14 +6,13 @@ import pytest
 import torch
 from _training_helpers import tiny_unet
 
-from hfldm import DDPMScheduler
-from hfldm.autoencoders import DiagonalGaussian
-from hfldm.training.losses import adaptive_gan_weight, hinge_d_loss, kl_loss, ldm_loss, min_snr_weights
+from hfldm import DDPMScheduler, KLAutoencoder
+from hfldm.training.losses import adaptive_gan_weight, diffusion_loss, hinge_d_loss, min_snr_weights
 from hfldm.training.randomness import draw_step_noise, sample_generators
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
-def test_ldm_loss_is_the_simplified_objective(prediction_type):
+def test_diffusion_loss_is_the_simplified_objective(prediction_type):
     """L = mean ||target − ε_θ(√ᾱ_t z_0 + √(1−ᾱ_t) ε, t)||², target ε or v = √ᾱ_t ε − √(1−ᾱ_t) z_0."""
     unet, scheduler = tiny_unet(), DDPMScheduler(num_train_timesteps=100, prediction_type=prediction_type)
     g = torch.Generator().manual_seed(1)
@@ -22,10 +21,16 @@ def test_ldm_loss_is_the_simplified_objective(prediction_type):
     a = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
     z_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
     target = noise if prediction_type == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * z0
+    torch.testing.assert_close(scheduler.add_noise(z0, noise, t), z_t, rtol=1e-5, atol=1e-6)  # DDPM eq. 4
     with torch.no_grad():
-        expected = ((unet(z_t, t).sample - target) ** 2).mean()
-        loss = ldm_loss(unet, scheduler, z0, {}, noise, t)
+        prediction = unet(z_t, t).sample
+        expected = ((prediction - target) ** 2).mean()
+        loss = diffusion_loss(scheduler, prediction, z0, noise, t)
+        weighted = diffusion_loss(scheduler, prediction, z0, noise, t, snr_gamma=5.0)
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    per_sample = ((prediction - target) ** 2).mean(dim=(1, 2, 3))
+    expected = (per_sample * min_snr_weights(scheduler, t, 5.0)).mean()
+    torch.testing.assert_close(weighted, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_min_snr_weights_closed_form():
@@ -52,11 +57,16 @@ def test_adaptive_gan_weight_is_the_ratio_of_gradient_norms():
 def test_hinge_and_kl_losses_closed_forms():
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.5])
     assert hinge_d_loss(real, fake).item() == pytest.approx(0.5 * (0.25 + 0.75))
-    mean, logvar = torch.randn(2, 2, 4, 4), torch.randn(2, 2, 4, 4) * 0.3
-    posterior = DiagonalGaussian(torch.cat([mean, logvar], dim=1))
-    x = torch.zeros(2, 3, 8, 8)
+    # the KL autoencoder's L_reg: KL(q(z|x) ‖ N(0, I)) summed over latent dims, batch mean, per pixel value
+    torch.manual_seed(0)
+    vae = KLAutoencoder(block_out_channels=(8, 16), layers_per_block=1, latent_channels=2, norm_num_groups=8)
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    posterior = vae.encode(x).latent_dist
+    mean, logvar = posterior.mean, posterior.logvar
     kl = 0.5 * (mean**2 + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)).mean() / (3 * 8 * 8)
-    assert kl_loss(posterior, x).item() == pytest.approx(kl.item(), rel=1e-5)
+    x_hat, reg = vae.regularized_forward(x, noise=torch.zeros_like(mean))
+    assert reg.item() == pytest.approx(kl.item(), rel=1e-5)
+    torch.testing.assert_close(x_hat, vae.decode(mean).sample)  # η = 0: z is the posterior mean
 
 
 def test_training_noise_depends_on_the_sample_not_on_the_batch_split():

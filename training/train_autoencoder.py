@@ -33,21 +33,19 @@ from hfldm.training.args import (
     run,
 )
 from hfldm.training.autoencoding import RegularizedAutoencoder, frozen
-from hfldm.training.checkpoints import resume, save_checkpoint
+from hfldm.training.checkpoints import resume
 from hfldm.training.data import held_out_images, load_images
+from hfldm.training.loop import train_loop
 from hfldm.training.losses import autoencoder_generator_loss, hinge_d_loss
 from hfldm.training.models import new_autoencoder, new_discriminator, perceptual_network
 from hfldm.training.randomness import global_indices, per_sample_normal, sample_generators
 from hfldm.training.runtime import (
-    is_every,
     make_accelerator,
     make_dataloader,
     make_lr_scheduler,
     make_optimizer,
     optimizer_step,
-    progress_bar,
     tracker_config,
-    train_batches,
 )
 from hfldm.training.validation import evaluate_reconstructions, save_and_log
 
@@ -147,8 +145,10 @@ def main() -> None:
         disc_weight=args.disc_weight, perceptual=perceptual, perceptual_weight=args.perceptual_weight,
     )  # fmt: skip
 
-    def training_step(batch: dict, micro_step: int, adversarial: bool) -> dict[str, float]:
+    def training_step(batch: dict, micro_step: int) -> dict[str, float]:
+        """One pass: E, D (and the codebook) on their loss, then the PatchGAN once --disc_start is reached."""
         x = batch["pixel_values"]
+        adversarial = micro_step // train.gradient_accumulation_steps >= args.disc_start
         generators = sample_generators(
             train.seed, micro_step, global_indices(len(x), accelerator.process_index)
         )
@@ -181,26 +181,7 @@ def main() -> None:
         return metrics
 
     # 5. the loop: optimiser steps, logs, validation, checkpoints
-    bar = progress_bar(accelerator, first_step, train.max_train_steps)
-    step, micro_step = first_step, first_step * train.gradient_accumulation_steps
-    for batch in train_batches(accelerator, train_loader, first_step, train.gradient_accumulation_steps):
-        if step >= train.max_train_steps:  # also when resumed at (or past) the last step
-            break
-        logs = training_step(batch, micro_step, adversarial=step >= args.disc_start)
-        micro_step += 1
-        if not accelerator.sync_gradients:
-            continue
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
-        if is_every(step, train.logging_steps):
-            accelerator.log(
-                {f"train/{k}": v for k, v in logs.items()} | {"lr": scheduler_g.get_last_lr()[0]}, step
-            )
-        if is_every(step, train.validation_steps) and accelerator.is_main_process:
-            validate(step)
-        if is_every(step, train.checkpointing_steps):
-            save_checkpoint(accelerator, train.output_dir, step, train.checkpoints_total_limit)
+    step = train_loop(accelerator, train_loader, train, first_step, training_step, scheduler_g, validate)
 
     # 6. the final autoencoder (and its discriminator, to continue training from)
     accelerator.wait_for_everyone()

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from hfldm.autoencoders.latent_space import LatentSpace, latent_space
+from hfldm.autoencoders.loading import load_autoencoder
 from hfldm.data.arguments import DataArguments
-from hfldm.data.loader import collate_fn
 from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.training.args import (
     TrainingArguments,
@@ -32,47 +34,24 @@ from hfldm.training.args import (
     parse_args,
     run,
 )
-from hfldm.training.checkpoints import resume, save_checkpoint
-from hfldm.training.conditioning import Conditioner
-from hfldm.training.data import (
-    captions,
-    check_cache,
-    conditioning_kind,
-    data_for,
-    load_cache,
-    load_images,
-    num_classes,
-)
+from hfldm.training.checkpoints import resume
+from hfldm.training.conditioner import Conditioner
+from hfldm.training.data import captions, conditioning_kind, ldm_data, num_classes
 from hfldm.training.ema import ema_weights, make_ema
-from hfldm.training.latents import batch_latents, estimate_latent_scale
-from hfldm.training.losses import ldm_loss
-from hfldm.training.models import (
-    check_resolution,
-    latent_channels,
-    load_autoencoder,
-    run_tokenizer,
-    text_encoder_for,
-    unet_from_yaml,
-)
+from hfldm.training.latents import batch_latents, latent_scale
+from hfldm.training.loop import train_loop
+from hfldm.training.losses import diffusion_loss
+from hfldm.training.models import check_resolution, run_tokenizer, text_encoder_for, unet_from_yaml
 from hfldm.training.randomness import batch_size_of, step_draws
 from hfldm.training.runtime import (
-    is_every,
-    log_loss,
     make_accelerator,
     make_dataloader,
     make_lr_scheduler,
     make_optimizer,
     optimizer_step,
-    progress_bar,
     tracker_config,
-    train_batches,
 )
-from hfldm.training.validation import (
-    assemble_pipeline,
-    sample_grid,
-    save_and_log,
-    validation_conditions,
-)
+from hfldm.training.validation import assemble_pipeline, sample_grid, save_and_log, validation_conditions
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -140,6 +119,49 @@ class LDMArguments:
             )
 
 
+@dataclass
+class LDMTrainer:
+    """What one pass of the LDM objective touches; train_lora.py trains with the same step."""
+
+    accelerator: Accelerator
+    ae: LatentSpace  # the frozen first stage E / D
+    unet: torch.nn.Module  # ε_θ, prepared by accelerate
+    scheduler: DDPMScheduler  # the forward process q(z_t | z_0)
+    condition: Conditioner  # batch -> U-Net kwargs: τ_θ(y) or a class label, ∅ where dropped
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: object
+    trained: list[torch.nn.Module]  # what the optimiser updates: the U-Net (and τ_θ when trained with it)
+    latent_shape: tuple[int, int, int]  # (c, h, w) of z_0
+    seed: int
+    cond_drop_prob: float
+    noise_offset: float
+    snr_gamma: float | None
+    random_flip: bool
+    max_grad_norm: float
+
+    def training_step(self, batch: dict, micro_step: int) -> dict:
+        """One forward/backward pass of DDPM's Algorithm 1 in latent space; returns {"loss": the loss}."""
+        # t ~ U{0..T-1}, ε ~ N(0, I), η of z ~ q(z|x), the CFG dropout and the flips, each from the sample's
+        # own generator seeded by (seed, micro_step, global index): a resumed run draws what it would have
+        d = step_draws(self.accelerator, self.seed, micro_step, batch_size_of(batch), self.latent_shape,
+                       self.scheduler.config.num_train_timesteps, self.cond_drop_prob)  # fmt: skip
+        with self.accelerator.accumulate(*self.trained):
+            z = batch_latents(batch, self.ae, d.posterior_noise, d.flip if self.random_flip else None)
+            z0 = self.ae.scale_latents(z)  # z_0 = E(x)·scale (LDM App. G)
+            eps = (d.noise + self.noise_offset * d.offset).to(z0.device)  # noise offset (Guttenberg 2023)
+            t = d.timesteps.to(z0.device)
+            cond = self.condition(batch, d.drop, z0.device)  # τ_θ(y), or ∅ with probability cond_drop_prob
+            z_t = self.scheduler.add_noise(z0, eps, t)  # z_t = √ᾱ_t z_0 + √(1 − ᾱ_t) ε  (DDPM eq. 4)
+            prediction = self.unet(z_t, t, **cond).sample  # ε_θ(z_t, t, τ_θ(y))
+            loss = diffusion_loss(self.scheduler, prediction, z0, eps, t, self.snr_gamma)  # DDPM eq. 14
+            self.accelerator.backward(loss)
+            parameters = self.optimizer.param_groups[0]["params"]
+            optimizer_step(
+                self.accelerator, self.optimizer, self.lr_scheduler, parameters, self.max_grad_norm
+            )
+        return {"loss": loss.detach()}
+
+
 def main() -> None:
     args, data, train = parse_args(LDMArguments, DataArguments, TrainingArguments, description=__doc__)
     check_training_arguments(train)
@@ -147,26 +169,17 @@ def main() -> None:
     accelerator = make_accelerator(train, train.seed)
     set_seed(train.seed)
 
-    # 1. data: images (or cached posteriors) with their captions or labels
+    # 1. data: images (or cached posteriors) with their captions or labels, and the frozen autoencoder
     vae = load_autoencoder(args.autoencoder).to(accelerator.device)
     latent_size = check_resolution(vae, data.resolution)
-    latent_shape = (latent_channels(vae), latent_size, latent_size)
-    uncond, label_names, text_column, label_column = None, None, "text", "labels"  # the cache's columns
-    flip = data.random_flip  # drawn per sample in the training step, not by the loader
-    if args.cached_latents:
-        dataset, info, uncond = load_cache(args.cached_latents)
-        check_cache(info, vae, data.resolution, kind, args.text_encoder, data.random_flip)
-    else:
-        data = data_for(data, kind)
-        dataset, label_names = load_images(data)
-        text_column, label_column = data.caption_column, data.label_column
-    collate = None if args.cached_latents else collate_fn  # cache rows are tensors: torch's default collate
+    latent_shape = (latent_space(vae).latent_channels, latent_size, latent_size)
+    source = ldm_data(data, kind, args.cached_latents, vae, args.text_encoder)
     train_loader = make_dataloader(
-        dataset, train.train_batch_size, train.seed, collate, train.dataloader_num_workers
+        source.dataset, train.train_batch_size, train.seed, source.collate, train.dataloader_num_workers
     )
 
-    # 2. models: τ_θ, the U-Net, the noise schedule, the latent scale (the autoencoder is frozen)
-    texts = captions(dataset, text_column) if kind == "text" else []
+    # 2. models: τ_θ, the U-Net, the noise schedule, the latent scale (the autoencoder stays frozen)
+    texts = captions(source.dataset, source.text_column) if kind == "text" else []
     train_text_encoder = args.text_encoder == "scratch"
     tokenizer = None
     if train_text_encoder:  # saved to output_dir first, reloaded on resume
@@ -175,10 +188,8 @@ def main() -> None:
     tokenizer, text_encoder = text_encoder_for(
         args.text_encoder, tokenizer, args.text_hidden_size, args.text_layers
     )
-    classes = num_classes(dataset, label_names, label_column) if kind == "class" else 0
-    num_class_embeds = (
-        classes + 1 if kind == "class" else None
-    )  # + the null class of classifier-free guidance
+    classes = num_classes(source.dataset, source.label_names, source.label_column) if kind == "class" else 0
+    num_class_embeds = classes + 1 if kind == "class" else None  # + the null class ∅ of guidance
     cross_attention_dim = text_encoder.config.hidden_size if text_encoder else None
     unet = unet_from_yaml(args.unet_config, vae, latent_size, cross_attention_dim, num_class_embeds)
     if train.gradient_checkpointing:
@@ -188,98 +199,62 @@ def main() -> None:
         beta_start=args.beta_start, beta_end=args.beta_end, prediction_type=args.prediction_type,
         clip_sample=False,  # scaled latents are not in [-1, 1]: clipping x̂_0 there ruins samples
     )  # fmt: skip
-    scale = args.scaling_factor or vae.config.scaling_factor
-    if scale == 1.0 and args.scaling_factor is None:  # LDM App. G: z <- z / std(z), std over the data
-        scale_loader = make_dataloader(dataset, train.train_batch_size, train.seed, collate, shuffle=False)
-        scale = estimate_latent_scale(
-            vae, scale_loader, args.scale_estimation_images, latent_shape, train.seed
-        )
-        accelerator.print(f"latent scale 1/std = {scale:.5f} (from {args.scale_estimation_images} images)")
+    scale_batches = lambda: make_dataloader(  # noqa: E731
+        source.dataset, train.train_batch_size, train.seed, source.collate, shuffle=False
+    )
+    scale = latent_scale(
+        vae, args.scaling_factor, scale_batches, args.scale_estimation_images, latent_shape, train.seed
+    )
+    accelerator.print(f"latent scale 1/std = {scale:.5f}")
     vae.register_to_config(scaling_factor=scale)  # saved with the pipeline's vae/
 
-    # 3. optimiser over the U-Net (and τ_θ when it is trained with it)
+    # 3. the optimiser over the U-Net (and τ_θ when it is trained with it); accelerate; EMA; resume
     if text_encoder is not None:
         text_encoder.to(accelerator.device)
     trained = [unet, text_encoder] if train_text_encoder else [unet]
     optimizer = make_optimizer((p for m in trained for p in m.parameters()), train)
     lr_scheduler = make_lr_scheduler(optimizer, train, accelerator.num_processes)
-
-    # 4. accelerate, EMA, resume
     *trained, optimizer, lr_scheduler, train_loader = accelerator.prepare(
         *trained, optimizer, lr_scheduler, train_loader
     )
     unet, text_encoder = trained[0], trained[-1] if train_text_encoder else text_encoder
     ema = make_ema(accelerator, unet, args.ema_decay, args.ema_power) if args.use_ema else None
-    conditioner = Conditioner(kind, tokenizer, text_encoder, num_class_embeds, train_text_encoder, uncond)
     if accelerator.is_main_process:
         accelerator.init_trackers("train_ldm", config=tracker_config(args, data, train))
     first_step = resume(accelerator, train.output_dir, train.resume_from_checkpoint)
+
+    condition = Conditioner(
+        kind, tokenizer, text_encoder, num_class_embeds, train_text_encoder, source.uncond
+    )
+    trainer = LDMTrainer(
+        accelerator, latent_space(vae), unet, noise_scheduler, condition, optimizer, lr_scheduler, trained,
+        latent_shape, train.seed, args.cond_drop_prob, args.noise_offset, args.snr_gamma, data.random_flip,
+        train.max_grad_norm,
+    )  # fmt: skip
     prompts, labels = validation_conditions(
         kind, args.validation_prompts, args.validation_class_labels, texts, classes
     )
 
-    def training_step(batch: dict, micro_step: int) -> torch.Tensor:
-        draws = step_draws(accelerator, train.seed, micro_step, batch_size_of(batch), latent_shape,
-                           args.num_train_timesteps, args.cond_drop_prob)  # fmt: skip
-        with accelerator.accumulate(*trained):
-            z0 = batch_latents(batch, vae, draws.posterior_noise, draws.flip if flip else None) * scale
-            noise = (draws.noise + args.noise_offset * draws.offset).to(
-                z0.device
-            )  # noise offset (Guttenberg 2023)
-            cond = conditioner(batch, draws.drop, z0.device)
-            loss = ldm_loss(
-                unet, noise_scheduler, z0, cond, noise, draws.timesteps.to(z0.device), args.snr_gamma
-            )
-            accelerator.backward(loss)
-            optimizer_step(
-                accelerator, optimizer, lr_scheduler, optimizer.param_groups[0]["params"], train.max_grad_norm
-            )
-        return loss.detach()
+    def pipeline():
+        return assemble_pipeline(
+            accelerator, vae, unet, noise_scheduler, text_encoder, tokenizer, source.label_names
+        )
 
     def validate(step: int) -> None:
         with ema_weights(ema, accelerator.unwrap_model(unet)):
-            pipeline = assemble_pipeline(
-                accelerator, vae, unet, noise_scheduler, text_encoder, tokenizer, label_names
-            )
-            grid = sample_grid(
-                pipeline,
-                args.validation_seeds,
-                prompts,
-                labels,
-                args.num_inference_steps,
-                args.guidance_scale,
-            )
+            grid = sample_grid(pipeline(), args.validation_seeds, prompts, labels,
+                               args.num_inference_steps, args.guidance_scale)  # fmt: skip
         save_and_log(accelerator, grid, train.output_dir, "samples", step)
 
-    # 5. the loop: optimiser steps, EMA, logs, validation, checkpoints
-    bar = progress_bar(accelerator, first_step, train.max_train_steps)
-    step, micro_step = first_step, first_step * train.gradient_accumulation_steps
-    for batch in train_batches(accelerator, train_loader, first_step, train.gradient_accumulation_steps):
-        if step >= train.max_train_steps:  # also when resumed at (or past) the last step
-            break
-        loss = training_step(batch, micro_step)
-        micro_step += 1
-        if not accelerator.sync_gradients:
-            continue
-        step += 1
-        if ema is not None:
-            ema.step(accelerator.unwrap_model(unet).parameters())
-        bar.update(1)
-        if is_every(step, train.logging_steps):
-            log_loss(accelerator, bar, loss, lr_scheduler, step)
-        if is_every(step, train.validation_steps) and accelerator.is_main_process:
-            validate(step)
-        if is_every(step, train.checkpointing_steps):
-            save_checkpoint(accelerator, train.output_dir, step, train.checkpoints_total_limit)
-
-    # 6. the whole pipeline, with the EMA weights, loadable by DiffusionPipeline.from_pretrained
+    # 4. the loop, then the whole pipeline with the EMA weights, loadable by DiffusionPipeline.from_pretrained
+    ema_step = (lambda step: ema.step(accelerator.unwrap_model(unet).parameters())) if ema else None
+    train_loop(accelerator, train_loader, train, first_step, trainer.training_step, lr_scheduler, validate,
+               after_step=ema_step)  # fmt: skip
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if ema is not None:
             ema.copy_to(accelerator.unwrap_model(unet).parameters())
-        assemble_pipeline(
-            accelerator, vae, unet, noise_scheduler, text_encoder, tokenizer, label_names
-        ).save_pretrained(train.output_dir)
+        pipeline().save_pretrained(train.output_dir)
         accelerator.print(f"saved the pipeline to {train.output_dir}")
     accelerator.end_training()
 

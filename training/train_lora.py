@@ -15,13 +15,15 @@ percent of the U-Net (with --train_text_encoder, τ_θ's adapter beside it); loa
 
 from dataclasses import dataclass
 
-import torch
 from accelerate.utils import set_seed
 from peft import LoraConfig
+from train_ldm import LDMTrainer  # the same training step: only the trained parameters differ
 
+from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
 from hfldm.data.loader import collate_fn
 from hfldm.schedulers.ddpm import DDPMScheduler
+from hfldm.text.lora import add_text_encoder_lora, save_text_encoder_lora, text_lora_targets
 from hfldm.training.args import (
     TrainingArguments,
     arg,
@@ -30,32 +32,19 @@ from hfldm.training.args import (
     parse_args,
     run,
 )
-from hfldm.training.checkpoints import resume, save_checkpoint
-from hfldm.training.conditioning import Conditioner
+from hfldm.training.checkpoints import resume
+from hfldm.training.conditioner import Conditioner
 from hfldm.training.data import captions, data_for, load_images, pipeline_conditioning
-from hfldm.training.latents import batch_latents
-from hfldm.training.lora import add_text_encoder_lora, save_text_encoder_lora, text_lora_targets
-from hfldm.training.losses import ldm_loss
-from hfldm.training.models import check_resolution, latent_channels, load_pipeline
-from hfldm.training.randomness import batch_size_of, step_draws
+from hfldm.training.loop import train_loop
+from hfldm.training.models import check_resolution, load_pipeline
 from hfldm.training.runtime import (
-    is_every,
-    log_loss,
     make_accelerator,
     make_dataloader,
     make_lr_scheduler,
     make_optimizer,
-    optimizer_step,
-    progress_bar,
     tracker_config,
-    train_batches,
 )
-from hfldm.training.validation import (
-    assemble_pipeline,
-    sample_grid,
-    save_and_log,
-    validation_conditions,
-)
+from hfldm.training.validation import assemble_pipeline, sample_grid, save_and_log, validation_conditions
 
 
 @dataclass
@@ -108,7 +97,7 @@ def main() -> None:
             model.requires_grad_(False).to(accelerator.device)
     noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
     latent_size = check_resolution(vae, data.resolution)
-    latent_shape, scale = (latent_channels(vae), latent_size, latent_size), vae.config.scaling_factor
+    latent_shape = (latent_space(vae).latent_channels, latent_size, latent_size)
 
     # 2. data: images with the captions or labels the pipeline understands
     flip, data = data.random_flip, data_for(data, kind)  # flips: drawn per sample in the training step
@@ -133,9 +122,14 @@ def main() -> None:
         *trained, optimizer, lr_scheduler, train_loader
     )
     unet, text_model = trained[0], trained[1] if len(trained) > 1 else text_encoder
-    conditioner = Conditioner(
+    condition = Conditioner(
         kind, tokenizer, text_model, num_class_embeds, train_text_encoder=len(trained) > 1
     )
+    trainer = LDMTrainer(
+        accelerator, latent_space(vae), unet, noise_scheduler, condition, optimizer, lr_scheduler, trained,
+        latent_shape, train.seed, args.cond_drop_prob, args.noise_offset, args.snr_gamma, flip,
+        train.max_grad_norm,
+    )  # fmt: skip
     if accelerator.is_main_process:
         accelerator.init_trackers("train_lora", config=tracker_config(args, data, train))
     first_step = resume(accelerator, train.output_dir, train.resume_from_checkpoint)
@@ -149,24 +143,6 @@ def main() -> None:
         kind, args.validation_prompts, args.validation_class_labels, texts, classes
     )
 
-    def training_step(batch: dict, micro_step: int) -> torch.Tensor:
-        draws = step_draws(accelerator, train.seed, micro_step, batch_size_of(batch), latent_shape,
-                           noise_scheduler.config.num_train_timesteps, args.cond_drop_prob)  # fmt: skip
-        with accelerator.accumulate(*trained):
-            z0 = batch_latents(batch, vae, draws.posterior_noise, draws.flip if flip else None) * scale
-            noise = (draws.noise + args.noise_offset * draws.offset).to(
-                z0.device
-            )  # noise offset (Guttenberg 2023)
-            cond = conditioner(batch, draws.drop, z0.device)
-            loss = ldm_loss(
-                unet, noise_scheduler, z0, cond, noise, draws.timesteps.to(z0.device), args.snr_gamma
-            )
-            accelerator.backward(loss)
-            optimizer_step(
-                accelerator, optimizer, lr_scheduler, optimizer.param_groups[0]["params"], train.max_grad_norm
-            )
-        return loss.detach()
-
     def validate(step: int) -> None:
         pipeline = assemble_pipeline(
             accelerator, vae, unet, noise_scheduler, text_model, tokenizer, label_names
@@ -176,26 +152,8 @@ def main() -> None:
         )
         save_and_log(accelerator, grid, train.output_dir, "samples", step)
 
-    # 5. the loop: optimiser steps, logs, validation, checkpoints
-    bar = progress_bar(accelerator, first_step, train.max_train_steps)
-    step, micro_step = first_step, first_step * train.gradient_accumulation_steps
-    for batch in train_batches(accelerator, train_loader, first_step, train.gradient_accumulation_steps):
-        if step >= train.max_train_steps:  # also when resumed at (or past) the last step
-            break
-        loss = training_step(batch, micro_step)
-        micro_step += 1
-        if not accelerator.sync_gradients:
-            continue
-        step += 1
-        bar.update(1)
-        if is_every(step, train.logging_steps):
-            log_loss(accelerator, bar, loss, lr_scheduler, step)
-        if is_every(step, train.validation_steps) and accelerator.is_main_process:
-            validate(step)
-        if is_every(step, train.checkpointing_steps):
-            save_checkpoint(accelerator, train.output_dir, step, train.checkpoints_total_limit)
-
-    # 6. the adapters only: a small safetensors file per model
+    # 5. the loop of train_ldm.py (without EMA), then the adapters only: a small safetensors file per model
+    train_loop(accelerator, train_loader, train, first_step, trainer.training_step, lr_scheduler, validate)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         accelerator.unwrap_model(unet).save_lora_adapter(train.output_dir, safe_serialization=True)

@@ -1,4 +1,5 @@
-"""What the KL and VQ autoencoders share: encoder E, 1x1 quant convs, decoder D, input checks, f.
+"""What the KL and VQ autoencoders share: encoder E, 1x1 quant convs, decoder D, input checks, f, and the
+`LatentSpace` interface through which the rest of hfldm uses them.
 
 The subclasses add only their regulariser (`DiagonalGaussian` or `VectorQuantizer`) and their config.
 """
@@ -12,10 +13,15 @@ from diffusers import ConfigMixin, ModelMixin
 from torch import nn
 
 from hfldm.autoencoders.encoder_decoder import Decoder, Encoder, check_architecture
+from hfldm.autoencoders.latent_space import LatentSpace
 
 
-class LatentAutoencoder(ModelMixin, ConfigMixin):
-    """Base of `KLAutoencoder` and `VQAutoencoder`; not a model by itself (it has no config of its own)."""
+class LatentAutoencoder(ModelMixin, ConfigMixin, LatentSpace):
+    """Base of `KLAutoencoder` and `VQAutoencoder`; not a model by itself (it has no config of its own).
+
+    Subclasses implement `latent_moments`, `decode_latents` (the `LatentSpace` interface) and
+    `regularized_forward`, the training pass x -> (x̂, L_reg) with their regulariser's term.
+    """
 
     _supports_gradient_checkpointing = True
 
@@ -59,6 +65,17 @@ class LatentAutoencoder(ModelMixin, ConfigMixin):
     def downsample_factor(self) -> int:
         """f = H / h = 2^(number of levels - 1)."""
         return 2 ** (len(self.config.block_out_channels) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        """Channels of the regularised code the diffusion model sees (KL: c; VQ: D, LDM's embed_dim)."""
+        return self.post_quant_conv.in_channels
+
+    def regularized_forward(
+        self, x: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images x (B, C, H, W) in [-1, 1] -> (x̂ of x's shape, scalar L_reg) for training."""
+        raise NotImplementedError
 
     def latent_size(self, image_size: int | None = None) -> int:
         """Side h of the latent for an image of side `image_size` (default: config.sample_size)."""

@@ -66,6 +66,26 @@ class KLAutoencoder(LatentAutoencoder):
             return (dec,)
         return DecoderOutput(sample=dec)
 
+    def latent_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) of q(z|x), each (B, latent_channels, H/f, W/f)."""
+        posterior = self.encode(x.to(self.device, self.dtype)).latent_dist
+        return posterior.mean, posterior.std
+
+    def decode_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """D(z) (B, C, h*f, w*f) of unscaled latents z."""
+        return self.decode(z.to(self.device, self.dtype)).sample
+
+    def regularized_forward(
+        self, x: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x̂, L_reg): x̂ = D(z), z = μ + σ·η ~ q(z|x) with η = `noise` (or fresh N(0, I));
+        L_reg = KL(q ‖ N(0, I)) (LDM Sec. 3.1), summed over latent dims, averaged over the batch, divided by
+        the pixel values of one image (the per-pixel-value normalisation of hfldm.training.losses)."""
+        posterior = self.encode(x).latent_dist
+        eta = torch.randn_like(posterior.mean) if noise is None else noise.to(posterior.mean)
+        z = posterior.mean + posterior.std * eta  # reparameterisation (Kingma & Welling 2014, eq. 10)
+        return self.decode(z).sample, posterior.kl().mean() / x[0].numel()
+
     def forward(
         self,
         sample: torch.Tensor,

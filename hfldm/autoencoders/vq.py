@@ -58,11 +58,6 @@ class VQAutoencoder(LatentAutoencoder):
         )
         self.quantize = VectorQuantizer(num_vq_embeddings, code_channels, beta=commitment_cost)
 
-    @property
-    def code_channels(self) -> int:
-        """D, channels of `encode(x).latents` and of each codebook vector."""
-        return self.quantize.embedding_dim
-
     @apply_forward_hook
     def encode(self, x: torch.Tensor, return_dict: bool = True) -> VQEncoderOutput | tuple[torch.Tensor]:
         """Images x (B, C, H, W) -> `VQEncoderOutput.latents`, pre-quantisation, (B, D, H/f, W/f)."""
@@ -78,7 +73,7 @@ class VQAutoencoder(LatentAutoencoder):
     ) -> DecoderOutput | tuple[torch.Tensor, torch.Tensor]:
         """Latents h (B, D, h, w) -> `DecoderOutput` with `.sample` (B, C, h*f, w*f) and the scalar
         `.commit_loss` (VQ-VAE eq. 3; zero when `force_not_quantize` skips the quantiser)."""
-        self._check_latents(h, self.code_channels, "h")
+        self._check_latents(h, self.latent_channels, "h")
         if force_not_quantize:
             quant, commit_loss = h, h.new_zeros(())
         else:
@@ -87,6 +82,32 @@ class VQAutoencoder(LatentAutoencoder):
         if not return_dict:
             return dec, commit_loss
         return DecoderOutput(sample=dec, commit_loss=commit_loss)
+
+    @property
+    def codebook_size(self) -> int:
+        """K, the number of codebook vectors."""
+        return self.config.num_vq_embeddings
+
+    def latent_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h, 0): the pre-quantisation code (B, D, H/f, W/f), which LDM's diffusion models, and zero std."""
+        h = self.encode(x.to(self.device, self.dtype)).latents
+        return h, torch.zeros_like(h)
+
+    def decode_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """D(quantise(z)) (B, C, h*f, w*f)."""
+        return self.decode(z.to(self.device, self.dtype)).sample
+
+    def codebook_indices(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) indices of the codebook vectors nearest to z."""
+        return self.quantize.nearest_indices(z)
+
+    def regularized_forward(
+        self, x: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x̂, L_reg): x̂ decoded through the quantiser, L_reg = codebook + β·commitment (VQ-VAE eq. 3);
+        `noise` is unused (the encoder is deterministic)."""
+        out = self.decode(self.encode(x).latents)
+        return out.sample, out.commit_loss
 
     def forward(
         self, sample: torch.Tensor, return_dict: bool = True

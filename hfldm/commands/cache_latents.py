@@ -18,7 +18,11 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "cache-latents", help="store the autoencoder posterior (and text embeddings) of every image"
     )
-    parser.add_argument("--vae", required=True, help="autoencoder folder (KLAutoencoder or AutoencoderKL)")
+    parser.add_argument(
+        "--vae",
+        required=True,
+        help="autoencoder folder or hub id: hfldm's KL/VQ, diffusers' AutoencoderKL/VQModel/AutoencoderTiny",
+    )
     parser.add_argument(
         "--dataset", help="a local folder (save_to_disk or imagefolder) or a hub dataset name"
     )
@@ -31,7 +35,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hfldm.data.latent_cache import cache_latents, load_text_encoder, load_vae
+    from hfldm.autoencoders.loading import load_autoencoder
+    from hfldm.data.latent_cache import cache_latents, load_text_encoder
 
     if args.dataset is not None:  # --dataset picks the local folder or the hub name for you
         key = "train_data_dir" if Path(args.dataset).exists() else "dataset_name"
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {args.batch_size}")
     start = time.perf_counter()
-    vae = load_vae(args.vae).to(args.device)
+    vae = load_autoencoder(args.vae, argument="--vae").to(args.device)
     text_model = None
     if args.text_encoder:
         tokenizer, text_encoder = load_text_encoder(args.text_encoder)

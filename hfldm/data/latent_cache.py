@@ -22,6 +22,7 @@ import datasets
 import torch
 from safetensors.torch import load_file, save_file
 
+from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
 from hfldm.data.loader import load_image_dataset, make_dataloader
 
@@ -37,20 +38,6 @@ def _model_folder(path: str | Path, subfolder: str, argument: str) -> Path:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{argument}: no config.json in {path}")
     return path
-
-
-def load_vae(path: str | Path) -> torch.nn.Module:
-    """Returns the autoencoder saved in `path` (or path/vae), in eval mode: hfldm.KLAutoencoder when its
-    config's `_class_name` says so, else diffusers.AutoencoderKL."""
-    path = _model_folder(path, "vae", "vae")
-    class_name = json.loads((path / "config.json").read_text())["_class_name"]
-    if class_name == "KLAutoencoder":
-        from hfldm.autoencoders.kl import KLAutoencoder as model_class
-    elif class_name == "AutoencoderKL":
-        from diffusers import AutoencoderKL as model_class
-    else:
-        raise ValueError(f"vae: {path} holds a {class_name}; expected KLAutoencoder or AutoencoderKL")
-    return model_class.from_pretrained(path, use_safetensors=True).eval().requires_grad_(False)
 
 
 def load_text_encoder(path: str | Path) -> tuple:
@@ -69,11 +56,8 @@ def load_text_encoder(path: str | Path) -> tuple:
 
 
 def _features(vae, resolution: int, uncond: dict | None, label_names: list[str] | None) -> datasets.Features:
-    """The cache's columns; the latent shape comes from encoding one blank image."""
-    device = next(vae.parameters()).device
-    latent_shape = tuple(
-        vae.encode(torch.zeros(1, 3, resolution, resolution, device=device)).latent_dist.mean.shape[1:]
-    )
+    """The cache's columns."""
+    latent_shape = latent_space(vae).latent_shape(resolution)
     features = {
         "latent_mean": datasets.Array3D(latent_shape, "float32"),
         "latent_std": datasets.Array3D(latent_shape, "float32"),
@@ -92,10 +76,10 @@ def _rows(loader, vae, text_model, features: datasets.Features) -> Iterator[dict
     """Yields one cache row per image of `loader`."""
     from hfldm.text import encode_text
 
-    device = next(vae.parameters()).device
+    device, ae = next(vae.parameters()).device, latent_space(vae)
     for batch in loader:
-        posterior = vae.encode(batch["pixel_values"].to(device)).latent_dist
-        columns = {"latent_mean": posterior.mean, "latent_std": posterior.std}
+        mean, std = ae.latent_moments(batch["pixel_values"])  # q(z|x); std = 0 for VQ
+        columns = {"latent_mean": mean, "latent_std": std}
         if text_model is not None:
             hidden_states, mask = encode_text(*text_model, batch["text"], device=device)
             columns.update(encoder_hidden_states=hidden_states, attention_mask=mask)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hfldm.autoencoders.latent_space import latent_space
 from hfldm.eval.fid import compute_fid_kid
 from hfldm.eval.reconstruction import codebook_usage, psnr, rfid, ssim
 from hfldm.eval.retrieval import clip_score, retrieval_accuracy
@@ -57,7 +58,7 @@ def subsets(data: EvalSet) -> dict[str, torch.Tensor]:
     return masks
 
 
-def sample_generators(seed: int, indices: range) -> list[torch.Generator]:
+def image_generators(seed: int, indices: range) -> list[torch.Generator]:
     """One CPU generator per sample, seeded by (seed, sample index): the numbers do not depend on the batch
     size, and two seeds share no sample."""
     states = (np.random.SeedSequence([seed, i]).generate_state(1)[0] for i in indices)
@@ -87,7 +88,7 @@ def generate_images(
                 **condition,
                 num_inference_steps=steps,
                 guidance_scale=guidance_scale,
-                generator=sample_generators(seed, rows),
+                generator=image_generators(seed, rows),
                 output_type="pt",
             )
             chunks.append(out.images.float().cpu())
@@ -139,17 +140,12 @@ def reconstruct(vae, images: torch.Tensor, batch_size: int) -> tuple[torch.Tenso
 
     Returns (reconstructions (N, 3, R, R) in [0, 1], VQ code indices (N, h, w) or None for KL).
     """
-    outputs, codes = [], []
+    ae, outputs, codes = latent_space(vae), [], []
     for x in images.split(batch_size):
-        x = (2 * x - 1).to(vae.device, vae.dtype)  # [0, 1] -> [-1, 1], the autoencoder's range
-        encoded = vae.encode(x)
-        if hasattr(encoded, "latent_dist"):
-            h = encoded.latent_dist.mode()
-        else:
-            h = encoded.latents
-            if hasattr(getattr(vae, "quantize", None), "nearest_indices"):
-                codes.append(vae.quantize.nearest_indices(h).cpu())
-        outputs.append(((vae.decode(h).sample.float().cpu() + 1) / 2).clamp(0, 1))
+        z = ae.latents(2 * x - 1)  # [0, 1] -> [-1, 1], the autoencoder's range; the posterior mean for KL
+        if ae.codebook_size is not None:
+            codes.append(ae.codebook_indices(z).cpu())
+        outputs.append(((ae.decode_latents(z).float().cpu() + 1) / 2).clamp(0, 1))
     return torch.cat(outputs), (torch.cat(codes) if codes else None)
 
 
@@ -158,12 +154,11 @@ def reconstruction_figures(vae, images: torch.Tensor, features, batch_size: int 
     autoencoder its codebook usage (`codebook_usage`) under "codebook" (None for KL)."""
     x_hat, codes = reconstruct(vae, images, batch_size)
     subset = min(KID_SUBSET_SIZE, len(images))
-    size = getattr(vae.config, "num_vq_embeddings", None)
     return {
         "psnr": psnr(x_hat, images),
         "ssim": ssim(x_hat, images),
         "rfid": rfid(x_hat, images, features, kid_subset_size=subset),
-        "codebook": codebook_usage(codes, size) if codes is not None else None,
+        "codebook": codebook_usage(codes, latent_space(vae).codebook_size) if codes is not None else None,
     }
 
 

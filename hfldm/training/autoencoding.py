@@ -10,9 +10,6 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from hfldm.autoencoders import VQAutoencoder
-from hfldm.training.losses import kl_loss
-
 
 class RegularizedAutoencoder(nn.Module):
     """Wraps a KLAutoencoder or VQAutoencoder for training; `self.autoencoder` is the model that is saved."""
@@ -34,18 +31,7 @@ class RegularizedAutoencoder(nn.Module):
         KL: z = μ + σ·η ~ q(z|x) with η = `posterior_noise` (or fresh N(0, I)), L_reg = KL(q ‖ N(0, I)) per
         pixel value; VQ: x̂ decoded through the quantiser, L_reg = codebook + β·commitment (VQ-VAE eq. 3).
         """
-        ae = self.autoencoder
-        if isinstance(ae, VQAutoencoder):
-            out = ae.decode(ae.encode(x).latents)
-            return out.sample, out.commit_loss
-        posterior = ae.encode(x).latent_dist
-        eta = (
-            torch.randn_like(posterior.mean)
-            if posterior_noise is None
-            else posterior_noise.to(posterior.mean)
-        )
-        z = posterior.mean + posterior.std * eta  # reparameterisation (Kingma & Welling 2014, eq. 10)
-        return ae.decode(z).sample, kl_loss(posterior, x)
+        return self.autoencoder.regularized_forward(x, posterior_noise)
 
 
 @contextmanager

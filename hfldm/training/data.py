@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import datasets
 
+from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
 from hfldm.data.latent_cache import INFO_FILE, load_latent_cache, load_uncond_embedding
-from hfldm.data.loader import load_image_dataset
+from hfldm.data.loader import collate_fn, load_image_dataset
 
 
 def load_images(data: DataArguments) -> tuple[datasets.Dataset | datasets.IterableDataset, list[str] | None]:
@@ -102,9 +104,7 @@ def conditioning_kind(text_encoder: str, caption_column: str | None, label_colum
 def check_cache(info: dict, vae, resolution: int, kind: str, text_encoder: str, random_flip: bool) -> None:
     """ValueError naming the argument when a latent cache does not fit the autoencoder, resolution or
     conditioning of this run."""
-    f = vae.downsample_factor
-    channels = vae.code_channels if hasattr(vae, "code_channels") else vae.config.latent_channels
-    expected = [channels, resolution // f, resolution // f]
+    expected = list(latent_space(vae).latent_shape(resolution))
     if list(info["latent_shape"]) != expected:
         raise ValueError(
             f"--cached_latents: latents of shape {tuple(info['latent_shape'])}, but --autoencoder and "
@@ -152,3 +152,27 @@ def data_for(data: DataArguments, kind: str) -> DataArguments:
         label_column=data.label_column if kind == "class" else None,
         random_flip=False,
     )
+
+
+@dataclasses.dataclass
+class LDMData:
+    """What train_ldm.py trains on: images with captions / labels, or a latent cache."""
+
+    dataset: datasets.Dataset | datasets.IterableDataset
+    label_names: list[str] | None  # class names of a ClassLabel column
+    uncond: dict | None  # τ_θ("") of a latent cache with text embeddings
+    text_column: str
+    label_column: str
+    collate: Callable | None  # cache rows are tensors: torch's default collate
+
+
+def ldm_data(data: DataArguments, kind: str, cached_latents: str | None, vae, text_encoder: str) -> LDMData:
+    """The images of `data` (only the column `kind` reads), or the latent cache `cached_latents` after
+    checking that it fits the autoencoder, resolution and conditioning of the run."""
+    if cached_latents:
+        dataset, info, uncond = load_cache(cached_latents)
+        check_cache(info, vae, data.resolution, kind, text_encoder, data.random_flip)
+        return LDMData(dataset, None, uncond, "text", "labels", None)  # the cache's columns
+    data = data_for(data, kind)
+    dataset, label_names = load_images(data)
+    return LDMData(dataset, label_names, None, data.caption_column, data.label_column, collate_fn)

@@ -7,29 +7,12 @@ component-wise standard deviation of z over the first batch(es) (Rombach et al. 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
-from hfldm.autoencoders import VQAutoencoder
-from hfldm.training.randomness import SCALE_STREAM, per_sample_normal, sample_generators
-
-
-def encode_latents(
-    vae, pixel_values: torch.Tensor, posterior_noise: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Unscaled latents (B, c, h, w) of images (B, 3, H, W) in [-1, 1].
-
-    KL: a sample z = μ + σ·η of q(z|x), η = `posterior_noise` (the mean when None); VQ: the pre-quantisation
-    code, which LDM's diffusion models (the quantiser is part of the decoder).
-    """
-    pixel_values = pixel_values.to(vae.device, vae.dtype)
-    if isinstance(vae, VQAutoencoder):
-        return vae.encode(pixel_values).latents
-    posterior = vae.encode(pixel_values).latent_dist
-    if posterior_noise is None:
-        return posterior.mean
-    return posterior.mean + posterior.std * posterior_noise.to(posterior.mean)
+from hfldm.autoencoders.latent_space import latent_space
+from hfldm.training.randomness import SCALE_STREAM, batch_size_of, per_sample_normal, sample_generators
 
 
 @torch.no_grad()
@@ -38,14 +21,14 @@ def batch_latents(
 ) -> torch.Tensor:
     """Unscaled z_0 (B, c, h, w) of a batch: drawn from its cached posterior (latent_mean, latent_std) when
     the batch comes from a latent cache, else encoded from its pixel_values by `vae`, after mirroring the
-    images where `flip` (B,) is True."""
+    images where `flip` (B,) is True. KL: z = μ + σ·η ~ q(z|x); VQ: the pre-quantisation code."""
     if "latent_mean" in batch:
         mean = batch["latent_mean"]
         return mean + batch["latent_std"] * posterior_noise.to(mean)  # z = μ + σ·η ~ q(z|x)
     pixels = batch["pixel_values"]
     if flip is not None:
         pixels = torch.where(flip.to(pixels.device)[:, None, None, None], pixels.flip(-1), pixels)
-    return encode_latents(vae, pixels, posterior_noise)
+    return latent_space(vae).latents(pixels, posterior_noise)
 
 
 @torch.no_grad()
@@ -62,7 +45,7 @@ def estimate_latent_scale(
     for batch in batches:
         if seen >= num_images:
             break
-        size = len(batch["latent_mean"] if "latent_mean" in batch else batch["pixel_values"])
+        size = batch_size_of(batch)
         noise = per_sample_normal(
             sample_generators(seed, 0, list(range(seen, seen + size)), SCALE_STREAM), latent_shape
         )
@@ -76,3 +59,15 @@ def estimate_latent_scale(
             f"--autoencoder: its latents have standard deviation {float(std)}; cannot scale them"
         )
     return float(1.0 / std)
+
+
+def latent_scale(
+    vae, scaling_factor: float | None, loader_for_scale: Callable[[], Iterable[dict]], num_images: int,
+    latent_shape: tuple, seed: int,
+) -> float:  # fmt: skip
+    """LDM's latent scale: `scaling_factor` if given, else the autoencoder's, estimated from the data as
+    1/std(z) (App. G) while that is still 1.0. `loader_for_scale()` gives unshuffled batches."""
+    scale = scaling_factor or latent_space(vae).scaling_factor
+    if scale == 1.0 and scaling_factor is None:
+        scale = estimate_latent_scale(vae, loader_for_scale(), num_images, latent_shape, seed)
+    return scale

@@ -13,7 +13,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import compute_snr
-from torch import nn
 
 # (x, x_hat) in [-1, 1], (B, 3, H, W) -> (B,) perceptual distances, e.g. LPIPS
 PerceptualLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -49,26 +48,20 @@ def min_snr_weights(scheduler, timesteps: torch.Tensor, snr_gamma: float) -> tor
     return clipped
 
 
-def ldm_loss(
-    unet: nn.Module,
+def diffusion_loss(
     scheduler,
+    prediction: torch.Tensor,
     z0: torch.Tensor,
-    cond: dict,
     noise: torch.Tensor,
     timesteps: torch.Tensor,
     snr_gamma: float | None = None,
 ) -> torch.Tensor:
-    """L_LDM = E_{z_0, ε, t} ‖ε − ε_θ(z_t, t, τ_θ(y))‖² (LDM eq. 3; DDPM's simplified objective, eq. 14).
+    """‖target − prediction‖², the target ε (LDM eq. 2; DDPM's simplified objective, eq. 14) or v, mean per
+    sample, min-SNR-γ weighted when `snr_gamma` is set, then averaged over the batch (float32 scalar).
 
-    z0: (B, C, h, w) scaled latents; cond: keyword arguments of the U-Net (encoder_hidden_states,
-    encoder_attention_mask, class_labels); noise: (B, C, h, w); timesteps: (B,) ints in [0, T).
-    With v_prediction the target is v instead of ε; `snr_gamma` applies min-SNR weighting.
-    Returns the scalar mean loss (float32).
+    prediction: the U-Net's output at z_t = √ᾱ_t z_0 + √(1 − ᾱ_t) ε; z0, noise: (B, C, h, w); timesteps: (B,).
     """
-    # z_t = √ᾱ_t z_0 + √(1 − ᾱ_t) ε  (DDPM eq. 4)
-    z_t = scheduler.add_noise(z0, noise, timesteps)
     target = prediction_target(scheduler, z0, noise, timesteps)
-    prediction = unet(z_t, timesteps, **cond).sample
     per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     if snr_gamma is not None:
         per_sample = per_sample * min_snr_weights(scheduler, timesteps, snr_gamma)
@@ -90,12 +83,6 @@ def reconstruction_loss(
     if perceptual is not None and perceptual_weight > 0:
         loss = loss + perceptual_weight * perceptual(x, x_hat).mean()
     return loss
-
-
-def kl_loss(posterior, x: torch.Tensor) -> torch.Tensor:
-    """L_reg = KL(q(z|x) ‖ N(0, I)) (LDM Sec. 3.1), summed over latent dims, averaged over the batch, and
-    divided by the number of pixel values of one image; scalar."""
-    return posterior.kl().mean() / x[0].numel()
 
 
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:

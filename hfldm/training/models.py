@@ -5,7 +5,6 @@ the autoencoder (new, or loaded from a folder), the U-Net from a YAML config, an
 from __future__ import annotations
 
 import inspect
-import json
 import math
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import yaml
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from hfldm.autoencoders import KLAutoencoder, NLayerDiscriminator, VQAutoencoder
+from hfldm.autoencoders.latent_space import latent_space
 from hfldm.unets.unet import ConditionalUNet
 
 # what fixes each U-Net argument that train_ldm.py derives rather than reads from --unet_config
@@ -23,7 +23,6 @@ DERIVED_FROM = {
     "cross_attention_dim": "the text encoder's width is",
     "num_class_embeds": "the number of classes + 1 (the null class) is",
 }
-AUTOENCODERS = {"KLAutoencoder": KLAutoencoder, "VQAutoencoder": VQAutoencoder}
 Autoencoder = KLAutoencoder | VQAutoencoder
 
 
@@ -62,31 +61,9 @@ def new_discriminator(resolution: int, base_channels: int, n_layers: int) -> NLa
     return NLayerDiscriminator(in_channels=3, base_channels=base_channels, n_layers=n_layers)
 
 
-def load_autoencoder(path: str) -> Autoencoder:
-    """The KLAutoencoder / VQAutoencoder saved in folder `path` (or its `vae/` subfolder), frozen, in eval."""
-    folder = Path(path)
-    if (folder / "vae" / "config.json").is_file():
-        folder = folder / "vae"
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"--autoencoder: {path} holds no config.json of a trained autoencoder")
-    class_name = json.loads((folder / "config.json").read_text()).get("_class_name")
-    if class_name not in AUTOENCODERS:
-        raise ValueError(
-            f"--autoencoder: {path} holds a {class_name}, expected one of {sorted(AUTOENCODERS)}"
-        )
-    vae = AUTOENCODERS[class_name].from_pretrained(str(folder))
-    vae.requires_grad_(False).eval()
-    return vae
-
-
-def latent_channels(vae: Autoencoder) -> int:
-    """Latent channels the U-Net models: c of the KL posterior, or D of the VQ pre-quantisation code."""
-    return vae.code_channels if isinstance(vae, VQAutoencoder) else vae.config.latent_channels
-
-
-def check_resolution(vae: Autoencoder, resolution: int) -> int:
+def check_resolution(vae, resolution: int) -> int:
     """Returns the latent side resolution / f; ValueError naming --resolution when f does not divide it."""
-    f = vae.downsample_factor
+    f = latent_space(vae).downsample_factor
     if resolution % f:
         raise ValueError(f"--resolution: {resolution} is not divisible by the autoencoder's f = {f}")
     return resolution // f
@@ -94,7 +71,7 @@ def check_resolution(vae: Autoencoder, resolution: int) -> int:
 
 def unet_from_yaml(
     path: str,
-    vae: Autoencoder,
+    vae,
     latent_size: int,
     cross_attention_dim: int | None,
     num_class_embeds: int | None,
@@ -108,9 +85,10 @@ def unet_from_yaml(
     if not Path(path).is_file():
         raise ValueError(f"--unet_config: no such file {path!r}")
     config = yaml.safe_load(Path(path).read_text()) or {}
+    channels = latent_space(vae).latent_channels
     derived = dict(
-        in_channels=latent_channels(vae),
-        out_channels=latent_channels(vae),
+        in_channels=channels,
+        out_channels=channels,
         sample_size=latent_size,
         cross_attention_dim=cross_attention_dim,
         num_class_embeds=num_class_embeds,
@@ -124,8 +102,7 @@ def unet_from_yaml(
     if unknown:
         raise ValueError(f"--unet_config: unknown ConditionalUNet argument(s) {sorted(unknown)} in {path}")
     unet = ConditionalUNet(**{**config, **derived})
-    factor = 2 ** (len(unet.config.block_out_channels) - 1)
-    if latent_size % factor:
+    if latent_size % unet.downsample_factor:
         raise ValueError(
             f"--unet_config: the U-Net halves the latents {len(unet.config.block_out_channels) - 1} times, "
             f"which a {latent_size}x{latent_size} latent (resolution / f) does not allow"

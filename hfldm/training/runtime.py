@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from hfldm.data import loader as data_loader
-from hfldm.training.args import TrainingArguments, training_started
+from hfldm.training.args import TrainingArguments
 
 
 def make_accelerator(train: TrainingArguments, seed: int) -> Accelerator:
@@ -118,8 +118,7 @@ def make_lr_scheduler(optimizer: torch.optim.Optimizer, train: TrainingArguments
 
 
 def progress_bar(accelerator: Accelerator, first_step: int, max_steps: int) -> tqdm:
-    """The progress bar (main process only) starting at `first_step`; marks that training has started."""
-    training_started()
+    """The progress bar of the optimiser steps (main process only), starting at `first_step`."""
     bar = tqdm(
         range(max_steps), initial=first_step, desc="steps", disable=not accelerator.is_local_main_process
     )
@@ -154,8 +153,10 @@ def is_every(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
 
 
-def log_loss(accelerator: Accelerator, bar: tqdm, loss: torch.Tensor, lr_scheduler, step: int) -> None:
-    """Log the loss averaged over processes (call on every process) and the learning rate at `step`."""
-    mean_loss = accelerator.reduce(loss.detach().float(), "mean").item()
-    bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
-    accelerator.log({"train/loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0]}, step)
+def log_step(accelerator: Accelerator, bar: tqdm, logs: dict, lr_scheduler, step: int) -> None:
+    """Log the scalars of `logs` averaged over processes as train/<name> (call on every process), and the
+    learning rate, at `step`; the progress bar shows the loss."""
+    values = {k: torch.as_tensor(v, device=accelerator.device).float() for k, v in logs.items()}
+    means = {f"train/{k}": accelerator.reduce(v.detach(), "mean").item() for k, v in values.items()}
+    bar.set_postfix(loss=f"{means['train/loss']:.4f}", refresh=False)
+    accelerator.log(means | {"lr": lr_scheduler.get_last_lr()[0]}, step)

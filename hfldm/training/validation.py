@@ -12,6 +12,7 @@ import torch
 from accelerate import Accelerator
 from PIL import Image
 
+from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.grid import image_grid
 from hfldm.eval.reconstruction import codebook_usage, psnr, ssim
 
@@ -40,15 +41,14 @@ def evaluate_reconstructions(autoencoder, loader, max_images: int) -> tuple[dict
     (batches with pixel_values), reconstructed through the posterior mean (KL) or the quantiser (VQ).
 
     Returns (metrics dict, grid of the first 16 input | reconstruction pairs)."""
+    ae = latent_space(autoencoder)
     xs, x_hats, codes = [], [], []
     for batch in loader:
-        x = batch["pixel_values"].to(autoencoder.device, autoencoder.dtype)
-        if hasattr(autoencoder, "quantize"):
-            h = autoencoder.encode(x).latents
-            codes.append(autoencoder.quantize.nearest_indices(h))
-            x_hat = autoencoder.decode(h).sample
-        else:
-            x_hat = autoencoder.decode(autoencoder.encode(x).latent_dist.mode()).sample
+        x = batch["pixel_values"]
+        z = ae.latents(x)  # the posterior mean (KL) or the pre-quantisation code (VQ)
+        x_hat = ae.decode_latents(z)
+        if ae.codebook_size is not None:
+            codes.append(ae.codebook_indices(z))
         xs.append(x.float().cpu())
         x_hats.append(x_hat.float().cpu())
         if sum(len(b) for b in xs) >= max_images:
@@ -56,7 +56,7 @@ def evaluate_reconstructions(autoencoder, loader, max_images: int) -> tuple[dict
     x, x_hat = torch.cat(xs)[:max_images], torch.cat(x_hats)[:max_images]
     metrics = {"psnr": psnr(x_hat, x, value_range=(-1, 1)), "ssim": ssim(x_hat, x, value_range=(-1, 1))}
     if codes:
-        usage = codebook_usage(torch.cat(codes), autoencoder.config.num_vq_embeddings)
+        usage = codebook_usage(torch.cat(codes), ae.codebook_size)
         metrics.update(codebook_perplexity=usage["perplexity"], codebook_usage=usage["usage"])
     return metrics, reconstruction_grid(x[:16], x_hat[:16])
 

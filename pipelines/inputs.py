@@ -1,9 +1,5 @@
-"""Inputs of LatentDiffusionPipeline: the argument checks, class labels and the null class.
-
-Convention for class-conditional U-Nets (training and sampling alike): of the `num_class_embeds` embeddings
-the LAST one, index `num_class_embeds - 1`, is the null class y = ∅ of classifier-free guidance; the real
-classes are 0 .. num_class_embeds - 2. A model of K classes has `num_class_embeds = K + 1`, and training
-replaces a label by `null_class_label(num_class_embeds)` with the CFG drop probability.
+"""Inputs of LatentDiffusionPipeline: the argument checks and class labels (the null class ∅ of guidance is
+the last class embedding, `hfldm.unets.null_class`).
 """
 
 from __future__ import annotations
@@ -11,11 +7,6 @@ from __future__ import annotations
 import torch
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-
-
-def null_class_label(num_class_embeds: int) -> int:
-    """Index of the null (unconditional) class of a U-Net with `num_class_embeds` embeddings: the last."""
-    return num_class_embeds - 1
 
 
 def as_list(x) -> list:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hfldm.pipelines.pipeline_latent_diffusion import null_class_label
 from hfldm.text import encode_text
+from hfldm.unets.null_class import null_class_label
 
 
 class Conditioner:
