@@ -53,10 +53,14 @@ def check_inputs(pipe, *, prompt, negative_prompt, class_labels, height, width, 
         raise ValueError(f"guidance_scale must be >= 0 (1 means no guidance), got {guidance_scale}")
     if num_images_per_prompt < 1:
         raise ValueError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
-    f = pipe.vae_scale_factor
+    multiple = pipe.size_multiple  # f × the U-Net's 2^(levels - 1)
     for name, value in (("height", height), ("width", width)):
-        if value is not None and (value < f or value % f != 0):
-            raise ValueError(f"{name} must be a positive multiple of the autoencoder factor {f}, got {value}")
+        if value is not None and (value < multiple or value % multiple != 0):
+            f = pipe.vae_scale_factor
+            raise ValueError(
+                f"{name} must be a positive multiple of {multiple} (the autoencoder's f = {f} times the "
+                f"U-Net's downsampling), got {value}"
+            )
     for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
         if text is not None and not pipe.is_text_conditional:
             raise ValueError(

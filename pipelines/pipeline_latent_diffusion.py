@@ -90,6 +90,11 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         return self.latent_space.downsample_factor
 
     @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this: f times the U-Net's own downsampling 2^(levels - 1)."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    @property
     def is_text_conditional(self) -> bool:
         return self.text_encoder is not None
 

@@ -9,13 +9,20 @@ as on a Space), default 127.0.0.1:7860.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+import gradio as gr
+import PIL.Image
+import torch
+from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from request_limits import MAX_SEED, Limits, check_request, whole_number
+
+import hfldm
+from hfldm.pipelines.loading import load_pipeline as load_saved_pipeline
 
 SPACE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SPACE_DIR.parent
@@ -24,35 +31,6 @@ EXAMPLES_FILE = "example_captions.txt"  # optional, in the model folder: one cap
 # CLDR names of emoji held out of training (hfldm.data.emoji.is_test); examples when there is no EXAMPLES_FILE
 HELD_OUT_CAPTIONS = ["thinking face", "robot", "weary cat", "blue heart", "tiger", "sunflower", "cupcake"]
 
-
-def _make_hfldm_importable() -> None:
-    """Without `pip install hfldm`: import hfldm/ and pipelines/ (as hfldm.pipelines) from here or repo."""
-    if importlib.util.find_spec("hfldm") is None:
-        roots = [r for r in (SPACE_DIR, REPO_ROOT) if (r / "hfldm" / "__init__.py").is_file()]
-        if not roots:
-            raise SystemExit("hfldm is not installed: `pip install -e .` in the repo, or copy hfldm/ here")
-        sys.path.insert(0, str(roots[0]))
-    import hfldm
-
-    if importlib.util.find_spec("hfldm.pipelines") is None:  # pyproject maps pipelines/ to hfldm.pipelines
-        folder = Path(hfldm.__file__).parents[1] / "pipelines"
-        # an empty list of locations is filled with the folder of __init__.py
-        spec = importlib.util.spec_from_file_location(
-            "hfldm.pipelines", folder / "__init__.py", submodule_search_locations=[]
-        )
-        sys.modules["hfldm.pipelines"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["hfldm.pipelines"])
-
-
-_make_hfldm_importable()
-
-import gradio as gr  # noqa: E402
-import PIL.Image  # noqa: E402
-import torch  # noqa: E402
-from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler  # noqa: E402
-from request_limits import MAX_SEED, Limits, check_request, whole_number  # noqa: E402
-
-import hfldm  # noqa: E402
 
 SCHEDULERS = {
     "DDPM": hfldm.DDPMScheduler,
@@ -77,9 +55,9 @@ def model_source(env: Mapping[str, str] = os.environ) -> str:
     )
 
 
-def load_pipeline(source: str) -> hfldm.LatentDiffusionPipeline:
+def serving_pipeline(source: str) -> hfldm.LatentDiffusionPipeline:
     """The pipeline saved at `source` (folder or Hub id), float32 on CPU, built by the installed hfldm."""
-    pipe = hfldm.LatentDiffusionPipeline.from_pretrained(source, dtype=torch.float32)
+    pipe = load_saved_pipeline(source, "HFLDM_MODEL")
     pipe.set_progress_bar_config(disable=True)
     return pipe.to("cpu")
 
@@ -91,11 +69,6 @@ def example_captions(pipe: hfldm.LatentDiffusionPipeline, source: str) -> list[s
     path = Path(source) / EXAMPLES_FILE
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     return [line.strip() for line in lines if line.strip()][:12] or HELD_OUT_CAPTIONS
-
-
-def size_step(pipe: hfldm.LatentDiffusionPipeline) -> int:
-    """Image sides must be multiples of this: f times the U-Net's own downsampling."""
-    return pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
 
 
 # ------------------------------------------------------------------------------------------------ sampling
@@ -126,7 +99,7 @@ def generate(
     steps, seed = whole_number(steps, "Steps"), whole_number(seed, "Seed")
     num_images = whole_number(num_images, "Number of images")
     size = pipe.default_image_size()[0] if size is None else whole_number(size, "Image size")
-    check_request(limits, steps, num_images, size, size_step(pipe), guidance_scale, seed, prompt)
+    check_request(limits, steps, num_images, size, pipe.size_multiple, guidance_scale, seed, prompt)
     if scheduler not in SCHEDULERS:
         raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}.")
     if pipe.label2id and class_name not in pipe.label2id:
@@ -165,7 +138,7 @@ def _settings(
     pipe: hfldm.LatentDiffusionPipeline, limits: Limits, guided: bool
 ) -> list[gr.components.Component]:
     """Sliders and menus: [steps, guidance, seed, randomise, scheduler, number of images, size]."""
-    step = size_step(pipe)
+    step = pipe.size_multiple
     max_size = max(step, limits.max_size // step * step)
     with gr.Accordion("Settings", open=True):
         steps = gr.Slider(
@@ -234,7 +207,7 @@ def build_demo(
 def main() -> None:
     source = model_source()
     limits = Limits.from_env()
-    pipe = load_pipeline(source)
+    pipe = serving_pipeline(source)
     demo = build_demo(pipe, limits, example_captions(pipe, source))
     env = os.environ  # GRADIO_SERVER_NAME / _PORT: what Hugging Face Spaces sets
     host = env.get("HFLDM_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1"

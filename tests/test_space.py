@@ -38,13 +38,13 @@ def space(model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pipe(model_dir):
-    return app.load_pipeline(str(model_dir))
+    return app.serving_pipeline(str(model_dir))
 
 
 @pytest.fixture(scope="module")
 def class_pipe(tmp_path_factory):
     folder = save_tiny_pipeline(tmp_path_factory.mktemp("space") / "class_model", class_conditional=True)
-    return app.load_pipeline(str(folder))
+    return app.serving_pipeline(str(folder))
 
 
 def pixels(images: list[PIL.Image.Image]) -> np.ndarray:

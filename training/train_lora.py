@@ -22,6 +22,7 @@ from train_ldm import LDMTrainer  # the same training step: only the trained par
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
 from hfldm.data.loader import collate_fn
+from hfldm.pipelines.loading import load_pipeline
 from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.text.lora import add_text_encoder_lora, save_text_encoder_lora, text_lora_targets
 from hfldm.training.args import (
@@ -36,7 +37,7 @@ from hfldm.training.checkpoints import resume
 from hfldm.training.conditioner import Conditioner
 from hfldm.training.data import captions, data_for, load_images, pipeline_conditioning
 from hfldm.training.loop import train_loop
-from hfldm.training.models import check_resolution, load_pipeline
+from hfldm.training.models import check_resolution
 from hfldm.training.runtime import (
     make_accelerator,
     make_dataloader,
@@ -83,7 +84,7 @@ def main() -> None:
     set_seed(train.seed)
 
     # 1. the pipeline: frozen autoencoder, τ_θ and U-Net, and how it is conditioned
-    pipeline = load_pipeline(args.pretrained_model)
+    pipeline = load_pipeline(args.pretrained_model, "--pretrained_model")
     vae, unet, tokenizer, text_encoder = (
         pipeline.vae,
         pipeline.unet,

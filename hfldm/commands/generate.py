@@ -98,13 +98,10 @@ def load_pipeline(model: str, scheduler: str, device: str | None):
 
     import torch
 
-    from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
+    from hfldm.pipelines.loading import load_pipeline as load
 
-    try:
-        with quiet_loading():
-            pipe = LatentDiffusionPipeline.from_pretrained(model)
-    except OSError as e:  # Hub id that cannot be reached / found
-        raise FileNotFoundError(f"could not load {model}: {str(e).splitlines()[0]}") from e
+    with quiet_loading():
+        pipe = load(model, "--model")
     if scheduler != "saved":
         module, name = SCHEDULERS[scheduler]
         pipe.scheduler = getattr(importlib.import_module(module), name).from_config(pipe.scheduler.config)
@@ -112,16 +109,14 @@ def load_pipeline(model: str, scheduler: str, device: str | None):
     return pipe
 
 
-def image_grid(images: list, cols: int):
-    """Paste equally sized PIL images row by row into one image with `cols` columns (empty cells black)."""
+def grid_of(images: list, cols: int):
+    """diffusers' make_image_grid with `cols` columns, the last row filled with black cells."""
     import PIL.Image
+    from diffusers.utils import make_image_grid
 
-    w, h = images[0].size
     rows = math.ceil(len(images) / cols)
-    grid = PIL.Image.new("RGB", (cols * w, rows * h))
-    for i, image in enumerate(images):
-        grid.paste(image, (i % cols * w, i // cols * h))
-    return grid
+    blank = PIL.Image.new("RGB", images[0].size)
+    return make_image_grid(images + [blank] * (rows * cols - len(images)), rows, cols)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     ).images
     # one row per prompt / class label; a single prompt's images as a near-square grid
     several = len(images) > args.num_images
-    grid = image_grid(images, args.num_images if several else math.ceil(math.sqrt(len(images))))
+    grid = grid_of(images, args.num_images if several else math.ceil(math.sqrt(len(images))))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(out)

@@ -165,12 +165,3 @@ def perceptual_network(weight: float):
         ) from None
     network = lpips.LPIPS(net="vgg", verbose=False).eval().requires_grad_(False)
     return lambda x, x_hat: network.to(x.device)(x.float(), x_hat.float()).flatten()
-
-
-def load_pipeline(path: str):
-    """The LatentDiffusionPipeline saved in folder `path` (train_ldm.py output), on CPU, in eval mode."""
-    from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
-
-    if not (Path(path) / "model_index.json").is_file():
-        raise ValueError(f"--pretrained_model: {path} holds no model_index.json of a saved pipeline")
-    return LatentDiffusionPipeline.from_pretrained(path)

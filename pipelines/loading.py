@@ -1,0 +1,27 @@
+"""One way to load a saved LatentDiffusionPipeline for the CLI, the Space and fine-tuning: a folder with
+model_index.json or a Hub id, with one-line errors naming the user's argument."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
+
+
+def load_pipeline(
+    source: str, argument: str = "--model", dtype: torch.dtype = torch.float32
+) -> LatentDiffusionPipeline:
+    """The pipeline saved at `source` (a local folder or a Hub id), its weights in `dtype`.
+
+    FileNotFoundError naming `argument` for a folder that holds no pipeline, or a Hub id that cannot be
+    reached or found.
+    """
+    path = Path(source)
+    if path.exists() and not (path / "model_index.json").is_file():
+        raise FileNotFoundError(f"{argument}: {source} is not a saved pipeline (no model_index.json in it)")
+    try:
+        return LatentDiffusionPipeline.from_pretrained(source, dtype=dtype)
+    except OSError as e:  # a Hub id that cannot be reached or found
+        raise FileNotFoundError(f"{argument}: could not load {source}: {str(e).splitlines()[0]}") from None
