@@ -145,7 +145,7 @@ def test_class_and_unconditional_vq_models(root):
     report = run_eval(root, "uncond", "--num-samples", "8", model="uncond-vq", dataset="digits")
     assert report["conditioning"] == "unconditional" and report["settings"]["guidance_scale"] is None
     codebook = report["reconstruction"]["codebook"]  # 8 images x 8 x 8 codes of a 16-entry codebook
-    assert 1 <= codebook["perplexity"] <= codebook["used_codes"] <= 16
+    assert codebook["perplexity"] <= codebook["used_codes"]  # exp(entropy) <= the size of the support
     assert codebook["usage"] == codebook["used_codes"] / 16
 
 

@@ -6,7 +6,8 @@ import diffusers
 import pytest
 import torch
 
-from hfldm.schedulers import DDIMScheduler, DDPMScheduler
+from hfldm.schedulers import ConsistentDDIMScheduler, DDIMScheduler, DDPMScheduler
+from hfldm.schedulers.base import posterior_coefficients
 
 BETA_SCHEDULES = ["linear", "scaled_linear", "squaredcos_cap_v2"]
 PREDICTION_TYPES = ["epsilon", "v_prediction", "sample"]
@@ -128,15 +129,16 @@ def test_posterior_is_the_gaussian_conditional_of_ddpm_eq_7(beta_schedule):
     alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
     # β̃_t = β_t (1 - ᾱ_{t-1}) / (1 - ᾱ_t)
     expected_variance = beta * (1 - alpha_bar_prev) / (1 - alpha_bar)
-    torch.testing.assert_close(s.posterior_variance.double(), expected_variance, atol=1e-7, rtol=1e-6)
+    coef1_all, coef2_all, variance = posterior_coefficients(alpha_bar, alpha_bar_prev)  # what step() computes
+    torch.testing.assert_close(variance, expected_variance, atol=1e-12, rtol=1e-9)
     # Bayes: q(x_{t-1}|x_t,x_0) ∝ N(x_t; √α_t x_{t-1}, β_t) N(x_{t-1}; √ᾱ_{t-1} x_0, 1-ᾱ_{t-1})
     t = slice(1, None)
     precision = 1 / (1 - alpha_bar_prev[t]) + (1 - beta[t]) / beta[t]
     coef1 = alpha_bar_prev[t].sqrt() / (1 - alpha_bar_prev[t]) / precision
     coef2 = (1 - beta[t]).sqrt() / beta[t] / precision
-    torch.testing.assert_close(s.posterior_variance[t].double(), 1 / precision, atol=1e-7, rtol=1e-6)
-    torch.testing.assert_close(s.posterior_mean_coef1[t].double(), coef1, atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(s.posterior_mean_coef2[t].double(), coef2, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(variance[t], 1 / precision, atol=1e-12, rtol=1e-9)
+    torch.testing.assert_close(coef1_all[t], coef1, atol=1e-12, rtol=1e-9)
+    torch.testing.assert_close(coef2_all[t], coef2, atol=1e-12, rtol=1e-9)
     torch.testing.assert_close(s.sqrt_alphas_cumprod**2, s.alphas_cumprod)
 
 
@@ -147,11 +149,30 @@ def test_ddpm_step_on_full_chain_is_posterior_mean_plus_sigma_z():
     out = s.step(eps, t, x_t, generator=torch.Generator().manual_seed(5))
     z = torch.randn(SHAPE, generator=torch.Generator().manual_seed(5))
     x0 = (x_t - s.sqrt_one_minus_alphas_cumprod[t] * eps) / s.sqrt_alphas_cumprod[t]  # DDPM eq. 15
-    mean = s.posterior_mean_coef1[t] * x0 + s.posterior_mean_coef2[t] * x_t
+    alpha_bar = torch.cumprod(1 - s.betas.double(), dim=0)  # float64: the coefficients of DDPM eq. 7
+    beta_t, a_t, a_prev = s.betas[t].double(), alpha_bar[t], alpha_bar[t - 1]
+    coef1, coef2 = a_prev.sqrt() * beta_t / (1 - a_t), (1 - beta_t).sqrt() * (1 - a_prev) / (1 - a_t)
+    mean, sigma = coef1 * x0 + coef2 * x_t, ((1 - a_prev) / (1 - a_t) * beta_t).sqrt()
     torch.testing.assert_close(out.pred_original_sample, x0, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(
-        out.prev_sample, mean + s.posterior_variance[t].sqrt() * z, atol=1e-5, rtol=1e-5
-    )
+    torch.testing.assert_close(out.prev_sample, (mean + sigma * z).float(), atol=1e-5, rtol=1e-5)
+
+
+def test_ddim_previous_timestep_diffusers_vs_consistent():
+    """linspace, T = 1000, n = 7: timesteps 999, 832, ...; diffusers' DDIM steps from 999 to ᾱ_857
+    (t - T // n), the consistent one to ᾱ_832, the timestep evaluated next; with leading spacing, alike."""
+    config = dict(timestep_spacing="linspace", clip_sample=False, set_alpha_to_one=False)
+    x, eps = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0)), torch.zeros(SHAPE)
+    for cls, landing in ((DDIMScheduler, 857), (ConsistentDDIMScheduler, 832)):
+        s = cls(**config)
+        s.set_timesteps(7)
+        assert s.timesteps.tolist()[:2] == [999, 832]
+        # ε = 0: x̂_0 = x / √ᾱ_999 and x_{t'} = √ᾱ_{t'} x̂_0, which names t'
+        expected = (s.alphas_cumprod[landing] / s.alphas_cumprod[999]).sqrt() * x
+        torch.testing.assert_close(s.step(eps, 999, x).prev_sample, expected, atol=1e-6, rtol=1e-5)
+    leading = [DDIMScheduler(clip_sample=False), ConsistentDDIMScheduler(clip_sample=False)]
+    chains = [run_chain(s, 20) for s in leading]
+    for a, b in zip(*chains, strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("cls", [DDPMScheduler, DDIMScheduler])
@@ -225,7 +246,6 @@ def test_save_config_round_trip(cls, tmp_path):
         torch.testing.assert_close(loaded.alphas_cumprod, ours.alphas_cumprod, atol=0, rtol=0)
     public = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
     assert public(cls.from_pretrained(tmp_path).config) == public(ours.config)
-    assert len(ours) == 1000 and ours.order == 1 and ours.init_noise_sigma == 1.0
 
 
 # 4. bad input ---------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ def test_autoencoder_script_vq(digits, tmp_path):
     ))  # fmt: skip
     scalars = tensorboard_scalars(out / "logs")
     assert len(scalars["train/reg_loss"]) == 5 and all(v > 0 for v in scalars["train/reg_loss"])
-    assert 1 <= scalars["val/codebook_perplexity"][-1] <= 32
+    used_codes = 32 * scalars["val/codebook_usage"][-1]
+    assert scalars["val/codebook_perplexity"][-1] <= used_codes + 1e-4  # exp(entropy) <= the support
     vae = VQAutoencoder.from_pretrained(out)
     assert vae.downsample_factor == 4 and vae.config.num_vq_embeddings == 32

@@ -1,6 +1,6 @@
 """Noise schedulers: β schedules, the (ε / x_0 / v) parameterisation, DDPM and DDIM sampling."""
 
-from .ddim import DDIMScheduler
+from .ddim import ConsistentDDIMScheduler, DDIMScheduler
 from .ddpm import DDPMScheduler
 
-__all__ = ["DDIMScheduler", "DDPMScheduler"]
+__all__ = ["ConsistentDDIMScheduler", "DDIMScheduler", "DDPMScheduler"]

@@ -27,6 +27,11 @@ def posterior_coefficients(
     values, and for a respaced chain (t' = t - T/n) those of the respaced process (Nichol & Dhariwal 2021,
     Sec. 4). Returns (posterior_mean_coef1, posterior_mean_coef2, posterior_variance), each shaped like
     `alpha_bar_t`.
+
+    `step()` of DDPM and DDIM calls this on the float32 ᾱ table, as diffusers does, so that trajectories
+    match diffusers'. The ratio ᾱ_t/ᾱ_{t'} then cancels where β_t ~ 1e-4: against float64 the T = 1000
+    linear / scaled_linear / cosine schedules lose up to 4e-4 / 5e-4 / 9e-4 of β̃_t and 4e-4 / 6e-4 / 1.1e-3
+    of coef1 (relative, at the smallest t); pass float64 ᾱ for exact values.
     """
     alpha_t = alpha_bar_t / alpha_bar_prev
     beta_t = 1 - alpha_t
@@ -66,7 +71,7 @@ class DiscreteNoiseScheduler(SchedulerMixin, ConfigMixin):
     order = 1
 
     def _setup_schedule(self, set_alpha_to_one: bool = True) -> None:
-        """Build β, α, ᾱ and the posterior tables from the config. `set_alpha_to_one`: ᾱ after the last step
+        """Build β, α, ᾱ from the config. `set_alpha_to_one`: ᾱ after the last step
         (t' < 0) is 1, else ᾱ_0 (DDIM's option)."""
         config = self.config
         check_prediction_type(config.prediction_type)
@@ -91,20 +96,26 @@ class DiscreteNoiseScheduler(SchedulerMixin, ConfigMixin):
         self.alphas_cumprod_prev = torch.cat([self.final_alpha_cumprod[None], self.alphas_cumprod[:-1]])
         self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
         self.sqrt_one_minus_alphas_cumprod = (1.0 - self.alphas_cumprod).sqrt()
-        # posterior q(x_{t-1} | x_t, x_0) of the full T-step chain  (DDPM eqs. 6-7), computed in float64: in
-        # float32, β_t = 1 - ᾱ_t/ᾱ_{t-1} loses ~1e-3 of its value to cancellation where β_t ~ 1e-4
-        alpha_bar64 = torch.cumprod(1.0 - betas.double(), dim=0)
-        alpha_bar_prev64 = torch.cat([self.final_alpha_cumprod.double()[None], alpha_bar64[:-1]])
-        self.posterior_mean_coef1, self.posterior_mean_coef2, self.posterior_variance = (
-            c.float() for c in posterior_coefficients(alpha_bar64, alpha_bar_prev64)
-        )
-
         self.init_noise_sigma = 1.0  # x_T ~ N(0, I)
         self.num_inference_steps = None
         self.timesteps = torch.arange(config.num_train_timesteps - 1, -1, -1, dtype=torch.int64)
+        self._timestep_list: list[int] = []
 
     def __len__(self) -> int:
         return self.config.num_train_timesteps
+
+    def _next_in_timesteps(self, t: int) -> int:
+        """The entry of `self.timesteps` after t (-1 after the last): where a step from t lands on the list.
+
+        On the full chain (no set_timesteps) that is t - 1.
+        """
+        if self.num_inference_steps is None:
+            return t - 1
+        timesteps = self._timestep_list
+        if t not in timesteps:
+            raise ValueError(f"timestep {t} is not one of scheduler.timesteps set by set_timesteps")
+        i = timesteps.index(t)
+        return timesteps[i + 1] if i + 1 < len(timesteps) else -1
 
     def scale_model_input(self, sample: torch.Tensor, timestep: int | None = None) -> torch.Tensor:
         """The sample unchanged: DDPM/DDIM feed x_t to the model as is (diffusers' interface)."""
@@ -122,6 +133,7 @@ class DiscreteNoiseScheduler(SchedulerMixin, ConfigMixin):
         if timesteps.max() >= T or timesteps.min() < 0:
             raise ValueError(f"steps_offset={self.config.steps_offset} puts timesteps outside [0, {T})")
         self.timesteps = torch.from_numpy(timesteps).to(device)
+        self._timestep_list = timesteps.tolist()
 
     def add_noise(
         self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor

@@ -17,7 +17,17 @@ from .prediction import eps_from_x0, predict_x0_and_eps
 
 class DDIMScheduler(DiscreteNoiseScheduler):
     """Denoising diffusion implicit model sampler on a subsequence of n timesteps: deterministic at eta = 0,
-    DDPM-like ancestral sampling at eta = 1 (DDIM Sec. 4.1). Same tables as hfldm's DDPMScheduler."""
+    DDPM-like ancestral sampling at eta = 1 (DDIM Sec. 4.1). Same tables as hfldm's DDPMScheduler.
+
+    "Previous timestep": like diffusers' DDIMScheduler, a step from t lands at t' = t - T // n, while
+    DDPMScheduler lands on the next entry of `timesteps`. The two agree for "leading" spacing (what hfldm
+    trains and saves) and whenever n divides T; they differ for "linspace" and "trailing" spacing otherwise:
+    with T = 1000, n = 7 and linspace, DDIM steps from 999 to ᾱ_857 while the next timestep evaluated is 832,
+    so the model sees a sample noised to t = 857 labelled t = 832. `ConsistentDDIMScheduler` steps to 832
+    instead (the chain the timesteps describe); this class keeps diffusers' trajectories and config.
+    """
+
+    steps_to_listed_timesteps = False  # t' = the next entry of `timesteps` (ConsistentDDIMScheduler)
 
     @register_to_config
     def __init__(
@@ -63,7 +73,10 @@ class DDIMScheduler(DiscreteNoiseScheduler):
         t = self._check_timestep(timestep)
 
         # 1. previous timestep of the subsequence τ: t' = t - T/n  (DDIM Sec. 4.2, as diffusers spaces it)
-        prev_t = t - self.config.num_train_timesteps // self.num_inference_steps
+        if self.steps_to_listed_timesteps:
+            prev_t = self._next_in_timesteps(t)
+        else:
+            prev_t = t - self.config.num_train_timesteps // self.num_inference_steps
 
         # 2. ᾱ_t and ᾱ_{t'}  (the paper's α_t and α_{t-1})
         alpha_bar_t, alpha_bar_prev = self.alphas_cumprod[t], self._alpha_bar_at(prev_t)
@@ -100,3 +113,11 @@ class DDIMScheduler(DiscreteNoiseScheduler):
         if not return_dict:
             return prev_sample, pred_original_sample
         return DDIMSchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
+
+
+class ConsistentDDIMScheduler(DDIMScheduler):
+    """DDIM whose step from t lands on the next entry of `timesteps` (as DDPMScheduler's), not at t - T // n:
+    the same sampler wherever the two agree ("leading" spacing, or n dividing T), and the chain the timesteps
+    describe for "linspace" / "trailing" spacing otherwise. Same config keys as DDIMScheduler."""
+
+    steps_to_listed_timesteps = True

@@ -28,8 +28,8 @@ class DDPMScheduler(DiscreteNoiseScheduler):
     """Denoising diffusion probabilistic model sampler: x_{t-1} = μ̃_t(x_t, x̂_0) + σ_t z.
 
     Tables (float32, shape (num_train_timesteps,)): betas, alphas, alphas_cumprod, alphas_cumprod_prev,
-    sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod, posterior_variance (β̃_t), posterior_mean_coef1,
-    posterior_mean_coef2.
+    sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod. The posterior of each step is computed from ᾱ_t and
+    ᾱ_{t'} (`posterior_coefficients`), for the full chain and a respaced one alike.
     """
 
     @register_to_config
@@ -54,23 +54,11 @@ class DDPMScheduler(DiscreteNoiseScheduler):
         if variance_type not in VARIANCE_TYPES:
             raise ValueError(f"variance_type must be one of {VARIANCE_TYPES}, got {variance_type!r}")
         self._setup_schedule(set_alpha_to_one=True)
-        self._timestep_list: list[int] = []
-
-    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
-        """Sample with `num_inference_steps` steps; each step goes to the next entry of `self.timesteps`."""
-        super().set_timesteps(num_inference_steps, device)
-        self._timestep_list = self.timesteps.tolist()
 
     def previous_timestep(self, timestep: int | torch.Tensor) -> int:
         """The timestep t' that `step(…, timestep, …)` moves to: t - 1 on the full chain, else the next
         entry of `self.timesteps` (about t - T/n), and -1 after the last one."""
-        t = self._check_timestep(timestep)
-        if self.num_inference_steps is None:
-            return t - 1
-        if t not in self._timestep_list:
-            raise ValueError(f"timestep {t} is not one of scheduler.timesteps set by set_timesteps")
-        i = self._timestep_list.index(t)
-        return self._timestep_list[i + 1] if i + 1 < len(self._timestep_list) else -1
+        return self._next_in_timesteps(self._check_timestep(timestep))
 
     def step(
         self,
