@@ -1,4 +1,5 @@
-"""What `LatentDiffusionPipeline.save_pretrained` adds to diffusers' folder: remote-code entry and model card.
+"""What hfldm's pipelines add to diffusers' saving and loading: the remote-code entry, the model card, the
+upload, and loading their own folders without `trust_remote_code`.
 
 diffusers finds a third-party pipeline through a list-form `_class_name` in model_index.json,
 `[<module file in the folder>, <class>]`, loaded with `trust_remote_code=True`
@@ -126,3 +127,36 @@ def push_folder_to_hub(folder: str | Path, repo_id: str | None = None, token: st
         commit_message=commit_message or "Upload LatentDiffusionPipeline",
     )  # fmt: skip
     return repo_id
+
+
+class RemoteCodeMixin:
+    """save_pretrained / load_config of a DiffusionPipeline whose module file travels with the folder."""
+
+    @classmethod
+    def pipeline_file(cls) -> str:
+        """The module name a saved folder's model_index.json points at: this class's file, without .py."""
+        return Path(inspect.getfile(cls)).stem
+
+    def save_pretrained(self, save_directory: str | Path, model_card: str | None = None, **kwargs) -> None:
+        """diffusers' save_pretrained, plus the pipeline's file and a model card, so that the folder loads
+        with `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`.
+
+        `model_card` (Markdown with front matter) replaces README.md; otherwise an existing README is kept.
+        `push_to_hub=True` (with `repo_id`, `token`, `private`, ...) uploads the finished folder.
+        """
+        hub_kwargs = {k: kwargs.pop(k) for k in HUB_KWARGS if k in kwargs}
+        push_to_hub = kwargs.pop("push_to_hub", False)
+        super().save_pretrained(save_directory, **kwargs)
+        add_remote_code(self, save_directory, self.pipeline_file(), model_card)
+        if push_to_hub:
+            push_folder_to_hub(save_directory, **hub_kwargs)
+
+    @classmethod
+    def load_config(cls, *args, **kwargs):
+        """ConfigMixin.load_config, except that a folder saved by this class loads through the class itself
+        without `trust_remote_code`: its list-form `_class_name` reads as our (already imported) class."""
+        loaded = super().load_config(*args, **kwargs)
+        config = loaded[0] if isinstance(loaded, tuple) else loaded
+        if config.get("_class_name") == [cls.pipeline_file(), cls.__name__]:
+            config["_class_name"] = cls.__name__
+        return loaded

@@ -6,12 +6,11 @@ Images are float tensors (N, 3, H, W) in `value_range`, (0, 1) by default or (-1
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from hfldm.autoencoders.regularizers import codebook_perplexity
 from hfldm.eval.features import to_unit_range
 from hfldm.eval.fid import compute_fid_kid
 
@@ -72,8 +71,6 @@ def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict:
     flat = torch.as_tensor(indices).reshape(-1).long()
     if flat.numel() == 0 or flat.min() < 0 or flat.max() >= codebook_size:
         raise ValueError(f"indices: expected a non-empty tensor of ints in [0, {codebook_size})")
-    counts = torch.bincount(flat, minlength=codebook_size).double()
-    p = counts / counts.sum()
-    entropy = -(p[p > 0] * p[p > 0].log()).sum()  # H(p) in nats
-    used = int((counts > 0).sum())
-    return {"perplexity": math.exp(float(entropy)), "used_codes": used, "usage": used / codebook_size}
+    used = int((torch.bincount(flat, minlength=codebook_size) > 0).sum())
+    perplexity = float(codebook_perplexity(flat, codebook_size))  # exp(H(p)), the quantiser's own figure
+    return {"perplexity": perplexity, "used_codes": used, "usage": used / codebook_size}
