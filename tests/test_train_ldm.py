@@ -156,3 +156,34 @@ def test_run_tokenizer_is_saved_once_and_kept_on_resume(tmp_path):
     assert resumed.get_vocab() == first.get_vocab()
     fresh = run_tokenizer(accelerator, other_captions, 60, tmp_path, resuming=False)
     assert "snowman" in fresh.get_vocab() and "apple" not in fresh.get_vocab()
+
+
+def held_out_loss(pipeline_dir, digits) -> tuple[float, float]:
+    """ε-MSE of a saved class-conditional pipeline on the 24 held-out digits at fixed t and ε per image, and
+    that of ε̂ = 0 (the untrained U-Net: its output conv is zero-initialised), E‖ε‖²."""
+    from hfldm import LatentDiffusionPipeline
+    from hfldm.data.loader import collate_fn, load_image_dataset
+
+    pipe = LatentDiffusionPipeline.from_pretrained(pipeline_dir)
+    data = DataArguments(
+        train_data_dir=str(digits), resolution=RESOLUTION, split="test", label_column="label"
+    )
+    batch = collate_fn(list(load_image_dataset(data)[0]))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        z0 = pipe.latent_space.scale_latents(pipe.latent_space.latents(batch["pixel_values"]))
+        eps = torch.randn(z0.shape, generator=g)
+        t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (len(z0),), generator=g)
+        prediction = pipe.unet(pipe.scheduler.add_noise(z0, eps, t), t, class_labels=batch["labels"]).sample
+    return float(((prediction - eps) ** 2).mean()), float((eps**2).mean())
+
+
+@pytest.mark.slow
+def test_the_script_lowers_the_held_out_loss(digits, autoencoder, tmp_path):
+    """train_ldm.py itself, 300 steps on 96 digits: the held-out ε-loss falls to at most 0.4 of the
+    untrained U-Net's, E‖ε‖² ≈ 1 (it predicts ε̂ = 0, its output conv zero-initialised)."""
+    extra = flags(label_column="label", train_batch_size=16, use_ema=False, learning_rate=2e-3)
+    run_script("train_ldm.py", *ldm_args(digits, autoencoder, tmp_path), *extra, "--max_train_steps", "300")
+    after, before = held_out_loss(tmp_path, digits)
+    print(f"held-out ε-loss: {before:.3f} untrained -> {after:.3f} after 300 steps")
+    assert after <= 0.4 * before, (before, after)  # measured: 1.005 -> 0.193

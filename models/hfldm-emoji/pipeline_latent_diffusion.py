@@ -6,7 +6,7 @@ mixes the conditional and the unconditional ε-prediction. With `image=` and `st
 image-to-image (SDEdit, Meng et al. 2022): encode, noise to step `strength·T`, denoise.
 
 Class-conditional U-Nets reserve their LAST class index for the null class ∅ of classifier-free guidance
-(`hfldm.pipelines.conditioning.null_class_label`).
+(`hfldm.unets.null_class`).
 
 This file is copied into every saved model folder. It imports the hfldm component modules because diffusers
 resolves a component recorded as, e.g., `hfldm.unets.unet` only when that module has been imported.
@@ -14,9 +14,7 @@ resolves a component recorded as, e.g., `hfldm.unets.unet` only when that module
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, ImagePipelineOutput, UNet2DConditionModel, VQModel
@@ -31,20 +29,16 @@ import hfldm.autoencoders.vq
 import hfldm.schedulers.ddim
 import hfldm.schedulers.ddpm
 import hfldm.unets.unet
-from hfldm.pipelines.conditioning import (
-    as_list,
-    broadcast_batch,
-    check_inputs,
-    class_label_ids,
-    null_class_label,
-)
-from hfldm.pipelines.saving import HUB_KWARGS, add_remote_code, push_folder_to_hub
+from hfldm.autoencoders.latent_space import LatentSpace, latent_space
+from hfldm.pipelines.inputs import as_list, broadcast_batch, check_inputs, class_label_ids
+from hfldm.pipelines.lora_loading import LoraLoadingMixin
+from hfldm.pipelines.sampling import scheduler_step_kwargs, sdedit_start
+from hfldm.pipelines.saving import RemoteCodeMixin
 from hfldm.text.encoder import encode_text
+from hfldm.unets.null_class import null_class_label
 
-PIPELINE_FILE = "pipeline_latent_diffusion"  # the module name a saved folder's model_index.json points at
 
-
-class LatentDiffusionPipeline(DiffusionPipeline):
+class LatentDiffusionPipeline(RemoteCodeMixin, LoraLoadingMixin, DiffusionPipeline):
     r"""Text-, class- or unconditional latent diffusion, with classifier-free guidance and image-to-image.
 
     Args:
@@ -84,9 +78,19 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
     @property
+    def latent_space(self) -> LatentSpace:
+        """The autoencoder through hfldm's one interface (hfldm's or diffusers' KL / VQ / tiny)."""
+        return latent_space(self.vae)
+
+    @property
     def vae_scale_factor(self) -> int:
-        """f, the autoencoder's downsampling factor: 2^(number of resolutions - 1)."""
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        """f, the autoencoder's downsampling factor."""
+        return self.latent_space.downsample_factor
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this: f times the U-Net's own downsampling 2^(levels - 1)."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
 
     @property
     def is_text_conditional(self) -> bool:
@@ -108,7 +112,7 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         return h * self.vae_scale_factor, w * self.vae_scale_factor
 
     def check_inputs(self, **kwargs) -> None:
-        """ValueError naming the first bad argument (see `hfldm.pipelines.conditioning.check_inputs`)."""
+        """ValueError naming the first bad argument (see `hfldm.pipelines.inputs.check_inputs`)."""
         check_inputs(self, **kwargs)
 
     def class_label_ids(self, class_labels) -> list[int]:
@@ -151,39 +155,15 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         return latents.to(self._execution_device, dtype) * self.scheduler.init_noise_sigma
 
     def encode_image(self, image: PipelineImageInput, height: int | None, width: int | None) -> torch.Tensor:
-        """z_0 = E(x) · scaling_factor, (N, C, h, w); KL takes the posterior mean, VQ the encoder output."""
+        """z_0 = E(x) · scaling_factor, (N, C, h, w): the posterior mean (KL) or the encoder output (VQ)."""
         x = self.image_processor.preprocess(image, height=height, width=width)
-        encoded = self.vae.encode(x.to(self._execution_device, self.vae.dtype))
-        z0 = encoded.latent_dist.mode() if hasattr(encoded, "latent_dist") else encoded.latents
-        return z0 * self.vae.config.scaling_factor
-
-    def img2img_latents(self, z0: torch.Tensor, strength: float, num_inference_steps: int, generator):
-        """SDEdit: keep the last `strength` share of the timesteps and noise z_0 to the first of them.
-
-        Returns `(z_t, timesteps)`; with strength 0 nothing is left to denoise and z_t = z_0.
-        """
-        order = getattr(self.scheduler, "order", 1)
-        t_start = num_inference_steps - min(int(num_inference_steps * strength), num_inference_steps)
-        timesteps = self.scheduler.timesteps[t_start * order :]
-        if hasattr(self.scheduler, "set_begin_index"):
-            self.scheduler.set_begin_index(t_start * order)
-        if len(timesteps) == 0:
-            return z0, timesteps
-        noise = randn_tensor(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
-        # z_t = sqrt(ᾱ_t) z_0 + sqrt(1 - ᾱ_t) ε, a sample of q(z_t | z_0) (DDPM eq. 4)
-        return self.scheduler.add_noise(z0, noise, timesteps[:1].repeat(z0.shape[0])), timesteps
-
-    def prepare_extra_step_kwargs(self, generator, eta: float) -> dict:
-        """η and the generator, for the schedulers whose `step` takes them (DDIM's η, DDPM's noise)."""
-        accepted = set(inspect.signature(self.scheduler.step).parameters)
-        extra = {"eta": eta} if "eta" in accepted else {}
-        return extra | ({"generator": generator} if "generator" in accepted else {})
+        return self.latent_space.scale_latents(self.latent_space.latents(x))
 
     def decode_latents(self, latents: torch.Tensor, output_type: str):
         """x = D(z_0 / scaling_factor) post-processed to `output_type` (a VQ decoder quantizes first)."""
         if output_type == "latent":
             return latents
-        image = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        image = self.latent_space.decode_latents(self.latent_space.unscale_latents(latents))
         return self.image_processor.postprocess(image, output_type=output_type)
 
     @torch.no_grad()
@@ -268,11 +248,11 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         if z0 is not None:
             z0 = broadcast_batch(z0, batch_size, num_images_per_prompt).to(self.unet.dtype)
-            latents, timesteps = self.img2img_latents(z0, strength, num_inference_steps, generator)
+            latents, timesteps = sdedit_start(self.scheduler, z0, strength, num_inference_steps, generator)
         else:
             n = batch_size * num_images_per_prompt
             latents = self.prepare_latents(n, height, width, self.unet.dtype, generator, latents)
-        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
+        extra_step_kwargs = scheduler_step_kwargs(self.scheduler, generator, eta)
 
         # 4. denoising loop z_t -> z_{t-1}
         self._num_timesteps = len(timesteps)
@@ -306,43 +286,3 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         images = self.decode_latents(latents, output_type)
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=images) if return_dict else (images,)
-
-    def save_pretrained(self, save_directory: str | Path, model_card: str | None = None, **kwargs) -> None:
-        """diffusers' save_pretrained, plus this file and a model card, so that the folder loads with
-        `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`.
-
-        `model_card` (Markdown with front matter) replaces README.md; otherwise an existing README is kept.
-        `push_to_hub=True` (with `repo_id`, `token`, `private`, ...) uploads the finished folder.
-        """
-        hub_kwargs = {k: kwargs.pop(k) for k in HUB_KWARGS if k in kwargs}
-        push_to_hub = kwargs.pop("push_to_hub", False)
-        super().save_pretrained(save_directory, **kwargs)
-        add_remote_code(self, save_directory, PIPELINE_FILE, model_card)
-        if push_to_hub:
-            push_folder_to_hub(save_directory, **hub_kwargs)
-
-    def load_lora_weights(self, folder: str | Path, adapter_name: str = "default", **kwargs) -> None:
-        """Load a LoRA saved by training/train_lora.py (a local folder or Hub id): the U-Net's adapter through
-        diffusers' `load_lora_adapter`, and τ_θ's when the folder has one. Rescale or switch it off with
-        `pipe.unet.set_adapters([adapter_name], weights=[s])` / `pipe.unet.disable_lora()`."""
-        from diffusers.loaders.lora_base import LORA_WEIGHT_NAME_SAFE  # the name save_lora_adapter writes
-
-        from hfldm.training.lora import TEXT_ENCODER_LORA, load_text_encoder_lora
-
-        local = Path(folder)
-        if local.is_dir() and not (local / LORA_WEIGHT_NAME_SAFE).is_file():
-            raise FileNotFoundError(f"folder: {folder} has no {LORA_WEIGHT_NAME_SAFE}")
-        kwargs = {"prefix": None, "use_safetensors": True, **kwargs}
-        self.unet.load_lora_adapter(str(folder), adapter_name=adapter_name, **kwargs)
-        if self.text_encoder is not None and (local / TEXT_ENCODER_LORA).is_file():
-            load_text_encoder_lora(self.text_encoder, local)
-
-    @classmethod
-    def load_config(cls, *args, **kwargs):
-        """ConfigMixin.load_config, except that a folder saved by this class loads through the class itself
-        without `trust_remote_code`: its list-form `_class_name` reads as our (already imported) class."""
-        loaded = super().load_config(*args, **kwargs)
-        config = loaded[0] if isinstance(loaded, tuple) else loaded
-        if config.get("_class_name") == [PIPELINE_FILE, cls.__name__]:
-            config["_class_name"] = cls.__name__
-        return loaded
