@@ -3,11 +3,14 @@ model_index.json or a Hub id, with one-line errors naming the user's argument.""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
 
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/repo
 
 
 def load_pipeline(
@@ -21,7 +24,9 @@ def load_pipeline(
     path = Path(source)
     if path.exists() and not (path / "model_index.json").is_file():
         raise FileNotFoundError(f"{argument}: {source} is not a saved pipeline (no model_index.json in it)")
+    if not path.exists() and not HUB_ID.match(str(source)):
+        raise FileNotFoundError(f"{argument}: no such folder {source} (nor a Hub id user/repo)")
     try:
         return LatentDiffusionPipeline.from_pretrained(source, dtype=dtype)
-    except OSError as e:  # a Hub id that cannot be reached or found
+    except (OSError, ValueError) as e:  # a Hub id that cannot be reached or found
         raise FileNotFoundError(f"{argument}: could not load {source}: {str(e).splitlines()[0]}") from None

@@ -61,4 +61,6 @@ def test_the_folder_runs_the_pipeline_code_of_the_repo():
     """The model folder's copy of the pipeline file (what trust_remote_code runs) is pipelines/' own."""
     shipped = MODEL / "pipeline_latent_diffusion.py"
     source = MODEL.parents[1] / "pipelines" / "pipeline_latent_diffusion.py"
-    assert shipped.read_bytes() == source.read_bytes(), "re-export the model folder (training/export_model.py)"
+    assert shipped.read_bytes() == source.read_bytes(), (
+        "re-export the model folder (training/export_model.py)"
+    )

@@ -17,6 +17,7 @@ import datasets
 import PIL.Image
 import pytest
 from _ldm_fixtures import _pipeline, text_pipeline, tiny_unet, tiny_vae
+from _scripts import load_script
 
 from hfldm.cli import main
 from hfldm.eval.emoji_split import to_image_caption_set
@@ -169,15 +170,10 @@ def test_bad_inputs_give_one_line_and_exit_code_2(root, capsys, flags, named):
     assert not (root / "bad" / "report.json").exists()
 
 
-def test_sampler_sweep_rows_equal_hfldm_eval_and_goal_ratio(root, text_report):
+def test_sampler_sweep_rows_equal_hfldm_eval_and_goal_ratio(root, text_report, monkeypatch):
     """benchmarks/sampler_sweep.py: the DDPM row is `hfldm eval` of the same scheduler and steps, the goal
     ratio is FID(20-step) / FID(longest DDPM), and the files exist after the sweep."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sampler_sweep.py"
-    spec = importlib.util.spec_from_file_location("sampler_sweep", path)
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = load_script("benchmarks/sampler_sweep.py", monkeypatch)
     out = root / "sweep"
     argv = ["--model", str(root / "text"), "--dataset", str(root / "emoji"), "--runs", "ddpm:3,ddim:20"]
     assert sweep.main([*argv, "--feature-model", str(FEATURE_MODEL), "--out", str(out)]) == 0

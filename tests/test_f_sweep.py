@@ -3,20 +3,17 @@ trains, evaluates, resumes from its state and refuses a work dir of other settin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from _scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_sweep():
-    spec = importlib.util.spec_from_file_location("f_sweep", REPO / "benchmarks" / "f_sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_sweep(monkeypatch):
+    return load_script("benchmarks/f_sweep.py", monkeypatch)
 
 
 @pytest.mark.parametrize(
@@ -28,14 +25,14 @@ def load_sweep():
         (["--jobs", "0"], "--jobs"),
     ],
 )
-def test_bad_arguments_name_the_argument(flags, named):
+def test_bad_arguments_name_the_argument(flags, named, monkeypatch):
     argv = ["--budget-minutes", "1", *flags]
     with pytest.raises(ValueError, match=named):
-        load_sweep().parse_args(argv)
+        load_sweep(monkeypatch).parse_args(argv)
 
 
-def test_budget_becomes_whole_chunks_of_steps_and_scales_step_settings():
-    sweep = load_sweep()
+def test_budget_becomes_whole_chunks_of_steps_and_scales_step_settings(monkeypatch):
+    sweep = load_sweep(monkeypatch)
     args = sweep.parse_args(["--budget-minutes", "2", "--eval-points", "3"])
     config = {"max_train_steps": 1000, "lr_warmup_steps": 100, "disc_start": 500}
     # 120 s / 0.7 s = 171.4 steps -> 3 chunks of 57 = 171 steps; warm-up 10 %, GAN from half-way
@@ -52,7 +49,7 @@ def test_tiny_sweep_trains_evaluates_resumes(digits, tmp_path, monkeypatch):
     eval point, the outputs hold one row per f; a rerun trains nothing; other settings are refused."""
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # --jobs sets them for its subprocesses
         monkeypatch.setenv(name, "1")
-    sweep = load_sweep()
+    sweep = load_sweep(monkeypatch)
     work, out = tmp_path / "work", tmp_path / "out"
     argv = ["--budget-minutes", "0.03", "--factors", "2,4", "--jobs", "2", "--eval-points", "2"]
     argv += ["--ae-config", "training/configs/autoencoder_digits.yaml", "--calibration-steps", "3"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _scripts import load_script
 from _training_helpers import ENV, ROOT, ldm_args
 
 from hfldm.data.arguments import DataArguments
@@ -94,11 +94,7 @@ SCRIPTS = ["train_autoencoder.py", "train_ldm.py", "train_lora.py"]
 
 def script_arguments(script: str, monkeypatch) -> type:
     """The script's own argument dataclass (imported as a module, not run)."""
-    monkeypatch.syspath_prepend(str(ROOT / "training"))  # as when run: train_lora.py imports train_ldm
-    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), ROOT / "training" / script)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
+    module = load_script(f"training/{script}", monkeypatch)
     return next(v for k, v in vars(module).items() if k.endswith("Arguments") and k not in SHARED_ARGUMENTS)
 
 

@@ -20,7 +20,8 @@ SCHEDULERS = {
     "dpm": ("diffusers", "DPMSolverMultistepScheduler"),
     "euler": ("diffusers", "EulerDiscreteScheduler"),
 }
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/repo (hfldm.pipelines.loading's, not imported
+# here so that bad arguments fail before torch is imported)
 
 
 def register(subparsers) -> None:
