@@ -178,10 +178,17 @@ class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         if sample.shape[2] % factor or sample.shape[3] % factor:
             raise ValueError(f"sample: H and W must be divisible by {factor}, got {tuple(sample.shape[2:])}")
         batch = sample.shape[0]
-        timesteps = torch.as_tensor(timestep, device=sample.device)
+        # torch.full, not torch.as_tensor: under torch.compile a Python number stays a symbol instead of a
+        # constant baked into the graph (one recompile when it first changes, then none)
+        timesteps = (
+            timestep.to(sample.device)
+            if torch.is_tensor(timestep)
+            else torch.full((), timestep, device=sample.device)
+        )
         if timesteps.ndim > 1 or (timesteps.ndim == 1 and timesteps.shape[0] not in (1, batch)):
             raise ValueError(f"timestep: expected a scalar or shape ({batch},), got {tuple(timesteps.shape)}")
-        if (timesteps < 0).any():
+        # Value checks read tensors back into Python: eager only, so that torch.compile traces one graph.
+        if not torch.compiler.is_compiling() and (timesteps < 0).any():
             raise ValueError("timestep: must be >= 0")
         timesteps = timesteps.reshape(-1).expand(batch)
         if cfg.cross_attention_dim is not None:
@@ -199,11 +206,10 @@ class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         if cfg.num_class_embeds is not None:
             if class_labels is None or class_labels.shape != (batch,):
                 raise ValueError(f"class_labels: expected a ({batch},) tensor of class indices")
-            if (
-                class_labels.is_floating_point()
-                or (class_labels < 0).any()
-                or (class_labels >= cfg.num_class_embeds).any()
-            ):
+            out_of_range = not torch.compiler.is_compiling() and (
+                (class_labels < 0).any() or (class_labels >= cfg.num_class_embeds).any()
+            )
+            if class_labels.is_floating_point() or out_of_range:
                 raise ValueError(f"class_labels: must be integers in [0, {cfg.num_class_embeds})")
         elif class_labels is not None:
             raise ValueError("class_labels: this U-Net has no class embedding (num_class_embeds=None)")
