@@ -17,6 +17,7 @@ from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 from diffusers.utils.peft_utils import apply_lora_scale
 from torch import nn
 
+from hfldm.nn.attention import AttentionProcessorsMixin
 from hfldm.nn.embeddings import ClassEmbedding, TimestepEmbedding
 from hfldm.nn.resnet import Downsample, ResBlock, Upsample, group_norm
 from hfldm.unets.blocks import Level, ResAttnBlock
@@ -32,7 +33,7 @@ def _per_level(value: Any, levels: int, name: str) -> tuple:
     return values
 
 
-class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
+class ConditionalUNet(ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAdapterMixin):
     """ε_θ(z_t, t, y): predicts the noise in `sample`, given text (cross-attention), a class or nothing."""
 
     _supports_gradient_checkpointing = True
@@ -135,7 +136,7 @@ class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         `cross_attention_kwargs` may carry {"scale": s}, the LoRA scale (as in diffusers).
         """
         timesteps = self._check_inputs(sample, timestep, encoder_hidden_states, class_labels)
-        mask = self._attention_mask(encoder_attention_mask, encoder_hidden_states)
+        mask = self._attention_mask(encoder_attention_mask, encoder_hidden_states, sample.dtype)
         emb = self.time_embedding(timesteps)
         if self.class_embedding is not None:
             emb = emb + self.class_embedding(class_labels)  # LDM/ADM: the class embedding is added to t's
@@ -216,10 +217,13 @@ class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         return timesteps
 
     @staticmethod
-    def _attention_mask(mask: torch.Tensor | None, context: torch.Tensor | None) -> torch.Tensor | None:
-        """(B, L) keep-mask -> (B, 1, 1, L) bool for scaled_dot_product_attention (True = attend)."""
+    def _attention_mask(
+        mask: torch.Tensor | None, context: torch.Tensor | None, dtype: torch.dtype
+    ) -> torch.Tensor | None:
+        """(B, L) keep-mask -> (B, 1, L) bias added to the attention logits: 0 = attend, -10000 = ignore
+        (diffusers' convention, which every diffusers attention processor accepts)."""
         if mask is None:
             return None
         if context is None or mask.shape != context.shape[:2]:
             raise ValueError("encoder_attention_mask: expected shape (B, L) matching encoder_hidden_states")
-        return mask.bool()[:, None, None, :]
+        return ((1 - mask.to(dtype)) * -10000.0)[:, None, :]
