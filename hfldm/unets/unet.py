@@ -18,6 +18,7 @@ from diffusers.utils.peft_utils import apply_lora_scale
 from torch import nn
 
 from hfldm.nn.attention import AttentionProcessorsMixin
+from hfldm.nn.checkpointing import run_block
 from hfldm.nn.embeddings import ClassEmbedding, TimestepEmbedding
 from hfldm.nn.resnet import Downsample, ResBlock, Upsample, group_norm
 from hfldm.unets.blocks import Level, ResAttnBlock
@@ -111,12 +112,6 @@ class ConditionalUNet(ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAda
         """How much smaller the coarsest feature map is than the input: 2^(levels - 1)."""
         return 2 ** (len(self.config.block_out_channels) - 1)
 
-    def _run(self, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
-        """Call `block`, recomputing its activations in backward when gradient checkpointing is on."""
-        if self.gradient_checkpointing and torch.is_grad_enabled():
-            return self._gradient_checkpointing_func(block, *args)
-        return block(*args)
-
     @apply_lora_scale("cross_attention_kwargs")
     def forward(
         self,
@@ -147,18 +142,18 @@ class ConditionalUNet(ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAda
         skips = [h]
         for level in self.down:
             for block in level.blocks:
-                h = self._run(block, h, emb, context, mask)
+                h = run_block(self, block, h, emb, context, mask)
                 skips.append(h)
             if level.resample is not None:
                 h = level.resample(h)
                 skips.append(h)
         # Mid: ResBlock - SpatialTransformer - ResBlock
-        h = self._run(self.mid_block, h, emb, context, mask)
-        h = self._run(self.mid_resnet, h, emb)
+        h = run_block(self, self.mid_block, h, emb, context, mask)
+        h = run_block(self, self.mid_resnet, h, emb)
         for level in self.up:
             for block in level.blocks:
                 # (B, C, H, W), (B, C_skip, H, W) -> (B, C + C_skip, H, W)
-                h = self._run(block, torch.cat([h, skips.pop()], dim=1), emb, context, mask)
+                h = run_block(self, block, torch.cat([h, skips.pop()], dim=1), emb, context, mask)
             if level.resample is not None:
                 h = level.resample(h)
         out = self.conv_out(F.silu(self.conv_norm_out(h)))
