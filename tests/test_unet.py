@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import diffusers
 import pytest
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMPipeline, UNet2DConditionModel
 from peft import LoraConfig
 
+from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.unets.convert import diffusers_unet_to_hfldm
 from hfldm.unets.unet import ConditionalUNet
 
@@ -133,15 +135,6 @@ def test_gradient_checkpointing_gives_same_gradients(x, context):
     assert sum(g.abs().sum() for g in plain.values()) > 0
 
 
-def ddpm_scheduler(**kw):
-    """hfldm's DDPMScheduler when it is there and importable, else diffusers' (same add_noise, DDPM eq. 4)."""
-    try:
-        from hfldm.schedulers.ddpm import DDPMScheduler
-    except ImportError:
-        from diffusers import DDPMScheduler
-    return DDPMScheduler(**kw)
-
-
 @pytest.mark.slow
 def test_training_on_digits_reduces_ddpm_loss():
     from sklearn.datasets import load_digits
@@ -150,7 +143,7 @@ def test_training_on_digits_reduces_ddpm_loss():
     digits = load_digits()
     x0 = torch.tensor(digits.images[:32], dtype=torch.float32)[:, None] / 8.0 - 1.0  # (32, 1, 8, 8), [-1, 1]
     y = torch.tensor(digits.target[:32])
-    scheduler = ddpm_scheduler(num_train_timesteps=1000)
+    scheduler = DDPMScheduler(num_train_timesteps=1000)
     unet = ConditionalUNet(
         sample_size=8, in_channels=1, out_channels=1, block_out_channels=(16, 32), layers_per_block=1,
         attention_levels=(False, True), num_attention_heads=4, num_class_embeds=10, norm_num_groups=8,
@@ -180,10 +173,8 @@ def test_training_on_digits_reduces_ddpm_loss():
 
 
 def test_ddpm_pipeline_drives_unconditional_unet():
-    from diffusers import DDPMScheduler
-
     unet = perturbed(ConditionalUNet(**TINY)).eval()
-    scheduler = DDPMScheduler(num_train_timesteps=100)
+    scheduler = diffusers.DDPMScheduler(num_train_timesteps=100)
     pipe = DDPMPipeline(unet=unet, scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
     images = pipe(
