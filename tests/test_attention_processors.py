@@ -9,6 +9,7 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, FusedAttnProcessor2_0
 from safetensors.torch import load_file
 
+from hfldm.nn.attention import AttentionMapRecorder
 from hfldm.unets.unet import ConditionalUNet
 from tests.test_unet import TINY, perturbed
 
@@ -17,26 +18,6 @@ BUNDLED = ROOT / "models" / "hfldm-emoji"
 # The bundled U-Net's output for the input below, recorded with the code before its attention layers became
 # diffusers' Attention modules (hfldm's own Attention, per-forward concatenated QKV, boolean mask).
 REFERENCE = ROOT / "tests" / "data" / "emoji_unet_reference.safetensors"
-
-
-class CrossAttentionRecorder:
-    """An attention processor written against diffusers' interface that keeps softmax(QK^T / sqrt(d))."""
-
-    def __init__(self):
-        self.maps: list[torch.Tensor] = []
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
-        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        b = hidden_states.shape[0]
-        # (B, N, heads * d) -> (B * heads, N, d)
-        q = attn.head_to_batch_dim(attn.to_q(hidden_states))
-        k, v = attn.head_to_batch_dim(attn.to_k(context)), attn.head_to_batch_dim(attn.to_v(context))
-        mask = attn.prepare_attention_mask(attention_mask, context.shape[1], b)
-        probs = attn.get_attention_scores(q, k, mask)  # (B * heads, N, L)
-        self.maps.append(probs.unflatten(0, (b, attn.heads)))  # (B, heads, N, L)
-        # (B * heads, N, d) -> (B, N, heads * d)
-        out = attn.batch_to_head_dim(torch.bmm(probs, v))
-        return attn.to_out[1](attn.to_out[0](out))
 
 
 @pytest.fixture
@@ -91,7 +72,7 @@ def test_swapping_the_default_processor_changes_nothing(unet, inputs):
 @torch.no_grad()
 def test_custom_processor_records_cross_attention_maps(unet, inputs):
     ref = unet(**inputs).sample
-    recorder = CrossAttentionRecorder()
+    recorder = AttentionMapRecorder()
     processors = unet.attn_processors
     unet.set_attn_processor(
         {name: recorder if name.endswith("attn2.processor") else p for name, p in processors.items()}

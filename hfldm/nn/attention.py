@@ -79,6 +79,38 @@ class AttentionProcessorsMixin(AttentionMixin):
         self.set_attn_processor(self._unfused_attn_processors)
 
 
+class AttentionMapRecorder:
+    """An attention processor (diffusers' interface) that computes softmax(QK^T / sqrt(d)) V written out and
+    keeps each call's attention probabilities in `maps`, as (B, heads, N, L) tensors, in call order.
+
+    Set it on the cross-attention layers only to see where each token of τ_θ(y) is attended:
+    `unet.set_attn_processor({n: rec if n.endswith("attn2.processor") else p for n, p in procs.items()})`.
+    """
+
+    def __init__(self):
+        self.maps: list[torch.Tensor] = []
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        b = hidden_states.shape[0]
+        # (B, N, heads * d) -> (B * heads, N, d)
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        k, v = attn.head_to_batch_dim(attn.to_k(context)), attn.head_to_batch_dim(attn.to_v(context))
+        mask = attn.prepare_attention_mask(attention_mask, context.shape[1], b)
+        probs = attn.get_attention_scores(q, k, mask)  # (B * heads, N, L)
+        self.maps.append(probs.detach().unflatten(0, (b, attn.heads)))  # (B, heads, N, L)
+        # (B * heads, N, d) -> (B, N, heads * d)
+        out = attn.batch_to_head_dim(torch.bmm(probs, v))
+        return attn.to_out[1](attn.to_out[0](out))
+
+
 class FeedForward(nn.Module):
     """GEGLU feed-forward (Shazeer 2020): (x W + b) * GELU(x V + c), then a linear back to `dim`."""
 
