@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, FusedAttnProcessor2_0
+from peft import LoraConfig
 from safetensors.torch import load_file
 
 from hfldm.nn.attention import AttentionMapRecorder
@@ -109,6 +110,13 @@ def test_fused_qkv_equals_unfused_and_unfuse_restores(unet, inputs):
     assert all(type(p) is AttnProcessor2_0 for p in unet.attn_processors.values())
     assert set(unet.state_dict()) == keys
     torch.testing.assert_close(unet(**inputs).sample, ref, atol=0, rtol=0)
+
+
+def test_fusing_refuses_to_drop_lora_adapters(unet):
+    unet.add_adapter(LoraConfig(r=2, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    with pytest.raises(ValueError, match="adapters"):
+        unet.fuse_qkv_projections()
+    assert not any(name.endswith("to_qkv.weight") for name in unet.state_dict())
 
 
 def test_fused_unet_compiles_without_graph_breaks(unet, inputs):

@@ -60,10 +60,16 @@ class AttentionProcessorsMixin(AttentionMixin):
         """Build each attention's concatenated projection once: to_qkv = [W_q; W_k; W_v] (self-attention),
         to_kv = [W_k; W_v] (cross-attention), and switch to `FusedAttnProcessor2_0`, one matmul instead of
         three. For inference: training would update to_qkv, not to_q/to_k/to_v, so unfuse before training."""
-        if any(module.fused_projections for module in self._attention_modules()):
+        modules = self._attention_modules()
+        if any(module.fused_projections for module in modules):
             return
+        if any(type(getattr(m, name)) is not nn.Linear for m in modules for name in ("to_q", "to_k", "to_v")):
+            raise ValueError(
+                "fuse_qkv_projections: to_q/to_k/to_v carry adapters (e.g. LoRA), which fused weights would "
+                "drop; merge them first (fuse_lora / merge_and_unload) or remove them"
+            )
         self._unfused_attn_processors = self.attn_processors
-        for module in self._attention_modules():
+        for module in modules:
             module.fuse_projections(fuse=True)
         self.set_attn_processor(FusedAttnProcessor2_0())
 
