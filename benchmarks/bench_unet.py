@@ -11,14 +11,25 @@ alternating order) within one process; a short matmul probe before and after eac
 which the machine stalled (these shared VMs have host stalls), and those pairs are dropped. The figure is
 the median of the per-pair ratios ours / diffusers.
 
-    python benchmarks/bench_unet.py [--threads N] [--reps 20]
+Modes, each side in the same one, each from the same starting weights:
+  fp32      eager float32
+  bf16      forward and loss under torch.autocast("cpu", dtype=torch.bfloat16); skipped, with a line saying
+            so, on CPUs without bf16 instructions (AVX512-BF16 or AMX), where bf16 matmuls are emulated
+  compiled  torch.compile(model) (inductor), float32; the first (compiling) step is timed and printed
+
+`--step forward` times one no-grad forward instead (one sampling step); `--adamw fused` uses
+AdamW(fused=True) on both sides.
+
+    python benchmarks/bench_unet.py [--modes fp32,bf16,compiled] [--step train|forward] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -54,14 +65,33 @@ def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def make_train_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]):
-    """A closure running one AdamW training step of the ε-prediction MSE loss on `batch`."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+MODES = ("fp32", "bf16", "compiled")
+
+
+def bf16_supported() -> bool:
+    """True when this CPU has bf16 instructions (AVX512-BF16 or AMX); without them bf16 is emulated."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def make_step(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], mode: str = "fp32", kind: str = "train", adamw=""
+):
+    """A closure running, in `mode`, one AdamW training step of the ε-prediction MSE loss on `batch`
+    (`kind="train"`; `adamw="fused"` for AdamW(fused=True)) or one no-grad forward (`kind="forward"`, the
+    cost of one sampling step)."""
+    forward = torch.compile(model) if mode == "compiled" else model
+
+    def eps() -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16) if mode == "bf16" else nullcontext():
+            return forward(batch["z_t"], batch["t"], encoder_hidden_states=batch["context"]).sample.float()
+
+    if kind == "forward":
+        return torch.no_grad()(eps)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True if adamw == "fused" else None)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        eps = model(batch["z_t"], batch["t"], encoder_hidden_states=batch["context"]).sample
-        F.mse_loss(eps, batch["noise"]).backward()
+        F.mse_loss(eps(), batch["noise"]).backward()
         optimizer.step()
 
     return step
@@ -96,12 +126,50 @@ def interleaved_pairs(steps: dict, reps: int, stall: float) -> list[dict[str, tu
     return kept
 
 
+def run_mode(mode: str, ours: torch.nn.Module, diffusers_unet: torch.nn.Module, batch: dict, args):
+    """Time interleaved train-step pairs of fresh copies of both models in `mode`; returns
+    (ours ms, diffusers ms, median of per-pair ratios, pairs kept), wall clock."""
+    models = {"ours": copy.deepcopy(ours), "diffusers": copy.deepcopy(diffusers_unet)}
+    steps = {name: make_step(model, batch, mode, args.step, args.adamw) for name, model in models.items()}
+    for name, step in steps.items():
+        first = timed(step)[0]
+        if mode == "compiled":
+            print(f"  {name}: first step (compiling) {first:.1f} s")
+    for _ in range(args.warmup - 1):
+        for step in steps.values():
+            step()
+    pairs = interleaved_pairs(steps, args.reps, args.stall)
+    if not pairs:
+        raise SystemExit("every pair was dropped as stalled; rerun on a quieter machine or raise --stall")
+    print(f"  kept {len(pairs)} of {args.reps} pairs")
+    summary = {}
+    for i, clock in enumerate(("wall", "cpu")):
+        ours_ms, diffusers_ms = (
+            statistics.median(p[k][i] for p in pairs) * 1e3 for k in ("ours", "diffusers")
+        )
+        ratio = statistics.median(p["ours"][i] / p["diffusers"][i] for p in pairs)
+        print(
+            f"  {clock:4s} {args.step} step, median: ours {ours_ms:.1f} ms, diffusers {diffusers_ms:.1f} ms"
+        )
+        print(f"  {clock:4s} ratio ours/diffusers (median of per-pair ratios): {ratio:.3f}")
+        summary[clock] = (ours_ms, diffusers_ms, ratio)
+    return (*summary["wall"], len(pairs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--reps", type=int, default=20, help="timed A/B pairs")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps of each model first")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--modes", default="fp32,bf16,compiled", help=f"comma-separated, of {MODES}")
+    parser.add_argument("--force-bf16", action="store_true", help="run bf16 even without bf16 instructions")
+    parser.add_argument(
+        "--step", choices=("train", "forward"), default="train", help="what one timed step is"
+    )
+    parser.add_argument(
+        "--adamw", choices=("foreach", "fused"), default="foreach", help="AdamW implementation"
+    )
     parser.add_argument(
         "--stall", type=float, default=1.5, help="drop a pair if a probe exceeds this x its min"
     )
@@ -126,28 +194,27 @@ def main() -> None:
     n_ours, n_diffusers = parameter_count(ours), parameter_count(diffusers_unet)
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads, batch {b}, latent 4x8x8, context 16x384")
+    print(f"timed step: {args.step}" + (f", AdamW {args.adamw}" if args.step == "train" else ", no grad"))
     print(f"ours:      ConditionalUNet {OURS}")
     print(f"diffusers: UNet2DConditionModel {DIFFUSERS}")
     print(f"parameters: ours {n_ours:,}  diffusers {n_diffusers:,}  ({n_ours / n_diffusers - 1:+.2%})")
     print(f"same weights -> max |output difference| = {diff:.2e}")
 
-    steps = {"ours": make_train_step(ours, batch), "diffusers": make_train_step(diffusers_unet, batch)}
-    for _ in range(args.warmup):
-        for step in steps.values():
-            step()
-    pairs = interleaved_pairs(steps, args.reps, args.stall)
-    if not pairs:
-        raise SystemExit("every pair was dropped as stalled; rerun on a quieter machine or raise --stall")
-    print(f"kept {len(pairs)} of {args.reps} pairs")
-    for i, clock in enumerate(("wall", "cpu")):
-        ours_ms, diffusers_ms = (
-            statistics.median(p[k][i] for p in pairs) * 1e3 for k in ("ours", "diffusers")
-        )
-        ratio = statistics.median(p["ours"][i] / p["diffusers"][i] for p in pairs)
-        print(
-            f"{clock:4s} time per train step (median): ours {ours_ms:.1f} ms, diffusers {diffusers_ms:.1f} ms"
-        )
-        print(f"{clock:4s} ratio ours/diffusers (median of per-pair ratios): {ratio:.3f}")
+    rows = []
+    for mode in args.modes.split(","):
+        if mode not in MODES:
+            raise SystemExit(f"--modes: unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        if mode == "bf16" and not bf16_supported() and not args.force_bf16:
+            print(f"\n[{mode}] skipped: this CPU has no AVX512-BF16 or AMX, bf16 would be emulated")
+            print("        (torch.cpu._is_avx512_bf16_supported() is False); --force-bf16 runs it anyway")
+            continue
+        print(f"\n[{mode}]")
+        rows.append((mode, *run_mode(mode, ours, diffusers_unet, batch, args)))
+    print(f"\n{args.step} step, batch {b}, {threads} thread(s)")
+    print("| mode | ours ms | diffusers ms | ratio ours/diffusers | pairs kept |")
+    print("|---|---|---|---|---|")
+    for mode, ours_ms, diffusers_ms, ratio, kept in rows:
+        print(f"| {mode} | {ours_ms:.0f} | {diffusers_ms:.0f} | {ratio:.3f} | {kept}/{args.reps} |")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hfldm.nn.attention import SelfAttention2d
+from hfldm.nn.checkpointing import run_block
 from hfldm.nn.resnet import Downsample, ResBlock, Upsample, group_norm
 
 
@@ -41,11 +42,6 @@ class _CheckpointedStack(nn.Module):
     def __init__(self):
         super().__init__()
         self.gradient_checkpointing = False  # set by ModelMixin.enable_gradient_checkpointing
-
-    def _run(self, block: nn.Module, h: torch.Tensor) -> torch.Tensor:
-        if self.gradient_checkpointing and torch.is_grad_enabled():
-            return self._gradient_checkpointing_func(block, h)
-        return block(h)
 
 
 class Encoder(_CheckpointedStack):
@@ -80,8 +76,8 @@ class Encoder(_CheckpointedStack):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         for block in self.down_blocks:
-            h = self._run(block, h)
-        h = self._run(self.mid_block, h)
+            h = run_block(self, block, h)
+        h = run_block(self, self.mid_block, h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
@@ -117,7 +113,7 @@ class Decoder(_CheckpointedStack):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(z)
-        h = self._run(self.mid_block, h)
+        h = run_block(self, self.mid_block, h)
         for block in self.up_blocks:
-            h = self._run(block, h)
+            h = run_block(self, block, h)
         return self.conv_out(F.silu(self.norm_out(h)))

@@ -1,13 +1,17 @@
 """Attention blocks: plain spatial self-attention (autoencoder mid-block) and the U-Net's SpatialTransformer.
 
 SpatialTransformer (LDM Sec. 3.3): self-attention, then cross-attention with Q from the image features and
-K, V from τ_θ(y), then a GEGLU feed-forward. All attention goes through F.scaled_dot_product_attention.
+K, V from τ_θ(y), then a GEGLU feed-forward. Its attention layers are diffusers' `Attention` modules, so
+diffusers' processors (and users' own, called as `processor(attn, hidden_states, encoder_hidden_states,
+attention_mask)`) plug in; the default one calls F.scaled_dot_product_attention.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.attention import AttentionMixin
+from diffusers.models.attention_processor import Attention, AttnProcessor, FusedAttnProcessor2_0
 from torch import nn
 
 from hfldm.nn.resnet import group_norm
@@ -36,58 +40,81 @@ class SelfAttention2d(nn.Module):
         return x + self.proj_out(out)
 
 
-def _plain(*layers: nn.Module) -> bool:
-    """True when every layer is a bias-free nn.Linear, not wrapped by an adapter (e.g. a peft LoRA layer)."""
-    return all(type(layer) is nn.Linear and layer.bias is None for layer in layers)
+class AttentionProcessorsMixin(AttentionMixin):
+    """diffusers' attention API for a model built from diffusers' `Attention` modules.
 
-
-class Attention(nn.Module):
-    """Multi-head attention: Q from `x`; K, V from `context` (cross-attention) or from `x` (self-attention).
-
-    The projections are named like diffusers' (to_q, to_k, to_v, to_out.0) so that LoRA target modules written
-    for diffusers' U-Net apply unchanged. While they are plain linears, Q, K, V (or K, V) are computed with
-    one matmul over the concatenated weights; the result is the same as three separate ones.
+    From diffusers' AttentionMixin: `attn_processors` (a dict "<module path>.processor" -> processor) and
+    `set_attn_processor(processor or dict)`. Added here, as on UNet2DConditionModel:
+    `set_default_attn_processor()` and a one-time `fuse_qkv_projections()` / `unfuse_qkv_projections()`.
     """
 
-    def __init__(self, query_dim: int, heads: int, context_dim: int | None = None, dropout: float = 0.0):
-        super().__init__()
-        if query_dim % heads:
-            raise ValueError(f"heads: {heads} does not divide the width {query_dim}")
-        self.heads = heads
-        self.is_cross = context_dim is not None
-        self.to_q = nn.Linear(query_dim, query_dim, bias=False)
-        self.to_k = nn.Linear(context_dim or query_dim, query_dim, bias=False)
-        self.to_v = nn.Linear(context_dim or query_dim, query_dim, bias=False)
-        self.to_out = nn.ModuleList([nn.Linear(query_dim, query_dim), nn.Dropout(dropout)])
+    def _attention_modules(self) -> list[Attention]:
+        return [module for module in self.modules() if isinstance(module, Attention)]
 
-    def _split_heads(self, t: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
-        # (B, N, n * heads * d) -> (B, N, n, heads, d) -> n views of (B, heads, N, d); unbinding dim 2 makes
-        # the backward a single stack into (B, N, n, heads, d), already the layout of the linear's output
-        return tuple(part.transpose(1, 2) for part in t.unflatten(-1, (n, self.heads, -1)).unbind(2))
+    def set_default_attn_processor(self) -> None:
+        """Use diffusers' plain `AttnProcessor` (softmax(QK^T / sqrt(d)) V written out) everywhere."""
+        self.set_attn_processor(AttnProcessor())
 
-    def _qkv(self, x: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        if not self.is_cross and _plain(self.to_q, self.to_k, self.to_v):
-            weight = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight])
-            return self._split_heads(F.linear(x, weight), 3)
-        context = x if context is None else context
-        (q,) = self._split_heads(self.to_q(x), 1)
-        if _plain(self.to_k, self.to_v):
-            k, v = self._split_heads(F.linear(context, torch.cat([self.to_k.weight, self.to_v.weight])), 2)
-        else:
-            (k,), (v,) = self._split_heads(self.to_k(context), 1), self._split_heads(self.to_v(context), 1)
-        return q, k, v
+    @torch.no_grad()
+    def fuse_qkv_projections(self) -> None:
+        """Build each attention's concatenated projection once: to_qkv = [W_q; W_k; W_v] (self-attention),
+        to_kv = [W_k; W_v] (cross-attention), and switch to `FusedAttnProcessor2_0`, one matmul instead of
+        three. For inference: training would update to_qkv, not to_q/to_k/to_v, so unfuse before training."""
+        modules = self._attention_modules()
+        if any(module.fused_projections for module in modules):
+            return
+        if any(type(getattr(m, name)) is not nn.Linear for m in modules for name in ("to_q", "to_k", "to_v")):
+            raise ValueError(
+                "fuse_qkv_projections: to_q/to_k/to_v carry adapters (e.g. LoRA), which fused weights would "
+                "drop; merge them first (fuse_lora / merge_and_unload) or remove them"
+            )
+        self._unfused_attn_processors = self.attn_processors
+        for module in modules:
+            module.fuse_projections(fuse=True)
+        self.set_attn_processor(FusedAttnProcessor2_0())
 
-    def forward(
-        self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    def unfuse_qkv_projections(self) -> None:
+        """Undo `fuse_qkv_projections`: drop to_qkv / to_kv and restore the processors in use before."""
+        if not any(module.fused_projections for module in self._attention_modules()):
+            return
+        for module in self._attention_modules():
+            for name in ("to_qkv", "to_kv"):
+                if hasattr(module, name):
+                    delattr(module, name)
+            module.fused_projections = False
+        self.set_attn_processor(self._unfused_attn_processors)
+
+
+class AttentionMapRecorder:
+    """An attention processor (diffusers' interface) that computes softmax(QK^T / sqrt(d)) V written out and
+    keeps each call's attention probabilities in `maps`, as (B, heads, N, L) tensors, in call order.
+
+    Set it on the cross-attention layers only to see where each token of τ_θ(y) is attended:
+    `unet.set_attn_processor({n: rec if n.endswith("attn2.processor") else p for n, p in procs.items()})`.
+    """
+
+    def __init__(self):
+        self.maps: list[torch.Tensor] = []
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
     ) -> torch.Tensor:
-        """x: (B, N, C), context: (B, L, C_ctx), mask: (B, 1, 1, L) bool, True = attend -> (B, N, C)."""
-        if self.is_cross and context is None:
-            raise ValueError("encoder_hidden_states: cross-attention needs a context")
-        q, k, v = self._qkv(x, context if self.is_cross else None)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask if self.is_cross else None)
-        # (B, heads, N, d) -> (B, N, heads * d)
-        out = out.transpose(1, 2).flatten(2)
-        return self.to_out[1](self.to_out[0](out))
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        b = hidden_states.shape[0]
+        # (B, N, heads * d) -> (B * heads, N, d)
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        k, v = attn.head_to_batch_dim(attn.to_k(context)), attn.head_to_batch_dim(attn.to_v(context))
+        mask = attn.prepare_attention_mask(attention_mask, context.shape[1], b)
+        probs = attn.get_attention_scores(q, k, mask)  # (B * heads, N, L)
+        self.maps.append(probs.detach().unflatten(0, (b, attn.heads)))  # (B, heads, N, L)
+        # (B * heads, N, d) -> (B, N, heads * d)
+        out = attn.batch_to_head_dim(torch.bmm(probs, v))
+        return attn.to_out[1](attn.to_out[0](out))
 
 
 class FeedForward(nn.Module):
@@ -111,19 +138,27 @@ class TransformerBlock(nn.Module):
     def __init__(self, dim: int, heads: int, context_dim: int | None = None, dropout: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn1 = Attention(dim, heads, dropout=dropout)
+        # diffusers' Attention: to_q, to_k, to_v (no bias), to_out.0; its processor (AttnProcessor2_0 by
+        # default, scaled_dot_product_attention) computes the attention and can be swapped by the user
+        self.attn1 = Attention(dim, heads=heads, dim_head=dim // heads, dropout=dropout)
         self.norm2 = nn.LayerNorm(dim) if context_dim is not None else None
-        self.attn2 = Attention(dim, heads, context_dim, dropout) if context_dim is not None else None
+        self.attn2 = (
+            Attention(dim, context_dim, heads=heads, dim_head=dim // heads, dropout=dropout)
+            if context_dim is not None
+            else None
+        )
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, dropout=dropout)
 
     def forward(
         self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """x: (B, N, dim), context: (B, L, context_dim) -> (B, N, dim)."""
+        """x: (B, N, dim), context: (B, L, context_dim), mask: (B, 1, L) additive -> (B, N, dim)."""
         x = x + self.attn1(self.norm1(x))
         if self.attn2 is not None:
-            x = x + self.attn2(self.norm2(x), context, mask)
+            if context is None:
+                raise ValueError("encoder_hidden_states: cross-attention needs a context")
+            x = x + self.attn2(self.norm2(x), encoder_hidden_states=context, attention_mask=mask)
         return x + self.ff(self.norm3(x))
 
 
@@ -155,7 +190,7 @@ class SpatialTransformer(nn.Module):
     def forward(
         self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """x: (B, C, H, W), context: (B, L, context_dim), mask: (B, 1, 1, L) bool -> (B, C, H, W)."""
+        """x: (B, C, H, W), context: (B, L, context_dim), mask: (B, 1, L) additive -> (B, C, H, W)."""
         b, c, h, w = x.shape
         # (B, C, H, W) -> (B, H*W, C)
         tokens = self.proj_in(self.norm(x).flatten(2).transpose(1, 2))

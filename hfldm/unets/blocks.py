@@ -39,7 +39,7 @@ class ResAttnBlock(nn.Module):
         context: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: (B, C_in, H, W), temb: (B, T), context: (B, L, D), mask: (B, 1, 1, L) -> (B, C_out, H, W)."""
+        """x: (B, C_in, H, W), temb: (B, T), context: (B, L, D), mask: (B, 1, L) -> (B, C_out, H, W)."""
         x = self.resnet(x, temb)
         return x if self.attention is None else self.attention(x, context, mask)
 

@@ -17,6 +17,8 @@ from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 from diffusers.utils.peft_utils import apply_lora_scale
 from torch import nn
 
+from hfldm.nn.attention import AttentionProcessorsMixin
+from hfldm.nn.checkpointing import run_block
 from hfldm.nn.embeddings import ClassEmbedding, TimestepEmbedding
 from hfldm.nn.resnet import Downsample, ResBlock, Upsample, group_norm
 from hfldm.unets.blocks import Level, ResAttnBlock
@@ -32,7 +34,7 @@ def _per_level(value: Any, levels: int, name: str) -> tuple:
     return values
 
 
-class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
+class ConditionalUNet(ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAdapterMixin):
     """ε_θ(z_t, t, y): predicts the noise in `sample`, given text (cross-attention), a class or nothing."""
 
     _supports_gradient_checkpointing = True
@@ -110,12 +112,6 @@ class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         """How much smaller the coarsest feature map is than the input: 2^(levels - 1)."""
         return 2 ** (len(self.config.block_out_channels) - 1)
 
-    def _run(self, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
-        """Call `block`, recomputing its activations in backward when gradient checkpointing is on."""
-        if self.gradient_checkpointing and torch.is_grad_enabled():
-            return self._gradient_checkpointing_func(block, *args)
-        return block(*args)
-
     @apply_lora_scale("cross_attention_kwargs")
     def forward(
         self,
@@ -135,7 +131,7 @@ class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         `cross_attention_kwargs` may carry {"scale": s}, the LoRA scale (as in diffusers).
         """
         timesteps = self._check_inputs(sample, timestep, encoder_hidden_states, class_labels)
-        mask = self._attention_mask(encoder_attention_mask, encoder_hidden_states)
+        mask = self._attention_mask(encoder_attention_mask, encoder_hidden_states, sample.dtype)
         emb = self.time_embedding(timesteps)
         if self.class_embedding is not None:
             emb = emb + self.class_embedding(class_labels)  # LDM/ADM: the class embedding is added to t's
@@ -146,18 +142,18 @@ class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         skips = [h]
         for level in self.down:
             for block in level.blocks:
-                h = self._run(block, h, emb, context, mask)
+                h = run_block(self, block, h, emb, context, mask)
                 skips.append(h)
             if level.resample is not None:
                 h = level.resample(h)
                 skips.append(h)
         # Mid: ResBlock - SpatialTransformer - ResBlock
-        h = self._run(self.mid_block, h, emb, context, mask)
-        h = self._run(self.mid_resnet, h, emb)
+        h = run_block(self, self.mid_block, h, emb, context, mask)
+        h = run_block(self, self.mid_resnet, h, emb)
         for level in self.up:
             for block in level.blocks:
                 # (B, C, H, W), (B, C_skip, H, W) -> (B, C + C_skip, H, W)
-                h = self._run(block, torch.cat([h, skips.pop()], dim=1), emb, context, mask)
+                h = run_block(self, block, torch.cat([h, skips.pop()], dim=1), emb, context, mask)
             if level.resample is not None:
                 h = level.resample(h)
         out = self.conv_out(F.silu(self.conv_norm_out(h)))
@@ -178,10 +174,17 @@ class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         if sample.shape[2] % factor or sample.shape[3] % factor:
             raise ValueError(f"sample: H and W must be divisible by {factor}, got {tuple(sample.shape[2:])}")
         batch = sample.shape[0]
-        timesteps = torch.as_tensor(timestep, device=sample.device)
+        # torch.full, not torch.as_tensor: under torch.compile a Python number stays a symbol instead of a
+        # constant baked into the graph (one recompile when it first changes, then none)
+        timesteps = (
+            timestep.to(sample.device)
+            if torch.is_tensor(timestep)
+            else torch.full((), timestep, device=sample.device)
+        )
         if timesteps.ndim > 1 or (timesteps.ndim == 1 and timesteps.shape[0] not in (1, batch)):
             raise ValueError(f"timestep: expected a scalar or shape ({batch},), got {tuple(timesteps.shape)}")
-        if (timesteps < 0).any():
+        # Value checks read tensors back into Python: eager only, so that torch.compile traces one graph.
+        if not torch.compiler.is_compiling() and (timesteps < 0).any():
             raise ValueError("timestep: must be >= 0")
         timesteps = timesteps.reshape(-1).expand(batch)
         if cfg.cross_attention_dim is not None:
@@ -199,21 +202,23 @@ class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         if cfg.num_class_embeds is not None:
             if class_labels is None or class_labels.shape != (batch,):
                 raise ValueError(f"class_labels: expected a ({batch},) tensor of class indices")
-            if (
-                class_labels.is_floating_point()
-                or (class_labels < 0).any()
-                or (class_labels >= cfg.num_class_embeds).any()
-            ):
+            out_of_range = not torch.compiler.is_compiling() and (
+                (class_labels < 0).any() or (class_labels >= cfg.num_class_embeds).any()
+            )
+            if class_labels.is_floating_point() or out_of_range:
                 raise ValueError(f"class_labels: must be integers in [0, {cfg.num_class_embeds})")
         elif class_labels is not None:
             raise ValueError("class_labels: this U-Net has no class embedding (num_class_embeds=None)")
         return timesteps
 
     @staticmethod
-    def _attention_mask(mask: torch.Tensor | None, context: torch.Tensor | None) -> torch.Tensor | None:
-        """(B, L) keep-mask -> (B, 1, 1, L) bool for scaled_dot_product_attention (True = attend)."""
+    def _attention_mask(
+        mask: torch.Tensor | None, context: torch.Tensor | None, dtype: torch.dtype
+    ) -> torch.Tensor | None:
+        """(B, L) keep-mask -> (B, 1, L) bias added to the attention logits: 0 = attend, -10000 = ignore
+        (diffusers' convention, which every diffusers attention processor accepts)."""
         if mask is None:
             return None
         if context is None or mask.shape != context.shape[:2]:
             raise ValueError("encoder_attention_mask: expected shape (B, L) matching encoder_hidden_states")
-        return mask.bool()[:, None, None, :]
+        return ((1 - mask.to(dtype)) * -10000.0)[:, None, :]
