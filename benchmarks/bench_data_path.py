@@ -4,7 +4,7 @@ One process, one U-Net (bench_unet.py's: widths (128, 256), a SpatialTransformer
 cross-attention to MiniLM's 77 x 384 hidden states), one AdamW optimiser, batch 32 of 32x32 emoji, and a KL
 autoencoder with f = 4 (latents 4x8x8, widths (64, 128, 128), 2 ResBlocks per level; randomly initialised:
 its cost does not depend on its weights). One train step = the LDM loss ‖ε − ε_θ(z_t, t, τ_θ(y))‖²
-(`ldm_loss`, LDM eq. 3), backward, AdamW step, fed in three ways:
+(as train_ldm.py's training step, LDM eq. 2), backward, AdamW step, fed in three ways:
 
   A  bare:       z_0 and τ_θ(y) already in memory as tensors (one cached batch, reused);
   B  cached:     the next batch of the latent cache (`load_latent_cache`, a shuffled DataLoader with torch's
@@ -39,12 +39,13 @@ from bench_unet import OURS as UNET_CONFIG
 from bench_unet import probe, timed
 
 from hfldm.autoencoders.kl import KLAutoencoder
+from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
 from hfldm.data.latent_cache import cache_latents, load_latent_cache, sample_latents
 from hfldm.data.loader import load_image_dataset, make_dataloader
 from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.text import encode_text, load_minilm
-from hfldm.training.losses import ldm_loss
+from hfldm.training.losses import diffusion_loss
 from hfldm.unets.unet import ConditionalUNet
 
 VAE_CONFIG = dict(block_out_channels=(64, 128, 128), layers_per_block=2, latent_channels=4, sample_size=32)
@@ -80,7 +81,9 @@ class TrainStep:
         noise = torch.randn_like(z0)
         timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(z0),))
         self.optimizer.zero_grad(set_to_none=True)
-        ldm_loss(self.unet, self.scheduler, z0, cond, noise, timesteps).backward()
+        z_t = self.scheduler.add_noise(z0, noise, timesteps)  # DDPM eq. 4
+        prediction = self.unet(z_t, timesteps, **cond).sample
+        diffusion_loss(self.scheduler, prediction, z0, noise, timesteps).backward()
         self.optimizer.step()
 
 
@@ -128,7 +131,9 @@ class DataPaths:
     def _encode(self, batch: dict, clock: Callable) -> tuple[torch.Tensor, dict]:
         """(scaled z_0 ~ q(z|x), conditioning) of a batch of images and captions, with frozen encoders."""
         with clock("encode"):
-            z0 = self.vae.encode(batch["pixel_values"]).latent_dist.sample() * self.scale
+            pixels = batch["pixel_values"]
+            eta = torch.randn(len(pixels), *latent_space(self.vae).latent_shape(pixels.shape[-1]))
+            z0 = latent_space(self.vae).latents(pixels, eta) * self.scale  # z ~ q(z|x)
         with clock("text"):
             hidden_states, mask = encode_text(*self.text_model, batch["text"])
         return z0, unet_cond({"encoder_hidden_states": hidden_states, "attention_mask": mask})
