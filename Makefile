@@ -45,7 +45,8 @@ test: $(STAMP) lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_unet.py
+	# compiled mode too: `python benchmarks/bench_unet.py --modes compiled` (minutes of compiling first)
+	$(BIN)/python benchmarks/bench_unet.py --modes fp32,bf16
 
 bench-data: $(STAMP)
 	$(BIN)/python benchmarks/bench_data_path.py

@@ -95,12 +95,13 @@ def train_batches(accelerator: Accelerator, dataloader, first_step: int, accumul
 def make_optimizer(
     parameters: Iterable[torch.nn.Parameter], train: TrainingArguments, lr: float | None = None
 ) -> torch.optim.AdamW:
-    """AdamW over `parameters` with the learning rate (or `lr`), betas and weight decay of `train`."""
+    """AdamW over `parameters` with the learning rate (or `lr`), betas and weight decay of `train`, fused."""
     return torch.optim.AdamW(
         [p for p in parameters if p.requires_grad],
         lr=train.learning_rate if lr is None else lr,
         betas=(train.adam_beta1, train.adam_beta2),
         weight_decay=train.adam_weight_decay,
+        fused=True,  # one kernel per step: the optimiser step of a 25.6 M U-Net 154 -> 41 ms (docs/speed.md)
     )
 
 
