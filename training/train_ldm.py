@@ -5,7 +5,8 @@
 The objective is LDM eq. 2/3, DDPM's simplified loss (Ho et al. 2020, eq. 14) on z_0 = E(x)·scale:
     L = E_{z_0, ε ~ N(0, I), t} || ε − ε_θ(z_t, t, τ_θ(y)) ||²,   z_t = √ᾱ_t z_0 + √(1 − ᾱ_t) ε,
 or the v-target (--prediction_type v_prediction), optionally min-SNR-γ weighted (--snr_gamma). The condition
-y is text (τ_θ = frozen MiniLM or a transformer trained jointly, --text_encoder), a class (--label_column) or
+y is text (τ_θ = frozen MiniLM, a transformer trained jointly, or any pretrained transformers encoder such as
+CLIP's, --text_encoder), a class (--label_column) or
 nothing; --cond_drop_prob of the samples train without it, for classifier-free guidance. The latent scale
 1/σ̂ is estimated from the data when the autoencoder's config still has scaling_factor 1.0 (LDM App. G).
 Every random draw of a step comes from a generator seeded by (seed, step, sample index), so runs resume
@@ -26,6 +27,7 @@ from hfldm.autoencoders.latent_space import LatentSpace, latent_space
 from hfldm.autoencoders.loading import load_autoencoder
 from hfldm.data.arguments import DataArguments
 from hfldm.schedulers.ddpm import DDPMScheduler
+from hfldm.text.pretrained import hidden_size
 from hfldm.training.args import (
     TrainingArguments,
     arg,
@@ -61,13 +63,26 @@ class LDMArguments:
     """The autoencoder, the U-Net, the conditioning and the diffusion objective."""
 
     autoencoder: str | None = arg(
-        None, "Folder of the trained autoencoder (train_autoencoder.py output_dir)."
+        None,
+        "The frozen first stage: a folder (train_autoencoder.py output, or a pipeline's with vae/), or a Hub "
+        "id (`repo` or `repo:subfolder`); hfldm's KL/VQ or diffusers' AutoencoderKL/VQModel/AutoencoderTiny.",
+        aliases=["--pretrained_vae_model_name_or_path"],
     )
+    revision: str | None = arg(None, "Hub revision (branch, tag or commit) of --autoencoder.")
+    variant: str | None = arg(None, "Weights variant of --autoencoder, e.g. fp16.")
     unet_config: str = arg(
         str(CONFIGS / "unet_small.yaml"), "YAML of ConditionalUNet arguments (widths, depth)."
     )
-    text_encoder: Literal["none", "minilm", "scratch"] = arg(
-        "none", "τ_θ: none, frozen MiniLM (384-d), or a transformer trained jointly on the captions (LDM)."
+    text_encoder: str = arg(
+        "none",
+        "τ_θ: none, minilm (frozen, 384-d), scratch (a transformer trained jointly on the captions, LDM), or "
+        "any transformers text model by folder or Hub id (CLIPTextModel, T5EncoderModel, BertModel, ...).",
+    )
+    train_text_encoder: bool = arg(
+        False, "Fine-tune a pretrained --text_encoder with the U-Net (frozen if off)."
+    )
+    max_text_length: int | None = arg(
+        None, "Tokens per caption for τ_θ (default: its tokenizer's, at most 77)."
     )
     text_vocab_size: int = arg(1000, "scratch: WordPiece vocabulary trained on the captions.")
     text_hidden_size: int = arg(256, "scratch: width of τ_θ (the U-Net's cross_attention_dim).")
@@ -104,6 +119,11 @@ class LDMArguments:
         if self.autoencoder is None:
             raise ValueError("--autoencoder: required (the folder written by train_autoencoder.py)")
         check_positive(self, "text_vocab_size", "text_hidden_size", "text_layers", "num_train_timesteps")
+        check_positive(self, "max_text_length")
+        if self.train_text_encoder and self.text_encoder in ("none", "scratch"):
+            raise ValueError(
+                f"--train_text_encoder: for a pretrained --text_encoder, not {self.text_encoder!r}"
+            )
         check_positive(
             self, "beta_start", "beta_end", "snr_gamma", "ema_decay", "ema_power", "scaling_factor"
         )
@@ -170,7 +190,8 @@ def main() -> None:
     set_seed(train.seed)
 
     # 1. data: images (or cached posteriors) with their captions or labels, and the frozen autoencoder
-    vae = load_autoencoder(args.autoencoder).to(accelerator.device)
+    vae = load_autoencoder(args.autoencoder, revision=args.revision, variant=args.variant)
+    vae = vae.to(accelerator.device)
     latent_size = check_resolution(vae, data.resolution)
     latent_shape = (latent_space(vae).latent_channels, latent_size, latent_size)
     source = ldm_data(data, kind, args.cached_latents, vae, args.text_encoder)
@@ -180,17 +201,19 @@ def main() -> None:
 
     # 2. models: τ_θ, the U-Net, the noise schedule, the latent scale (the autoencoder stays frozen)
     texts = captions(source.dataset, source.text_column) if kind == "text" else []
-    train_text_encoder = args.text_encoder == "scratch"
+    train_text_encoder = args.text_encoder == "scratch" or args.train_text_encoder
     tokenizer = None
-    if train_text_encoder:  # saved to output_dir first, reloaded on resume
+    if args.text_encoder == "scratch":  # saved to output_dir first, reloaded on resume
         resuming = train.resume_from_checkpoint is not None
         tokenizer = run_tokenizer(accelerator, texts, args.text_vocab_size, train.output_dir, resuming)
     tokenizer, text_encoder = text_encoder_for(
-        args.text_encoder, tokenizer, args.text_hidden_size, args.text_layers
+        args.text_encoder, tokenizer, args.text_hidden_size, args.text_layers, args.max_text_length
     )
+    if train_text_encoder:
+        text_encoder.requires_grad_(True).train()
     classes = num_classes(source.dataset, source.label_names, source.label_column) if kind == "class" else 0
     num_class_embeds = classes + 1 if kind == "class" else None  # + the null class ∅ of guidance
-    cross_attention_dim = text_encoder.config.hidden_size if text_encoder else None
+    cross_attention_dim = hidden_size(text_encoder) if text_encoder else None
     unet = unet_from_yaml(args.unet_config, vae, latent_size, cross_attention_dim, num_class_embeds)
     if train.gradient_checkpointing:
         unet.enable_gradient_checkpointing()

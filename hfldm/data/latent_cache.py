@@ -30,29 +30,16 @@ INFO_FILE = "cache_info.json"
 UNCOND_FILE = "uncond.safetensors"
 
 
-def _model_folder(path: str | Path, subfolder: str, argument: str) -> Path:
-    """Returns `path`, or path/subfolder when `path` is a whole pipeline folder."""
-    path = Path(path)
-    if not (path / "config.json").is_file() and (path / subfolder / "config.json").is_file():
-        path = path / subfolder
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{argument}: no config.json in {path}")
-    return path
-
-
-def load_text_encoder(path: str | Path) -> tuple:
-    """Returns (tokenizer, frozen text encoder): "minilm" for the packaged MiniLM, else a transformers
-    folder holding both (or a pipeline folder with tokenizer/ and text_encoder/)."""
-    if str(path).lower() == "minilm":
+def load_text_encoder(source: str | Path) -> tuple:
+    """(tokenizer, frozen text encoder): "minilm" for the packaged MiniLM, else `hfldm.text.pretrained`'s
+    (a transformers folder or Hub id, or a pipeline folder with tokenizer/ and text_encoder/)."""
+    if str(source).lower() == "minilm":
         from hfldm.text import load_minilm
 
         return load_minilm()
-    from transformers import AutoModel, AutoTokenizer
+    from hfldm.text.pretrained import load_text_encoder as load_pretrained
 
-    path = Path(path)
-    tokenizer_dir = path / "tokenizer" if (path / "tokenizer").is_dir() else path
-    model = AutoModel.from_pretrained(_model_folder(path, "text_encoder", "text_encoder"))
-    return AutoTokenizer.from_pretrained(tokenizer_dir), model.eval().requires_grad_(False)
+    return load_pretrained(str(source), "--text_encoder")
 
 
 def _features(vae, resolution: int, uncond: dict | None, label_names: list[str] | None) -> datasets.Features:

@@ -111,18 +111,30 @@ def unet_from_yaml(
 
 
 def text_encoder_for(
-    kind: str, tokenizer: PreTrainedTokenizerBase | None, hidden_size: int, layers: int
+    kind: str,
+    tokenizer: PreTrainedTokenizerBase | None,
+    hidden_size: int,
+    layers: int,
+    max_text_length: int | None = None,
 ) -> tuple[PreTrainedTokenizerBase | None, PreTrainedModel | None]:
-    """(tokenizer, τ_θ): frozen MiniLM ('minilm'), a small transformer trained jointly with the U-Net on the
-    WordPiece vocabulary `tokenizer` of the captions ('scratch', LDM Sec. 4.3.1; see `run_tokenizer`), or
-    (None, None) for 'none'."""
+    """(tokenizer, τ_θ): (None, None) for 'none'; frozen MiniLM ('minilm'); a small transformer trained
+    jointly with the U-Net on the WordPiece vocabulary `tokenizer` of the captions ('scratch', LDM Sec. 4.3.1;
+    see `run_tokenizer`); else a pretrained transformers text encoder by folder or Hub id, frozen.
+    `max_text_length` sets the tokenizer's length (saved with it, so the pipeline pads alike)."""
     if kind == "none":
         return None, None
     from hfldm.text import load_minilm, make_text_encoder
+    from hfldm.text.pretrained import load_text_encoder
 
     if kind == "minilm":
-        return load_minilm()
-    return tokenizer, make_text_encoder(tokenizer, hidden_size=hidden_size, layers=layers, heads=4)
+        tokenizer, text_encoder = load_minilm()
+    elif kind == "scratch":
+        text_encoder = make_text_encoder(tokenizer, hidden_size=hidden_size, layers=layers, heads=4)
+    else:
+        tokenizer, text_encoder = load_text_encoder(kind, "--text_encoder")
+    if max_text_length is not None:
+        tokenizer.model_max_length = max_text_length
+    return tokenizer, text_encoder
 
 
 def run_tokenizer(
