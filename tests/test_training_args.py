@@ -15,9 +15,14 @@ from hfldm.data.arguments import DataArguments
 from hfldm.training.args import TrainingArguments, build_parser, parse_args
 
 
-def bad_argument_cases(digits: Path, autoencoder: Path, tmp_path: Path) -> list[tuple[str, str, list[str]]]:
+def bad_argument_cases(
+    digits: Path, autoencoder: Path, tmp_path: Path, parts: Path
+) -> list[tuple[str, str, list[str]]]:
     bad_unet = tmp_path / "unet.yaml"
     bad_unet.write_text("block_out_channels: [8, 16]\nin_channels: 3\n")
+    wide = tmp_path / "wide.yaml"  # cross-attention of width 64; the CLIP text encoder's is 32
+    wide.write_text("block_out_channels: [8, 16]\ncross_attention_dim: 64\n")
+    wide = str(wide)
     unknown_key = tmp_path / "config.yaml"
     unknown_key.write_text("learning_rat: 0.1\n")
     no_images = tmp_path / "no_images"  # an imagefolder whose only "image" is not one
@@ -33,6 +38,16 @@ def bad_argument_cases(digits: Path, autoencoder: Path, tmp_path: Path) -> list[
         ("train_ldm.py", "--unet_config", [*ldm, "--unet_config", str(bad_unet)]),
         ("train_ldm.py", "--resolution", [*ldm, "--resolution", "15"]),
         ("train_ldm.py", "--autoencoder", [*ldm, "--autoencoder", str(tmp_path / "nowhere")]),
+        ("train_ldm.py", "--autoencoder", [*ldm, "--autoencoder", "nobody/no-such-vae"]),  # offline Hub id
+        ("train_ldm.py", "--autoencoder", [*ldm, "--pretrained_vae_model_name_or_path", str(parts / "clip")]),
+        ("train_ldm.py", "--text_encoder", [*ldm, "--text_encoder", str(parts / "sd-like-vae")]),
+        ("train_ldm.py", "--text_encoder", [*ldm, "--text_encoder", "nobody/no-such-clip"]),
+        ("train_ldm.py", "--train_text_encoder", [*ldm, "--train_text_encoder"]),  # no τ_θ to fine-tune
+        (
+            "train_ldm.py",
+            "--unet_config",
+            [*ldm, "--text_encoder", str(parts / "clip"), "--unet_config", str(wide)],
+        ),
         ("train_ldm.py", "--cond_drop_prob", [*ldm, "--cond_drop_prob", "1.5"]),
         ("train_ldm.py", "--config", [*ldm, "--config", str(unknown_key)]),
         ("train_ldm.py", "--mixed_precision", [*ldm, "--mixed_precision", "fp16"]),
@@ -64,11 +79,11 @@ def in_process(monkeypatch):
 
 
 def test_bad_arguments_fail_in_one_line_before_training(
-    digits, autoencoder, tmp_path, capsys, monkeypatch, in_process
+    digits, autoencoder, parts, tmp_path, capsys, monkeypatch, in_process
 ):
     """Each bad argument: exit code 2 and one stderr line naming it, before a training step (no checkpoint,
     no progress bar). Run in-process (the scripts' own `run`), plus one real subprocess below."""
-    for script, name, argv in bad_argument_cases(digits, autoencoder, tmp_path):
+    for script, name, argv in bad_argument_cases(digits, autoencoder, tmp_path, parts):
         monkeypatch.setattr(sys, "argv", [script, *argv])
         with pytest.raises(SystemExit) as exit_info:
             runpy.run_path(str(ROOT / "training" / script), run_name="__main__")

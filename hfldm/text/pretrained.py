@@ -37,7 +37,9 @@ def load_text_encoder(
             )
         model = model_class.from_pretrained(source, subfolder=encoder_dir or "", revision=revision)
         tokenizer = AutoTokenizer.from_pretrained(source, subfolder=tokenizer_dir or "", revision=revision)
-    except (OSError, KeyError) as e:
+    except (OSError, KeyError, ValueError) as e:  # no such folder / id, or no transformers config in it
+        if str(e).startswith(argument):
+            raise
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(
             f"{argument}: cannot load a text encoder and tokenizer from {source} ({reason})"
