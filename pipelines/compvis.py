@@ -16,6 +16,7 @@ is the global one (`torch.manual_seed(0)`); and it neither scales z_T by `init_n
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from diffusers import DiffusionPipeline
@@ -33,8 +34,10 @@ def pipeline_class_name(source: str | Path, **kwargs) -> str | None:
     None where there is no model_index.json to read."""
     hub_kwargs = {k: kwargs[k] for k in _CONFIG_KWARGS if k in kwargs}
     try:
-        config = DiffusionPipeline.load_config(source, **hub_kwargs)
-    except (OSError, ValueError):
+        with warnings.catch_warnings():  # huggingface_hub's deprecation of an argument diffusers passes
+            warnings.simplefilter("ignore", UserWarning)
+            config = DiffusionPipeline.load_config(source, **hub_kwargs)
+    except (OSError, ValueError):  # no such folder, or a Hub id that cannot be fetched
         return None
     name = config.get("_class_name")
     return name[-1] if isinstance(name, (list, tuple)) else name
