@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # sub-command modules, in the order `hfldm --help` lists them
-COMMANDS = ["data", "cache_latents", "generate", "eval"]
+COMMANDS = ["data", "cache_latents", "generate", "eval", "convert"]
 
 
 def build_parser() -> argparse.ArgumentParser:

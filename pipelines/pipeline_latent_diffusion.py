@@ -30,6 +30,7 @@ import hfldm.schedulers.ddim
 import hfldm.schedulers.ddpm
 import hfldm.unets.unet
 from hfldm.autoencoders.latent_space import LatentSpace, latent_space
+from hfldm.pipelines.compvis import CompVisLoadingMixin
 from hfldm.pipelines.inputs import as_list, broadcast_batch, check_inputs, class_label_ids
 from hfldm.pipelines.lora_loading import LoraLoadingMixin
 from hfldm.pipelines.sampling import scheduler_step_kwargs, sdedit_start
@@ -38,7 +39,7 @@ from hfldm.text.encoder import encode_text
 from hfldm.unets.null_class import null_class_label
 
 
-class LatentDiffusionPipeline(RemoteCodeMixin, LoraLoadingMixin, DiffusionPipeline):
+class LatentDiffusionPipeline(CompVisLoadingMixin, RemoteCodeMixin, LoraLoadingMixin, DiffusionPipeline):
     r"""Text-, class- or unconditional latent diffusion, with classifier-free guidance and image-to-image.
 
     Args:
@@ -48,6 +49,8 @@ class LatentDiffusionPipeline(RemoteCodeMixin, LoraLoadingMixin, DiffusionPipeli
         text_encoder: τ_θ, a `transformers` model with `last_hidden_state` (None: no text conditioning).
         tokenizer: the tokenizer of `text_encoder`.
         id2label: {class index: name} (int or str keys) for class-conditional models (in model_index.json).
+        text_attention_mask: whether τ_θ and the U-Net ignore the text's padding (False: they attend to it,
+            as CompVis' LDMs do; `hfldm.pipelines.compvis`). In model_index.json.
     """
 
     model_cpu_offload_seq = "text_encoder->unet->vae"
@@ -65,6 +68,7 @@ class LatentDiffusionPipeline(RemoteCodeMixin, LoraLoadingMixin, DiffusionPipeli
         text_encoder: PreTrainedModel | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
         id2label: dict | None = None,
+        text_attention_mask: bool = True,
     ):
         super().__init__()
         modules = dict(
@@ -73,7 +77,7 @@ class LatentDiffusionPipeline(RemoteCodeMixin, LoraLoadingMixin, DiffusionPipeli
         self.register_modules(**modules)
         # JSON turns integer keys into strings: keep ints in the config and in label2id
         id2label = {int(k): str(v) for k, v in (id2label or {}).items()} or None
-        self.register_to_config(id2label=id2label)
+        self.register_to_config(id2label=id2label, text_attention_mask=text_attention_mask)
         self.label2id = {name: i for i, name in (id2label or {}).items()}
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
@@ -121,17 +125,19 @@ class LatentDiffusionPipeline(RemoteCodeMixin, LoraLoadingMixin, DiffusionPipeli
 
     def encode_prompt(
         self, prompt: list[str], negative_prompt: list[str] | None, num_images_per_prompt: int, do_cfg: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """τ_θ(y) for each prompt, repeated `num_images_per_prompt` times; under CFG the unconditional half
         (τ_θ("") or τ_θ(negative_prompt)) comes first.
 
-        Returns `(encoder_hidden_states, encoder_attention_mask)` of shapes (B', L, D) and (B', L),
-        B' = len(prompt) · num_images_per_prompt, doubled under CFG.
+        Returns `(encoder_hidden_states, encoder_attention_mask)` of shapes (B', L, D) and (B', L) (None
+        without `text_attention_mask`), B' = len(prompt) · num_images_per_prompt, doubled under CFG.
         """
         texts = ((negative_prompt or [""] * len(prompt)) if do_cfg else []) + list(prompt)
-        hidden, mask = encode_text(self.tokenizer, self.text_encoder, texts, self._execution_device)
+        hidden, mask = encode_text(
+            self.tokenizer, self.text_encoder, texts, self._execution_device, self.config.text_attention_mask
+        )
         hidden = hidden.to(self.unet.dtype).repeat_interleave(num_images_per_prompt, dim=0)
-        return hidden, mask.repeat_interleave(num_images_per_prompt, dim=0)
+        return hidden, mask.repeat_interleave(num_images_per_prompt, dim=0) if mask is not None else None
 
     def encode_class_labels(
         self, label_ids: list[int], num_images_per_prompt: int, do_cfg: bool

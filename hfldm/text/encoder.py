@@ -44,13 +44,19 @@ def text_max_length(tokenizer) -> int:
 
 
 def encode_text(
-    tokenizer, text_encoder: PreTrainedModel, texts: list[str], device: torch.device | str | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+    tokenizer,
+    text_encoder: PreTrainedModel,
+    texts: list[str],
+    device: torch.device | str | None = None,
+    attention_mask: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """τ_θ(y) for a batch of texts.
 
     Returns `(hidden_states, attention_mask)`: hidden_states (B, L, D) is the encoder's `last_hidden_state`,
     attention_mask (B, L) is 1 on tokens and 0 on padding (pass it to the U-Net as `encoder_attention_mask`).
-    Every text is padded (or truncated) to `text_max_length(tokenizer)` tokens.
+    Every text is padded (or truncated) to `text_max_length(tokenizer)` tokens. With `attention_mask=False`
+    τ_θ and the U-Net attend to the padding too, as CompVis' LDMs were trained (LDMTextToImagePipeline):
+    the encoder gets no mask and the returned mask is None.
     """
     device = device if device is not None else text_encoder.device
     tokens = tokenizer(
@@ -61,6 +67,7 @@ def encode_text(
         return_tensors="pt",
     )
     input_ids = tokens.input_ids.to(device)
-    attention_mask = tokens.attention_mask.to(device)
-    hidden_states = text_encoder(input_ids, attention_mask=attention_mask).last_hidden_state
-    return hidden_states, attention_mask
+    if not attention_mask:
+        return text_encoder(input_ids).last_hidden_state, None
+    mask = tokens.attention_mask.to(device)
+    return text_encoder(input_ids, attention_mask=mask).last_hidden_state, mask
