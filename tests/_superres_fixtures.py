@@ -16,6 +16,19 @@ from hfldm import ConditionalUNet, LatentDiffusionSuperResolutionPipeline
 LOW_RES = 8  # pixels of the hfldm pipeline's low-resolution images (its U-Net takes multiples of 2)
 DIFFUSERS_LOW_RES = 32  # diffusers' pipeline resizes PIL images to multiples of 32
 
+# in a fresh interpreter: load argv[1] with remote code, upscale the images in argv[2] with seeds 0 and 1
+FRESH_LOADER = """
+import sys, numpy as np, torch
+from diffusers import DiffusionPipeline
+pipe = DiffusionPipeline.from_pretrained(sys.argv[1], trust_remote_code=True)
+pipe.set_progress_bar_config(disable=True)
+low_res = list(np.load(sys.argv[2]))
+generators = [torch.Generator().manual_seed(s) for s in (0, 1)]
+out = pipe(low_res, num_inference_steps=4, generator=generators, output_type="np").images
+np.save(sys.argv[3], out)
+print(type(pipe).__name__, type(pipe).__module__)
+"""
+
 
 def sr_unet(block_out_channels=(8, 16), in_channels: int = 7) -> ConditionalUNet:
     torch.manual_seed(3)

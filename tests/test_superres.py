@@ -17,6 +17,7 @@ import torch
 from _ldm_fixtures import tiny_vae
 from _superres_fixtures import (
     DIFFUSERS_LOW_RES,
+    FRESH_LOADER,
     LOW_RES,
     low_res_images,
     save_diffusers_ldm_sr,
@@ -24,7 +25,15 @@ from _superres_fixtures import (
     sr_unet,
     upscale,
 )  # fmt: skip
-from diffusers import DPMSolverMultistepScheduler, LDMSuperResolutionPipeline, VQModel
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    LDMSuperResolutionPipeline,
+    PNDMScheduler,
+    VQModel,
+)
 
 from hfldm import ConditionalUNet, LatentDiffusionSuperResolutionPipeline
 from hfldm.training.models import unet_from_yaml
@@ -146,6 +155,26 @@ def test_scheduler_swap_to_dpm_solver_solves_the_same_ode(pipe):
     assert dpm.shape == ddim.shape and gap < 0.02 and seed_gap > 0.2
 
 
+def test_y_enters_the_unet_unscaled_for_sigma_schedulers(pipe):
+    """Euler's scale_model_input divides z_t by sqrt(σ² + 1) (z_t = x_σ / sqrt(σ² + 1)); y, trained as the
+    image in [-1, 1], must reach the U-Net unchanged at every step (diffusers' LDM-SR scales it as well)."""
+    image = low_res_images(1)[0]
+    y = torch.from_numpy(np.asarray(image) / 127.5 - 1).permute(2, 0, 1)[None].float()
+    seen = []
+    hook = pipe.unet.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, 4:].clone()))
+    euler = LatentDiffusionSuperResolutionPipeline(
+        pipe.vae, pipe.unet, EulerDiscreteScheduler.from_config(pipe.scheduler.config), scale_latents=True
+    )
+    euler.set_progress_bar_config(disable=True)
+    try:
+        upscale(euler, image, steps=3)
+    finally:
+        hook.remove()
+    assert len(seen) == 3 and euler.scheduler.init_noise_sigma > 1
+    for condition in seen:
+        torch.testing.assert_close(condition, y, atol=1e-6, rtol=0)
+
+
 def test_save_pretrained_and_fresh_process_load(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "sr")
     index = json.loads((tmp_path / "sr/model_index.json").read_text())
@@ -159,17 +188,6 @@ def test_save_pretrained_and_fresh_process_load(pipe, tmp_path):
     assert "pipeline_tag: image-to-image" in (tmp_path / "sr/README.md").read_text()
     images = low_res_images(2)
     np.save(tmp_path / "low_res.npy", np.stack([np.asarray(i) for i in images]))
-    loader = """
-import sys, numpy as np, torch
-from diffusers import DiffusionPipeline
-pipe = DiffusionPipeline.from_pretrained(sys.argv[1], trust_remote_code=True)
-pipe.set_progress_bar_config(disable=True)
-low_res = list(np.load(sys.argv[2]))
-generators = [torch.Generator().manual_seed(s) for s in (0, 1)]
-out = pipe(low_res, num_inference_steps=4, generator=generators, output_type="np").images
-np.save(sys.argv[3], out)
-print(type(pipe).__name__, type(pipe).__module__)
-"""
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -177,7 +195,7 @@ print(type(pipe).__name__, type(pipe).__module__)
         "HF_MODULES_CACHE": str(tmp_path / "m"),
     }
     result = subprocess.run(
-        [sys.executable, "-c", loader, *(str(tmp_path / p) for p in ("sr", "low_res.npy", "out.npy"))],
+        [sys.executable, "-c", FRESH_LOADER, *(str(tmp_path / p) for p in ("sr", "low_res.npy", "out.npy"))],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -197,42 +215,44 @@ def diffusers_folder(tmp_path_factory):
     return save_diffusers_ldm_sr(tmp_path_factory.mktemp("ldm-sr"))
 
 
-@pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_diffusers_ldm_sr_folder_gives_diffusers_images(diffusers_folder, eta):
+SCHEDULERS = dict(ddim=DDIMScheduler, dpm=DPMSolverMultistepScheduler, pndm=PNDMScheduler, ddpm=DDPMScheduler)
+CASES = [("ddim", 0.0), ("ddim", 1.0), ("dpm", 0.0), ("pndm", 0.0), ("ddpm", 0.0)]
+
+
+@pytest.mark.parametrize("scheduler, eta", CASES)
+def test_diffusers_ldm_sr_folder_gives_diffusers_images(diffusers_folder, scheduler, eta):
     """The same folder, scheduler, steps, η and seed: the same images as diffusers' pipeline.
 
-    diffusers draws z_T from `generator` but the η > 0 step noise from torch's global RNG (it does not pass
-    the generator to `scheduler.step`); hfldm passes it, so that a generator alone fixes the images. With
-    η > 0 the comparison therefore seeds the global RNG and passes no generator (the same stream on both
-    sides); with η = 0 it passes a generator."""
+    diffusers draws z_T from `generator` but the noise of stochastic steps (DDIM with η > 0, DDPM) from
+    torch's global RNG (it does not pass the generator to `scheduler.step`); hfldm passes it, so that a
+    generator alone fixes the images. For those the comparison seeds the global RNG and passes no generator
+    (the same stream on both sides); for deterministic steps it passes a generator."""
     theirs = LDMSuperResolutionPipeline.from_pretrained(diffusers_folder)
     ours = LatentDiffusionSuperResolutionPipeline.from_pretrained(diffusers_folder)
     assert isinstance(ours.vae, VQModel) and ours.config.scale_latents is False
     for p in (theirs, ours):
+        p.scheduler = SCHEDULERS[scheduler].from_config(theirs.scheduler.config)
         p.set_progress_bar_config(disable=True)
+    stochastic = eta > 0 or scheduler == "ddpm"
     image = low_res_images(1, size=DIFFUSERS_LOW_RES)[0]
     tensor = torch.from_numpy(np.asarray(image) / 127.5 - 1).permute(2, 0, 1)[None].float()  # [-1, 1]
-    batch = torch.cat([tensor, -tensor])
     differences = {}
-    for name, low_res in (("PIL", image), ("tensor batch", batch)):
+    for name, low_res in (("PIL", image), ("tensor batch", torch.cat([tensor, -tensor]))):
         outputs = []
         for p in (theirs, ours):
-            if eta == 0:
-                generator = torch.Generator().manual_seed(0)
-            else:
-                generator = None
-                torch.manual_seed(0)
+            torch.manual_seed(0)
+            generator = None if stochastic else torch.Generator().manual_seed(0)
             outputs.append(
                 p(low_res, num_inference_steps=10, eta=eta, generator=generator, output_type="np").images
             )
-        assert outputs[1].shape == (len(low_res) if name != "PIL" else 1, 64, 64, 3)  # f = 2
+        assert outputs[1].shape == (1 if name == "PIL" else 2, 64, 64, 3)  # f = 2
         differences[name] = float(np.abs(outputs[0] - outputs[1]).max())
-    print(f"eta={eta}: max |diffusers - hfldm| = {differences}")
+    print(f"{scheduler}, eta={eta}: max |diffusers - hfldm| = {differences}")
     assert max(differences.values()) <= 1e-4
-    if eta > 0:  # hfldm's images depend on the generator only, not on the global RNG
-        a = upscale(ours, image, steps=3, eta=eta)
+    if stochastic:  # hfldm's images depend on the generator only, not on the global RNG
+        first = upscale(ours, image, steps=3, eta=eta)
         torch.manual_seed(123)
-        np.testing.assert_allclose(upscale(ours, image, steps=3, eta=eta), a, atol=0)
+        np.testing.assert_allclose(upscale(ours, image, steps=3, eta=eta), first, atol=0)
 
 
 # --- bad inputs ---------------------------------------------------------------------------------------------
