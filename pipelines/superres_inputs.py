@@ -30,6 +30,14 @@ def _rgb_channels(x):
     return x
 
 
+def _stack(items: list, concatenate):
+    """(B_i, ...) arrays / tensors -> one batch; ValueError naming `image` when their shapes differ."""
+    shapes = {tuple(x.shape[1:]) for x in items}
+    if len(shapes) > 1:
+        raise ValueError(f"image: all images of a batch must have one size, got shapes {sorted(shapes)}")
+    return concatenate(items)
+
+
 def rgb_batch(image) -> list[PIL.Image.Image] | np.ndarray | torch.Tensor:
     """A PIL image, array or tensor (or a list of one kind) -> a list of RGB PIL images, a (B, H, W, 3) float
     array or a (B, 3, H, W) tensor: what diffusers' VaeImageProcessor takes. ValueError naming `image`
@@ -44,11 +52,11 @@ def rgb_batch(image) -> list[PIL.Image.Image] | np.ndarray | torch.Tensor:
     if kinds == {np.ndarray}:
         arrays = [i.astype(np.float32) / 255 if i.dtype == np.uint8 else i for i in images]
         arrays = [a[..., None] if a.ndim == 2 else a for a in arrays]  # (H, W) -> (H, W, 1)
-        batch = np.concatenate([a if a.ndim == 4 else a[None] for a in arrays])
+        batch = _stack([a if a.ndim == 4 else a[None] for a in arrays], np.concatenate)
         return np.moveaxis(_rgb_channels(np.moveaxis(batch, 3, 1)), 1, 3)  # (B, H, W, C) <-> (B, C, H, W)
     if kinds == {torch.Tensor}:
         tensors = [t[None] if t.ndim == 2 else t for t in images]  # (H, W) -> (1, H, W)
-        return _rgb_channels(torch.cat([t if t.ndim == 4 else t[None] for t in tensors]))
+        return _rgb_channels(_stack([t if t.ndim == 4 else t[None] for t in tensors], torch.cat))
     names = sorted(k.__name__ for k in kinds)
     raise ValueError(f"image: expected PIL images, numpy arrays or torch tensors (one kind), got {names}")
 

@@ -273,6 +273,7 @@ def test_bad_inputs_raise_one_clear_value_error(tmp_path):
             low_res_images(1)[0:1] + low_res_images(1, size=4),
             "image: all images of a batch must have one size",
         ),
+        ([torch.rand(3, 8, 8), torch.rand(3, 4, 4)], "image: all images of a batch must have one size"),
         ("low_res.png", "image: expected PIL images, numpy arrays or torch tensors"),
     ]
     pipe = sr_pipeline()
