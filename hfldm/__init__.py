@@ -14,6 +14,7 @@ _EXPORTS = {
     "VQAutoencoder": "hfldm.autoencoders.vq",
     "ConditionalUNet": "hfldm.unets.unet",
     "LatentDiffusionPipeline": "hfldm.pipelines.pipeline_latent_diffusion",
+    "LatentDiffusionSuperResolutionPipeline": "hfldm.pipelines.pipeline_latent_diffusion_superres",
 }
 
 __all__ = list(_EXPORTS)

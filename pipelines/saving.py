@@ -102,7 +102,7 @@ def pipeline_model_card(pipe, repo: str = "path/to/this/folder") -> str:
 def add_remote_code(pipe, folder: str | Path, pipeline_file: str, model_card: str | None = None) -> None:
     """Point model_index.json at `<pipeline_file>.py`, copy the pipeline's source there, write README.md.
 
-    The README is `model_card` if given, else the default card unless the folder already has one.
+    The README is `model_card` if given, else `pipe.default_model_card()` unless the folder already has one.
     """
     folder = Path(folder)
     index_path = folder / "model_index.json"
@@ -112,7 +112,7 @@ def add_remote_code(pipe, folder: str | Path, pipeline_file: str, model_card: st
     shutil.copyfile(inspect.getfile(type(pipe)), folder / f"{pipeline_file}.py")
     readme = folder / "README.md"
     if model_card is not None or not readme.exists():
-        readme.write_text(model_card if model_card is not None else pipeline_model_card(pipe))
+        readme.write_text(model_card if model_card is not None else pipe.default_model_card())
 
 
 def push_folder_to_hub(folder: str | Path, repo_id: str | None = None, token: str | None = None,
@@ -136,6 +136,10 @@ class RemoteCodeMixin:
     def pipeline_file(cls) -> str:
         """The module name a saved folder's model_index.json points at: this class's file, without .py."""
         return Path(inspect.getfile(cls)).stem
+
+    def default_model_card(self) -> str:
+        """The README.md that save_pretrained writes into a folder that has none (Markdown, front matter)."""
+        return pipeline_model_card(self)
 
     def save_pretrained(self, save_directory: str | Path, model_card: str | None = None, **kwargs) -> None:
         """diffusers' save_pretrained, plus the pipeline's file and a model card, so that the folder loads

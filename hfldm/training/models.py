@@ -17,7 +17,7 @@ from hfldm.unets.unet import ConditionalUNet
 
 # what fixes each U-Net argument that train_ldm.py derives rather than reads from --unet_config
 DERIVED_FROM = {
-    "in_channels": "the autoencoder's latent channels are",
+    "in_channels": "the autoencoder's latent channels + the concatenated condition's are",
     "out_channels": "the autoencoder's latent channels are",
     "sample_size": "the latent side resolution / f is",
     "cross_attention_dim": "the text encoder's width is",
@@ -75,10 +75,12 @@ def unet_from_yaml(
     latent_size: int,
     cross_attention_dim: int | None,
     num_class_embeds: int | None,
+    condition_channels: int = 0,
 ) -> ConditionalUNet:
     """A fresh ConditionalUNet from the YAML mapping of its arguments in `path`, with the fields that
-    follow from the data filled in: in/out channels (the latents'), sample_size, cross_attention_dim and
-    num_class_embeds.
+    follow from the data filled in: out_channels (the latents'), in_channels (the latents' plus
+    `condition_channels` of an image condition concatenated to z_t, `hfldm.unets.concat`), sample_size,
+    cross_attention_dim and num_class_embeds.
 
     A value the YAML sets that contradicts them is a ValueError naming --unet_config.
     """
@@ -87,7 +89,7 @@ def unet_from_yaml(
     config = yaml.safe_load(Path(path).read_text()) or {}
     channels = latent_space(vae).latent_channels
     derived = dict(
-        in_channels=channels,
+        in_channels=channels + condition_channels,
         out_channels=channels,
         sample_size=latent_size,
         cross_attention_dim=cross_attention_dim,

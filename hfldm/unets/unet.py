@@ -45,8 +45,8 @@ class ConditionalUNet(ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAda
     def __init__(
         self,
         sample_size: int | None = None,  # H = W of the (latent) input, in latent pixels; read by pipelines
-        in_channels: int = 4,  # channels of z_t
-        out_channels: int = 4,  # channels of the prediction (ε)
+        in_channels: int = 4,  # input channels: z_t's, plus a concatenated condition's (hfldm.unets.concat)
+        out_channels: int = 4,  # channels of the prediction (ε), which are z_t's
         block_out_channels: tuple[int, ...] = (128, 256),  # width at each resolution level, from the finest
         layers_per_block: int = 2,  # ResBlocks per level on the down path (the up path has one more)
         attention_levels: tuple[bool, ...]
@@ -125,8 +125,9 @@ class ConditionalUNet(ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAda
     ) -> UNet2DConditionOutput | tuple[torch.Tensor]:
         """Predict ε from z_t.
 
-        sample: (B, in_channels, H, W); timestep: scalar or (B,); encoder_hidden_states: (B, L,
-        cross_attention_dim); class_labels: (B,) int; encoder_attention_mask: (B, L), 1 = keep, 0 = ignore.
+        sample: (B, in_channels, H, W), z_t with any concatenated condition (`hfldm.unets.concat`);
+        timestep: scalar or (B,); encoder_hidden_states: (B, L, cross_attention_dim); class_labels: (B,) int;
+        encoder_attention_mask: (B, L), 1 = keep, 0 = ignore.
         Returns UNet2DConditionOutput with `.sample` of shape (B, out_channels, H, W), or a 1-tuple.
         `cross_attention_kwargs` may carry {"scale": s}, the LoRA scale (as in diffusers).
         """
@@ -169,7 +170,10 @@ class ConditionalUNet(ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAda
         """Raise ValueError on inputs that do not fit this U-Net; return the timesteps as a (B,) tensor."""
         cfg = self.config
         if sample.ndim != 4 or sample.shape[1] != cfg.in_channels:
-            raise ValueError(f"sample: expected (B, {cfg.in_channels}, H, W), got {tuple(sample.shape)}")
+            extra = cfg.in_channels - cfg.out_channels  # condition channels concatenated to z_t
+            what = f": z_t's {cfg.out_channels} + {extra} condition channels" if extra > 0 else ""
+            shape = tuple(sample.shape)
+            raise ValueError(f"sample: expected (B, {cfg.in_channels}, H, W){what}, got {shape}")
         factor = self.downsample_factor
         if sample.shape[2] % factor or sample.shape[3] % factor:
             raise ValueError(f"sample: H and W must be divisible by {factor}, got {tuple(sample.shape[2:])}")
