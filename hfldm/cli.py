@@ -11,11 +11,14 @@ import importlib
 import sys
 
 # sub-command modules, in the order `hfldm --help` lists them
-COMMANDS = ["data", "cache_latents", "generate", "eval", "convert"]
+COMMANDS = ["data", "cache_latents", "generate", "eval", "convert", "env"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hfldm import __version__
+
     parser = argparse.ArgumentParser(prog="hfldm", description="Latent Diffusion Models on diffusers.")
+    parser.add_argument("--version", action="version", version=f"hfldm {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         try:
@@ -28,8 +31,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def either_spelling(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`argv` with each --flag the sub-command does not know spelled the other way (--caption_column <->
+    --caption-column), so that the CLI takes the training scripts' style too."""
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = next((a for a in argv if a in subparsers.choices), None)
+    if command is None:
+        return argv
+    known = set(subparsers.choices[command]._option_string_actions)
+    fixed = []
+    for token in argv:
+        name, sep, value = token.partition("=")
+        if name.startswith("--") and name not in known:
+            other = "--" + (name[2:].replace("_", "-") if "_" in name else name[2:].replace("-", "_"))
+            name = other if other in known else name
+        fixed.append(name + sep + value)
+    return fixed
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(either_spelling(parser, argv))
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:

@@ -23,7 +23,6 @@ from hfldm.commands.generate import (
 )
 
 FEATURE_MODEL = "models/hfldm-textimage"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def register(subparsers) -> None:
@@ -38,7 +37,11 @@ def register(subparsers) -> None:
 
 def add_eval_flags(parser: argparse.ArgumentParser) -> None:
     """The flags `hfldm eval` shares with benchmarks/sampler_sweep.py: model, data, samples, features."""
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="saved pipeline folder or Hub id (user/repo)")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="pipeline folder or Hub id (default: $HFLDM_MODEL or the bundled one)",
+    )
     parser.add_argument("--dataset", required=True, help="save_to_disk folder, imagefolder, or Hub dataset")
     parser.add_argument("--split", default="test", help="held-out split: the conditions and real images")
     parser.add_argument("--reference-split", default="train", help="training split: the real-vs-real floor")
@@ -68,10 +71,12 @@ def parse_num_samples(text: str) -> int | None:
 
 
 def resolve_feature_model(path: str) -> Path:
-    """The TextImageModel folder (the repository's copy for the default); FileNotFoundError if absent."""
+    """The TextImageModel folder (the bundled copy for the default); FileNotFoundError if absent."""
+    from hfldm.resources import FEATURE_MODEL_NAME, bundled
+
     folder = Path(path)
     if not folder.exists() and path == FEATURE_MODEL:
-        folder = REPO / FEATURE_MODEL
+        folder = bundled(FEATURE_MODEL_NAME)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"--feature-model: {path} is not a saved TextImageModel (no config.json)")
     return folder
@@ -267,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
     w = guidance_scale(pipe, args.guidance_scale)
     images, seconds = generate_images(pipe, data, args.steps, w, args.seed, args.batch_size)
     report = {
-        "model": args.model,
+        "model": args.model or model,
         "dataset": args.dataset,
         "split": args.split,
         "reference_split": args.reference_split,

@@ -12,7 +12,7 @@ import math
 import re
 from pathlib import Path
 
-DEFAULT_MODEL = "models/hfldm-emoji"
+DEFAULT_MODEL = None  # --model's default: env HFLDM_MODEL, else the bundled model (hfldm.resources)
 # --scheduler choice -> (module, class); "saved" keeps the scheduler stored with the model
 SCHEDULERS = {
     "ddpm": ("hfldm.schedulers.ddpm", "DDPMScheduler"),
@@ -26,7 +26,11 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/repo (hfldm.pipelin
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("generate", help="generate images with a saved latent diffusion model")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="saved pipeline folder or Hub id (user/repo)")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="pipeline folder or Hub id (default: $HFLDM_MODEL or the bundled one)",
+    )
     parser.add_argument("--prompt", action="append", help="text prompt (repeat for several)")
     parser.add_argument("--negative-prompt", default=None, help="unconditional text for guidance")
     parser.add_argument("--class-label", action="append", help="class name or index (repeat for several)")
@@ -45,16 +49,21 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def resolve_model(model: str) -> str:
-    """A local folder with model_index.json, or a Hub id; raises FileNotFoundError otherwise."""
+def resolve_model(model: str | None) -> str:
+    """A local folder with model_index.json, or a Hub id (None: the default model); FileNotFoundError
+    otherwise."""
+    from hfldm.resources import default_model
+
+    default = model is None
+    model = default_model() if default else model
     path = Path(model)
     if path.exists():
         if not (path / "model_index.json").is_file():
             raise FileNotFoundError(f"{model} is not a saved pipeline (no model_index.json in it)")
         return str(path)
-    if model != DEFAULT_MODEL and HUB_ID.match(model) and not path.parent.is_dir():
+    if not default and HUB_ID.match(model) and not path.parent.is_dir():
         return model
-    hint = " (train one first, or pass --model)" if model == DEFAULT_MODEL else ""
+    hint = " (set HFLDM_MODEL, train one first, or pass --model)" if default else ""
     raise FileNotFoundError(f"model folder not found: {model}{hint}")
 
 

@@ -1,0 +1,1 @@
+"""The bundled models, as package data of hfldm (`hfldm.bundled`; see hfldm/resources.py)."""

@@ -1,0 +1,1 @@
+"""Training configs, as package data of hfldm (`hfldm.configs`; see hfldm/resources.py)."""
