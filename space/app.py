@@ -187,8 +187,11 @@ def build_demo(
                 label="Samples", format="png", columns=4, object_fit="contain", elem_id="gallery"
             )
 
-        def run(prompt_, negative_, class_, steps, guidance, seed, randomize, scheduler, n, size,
-                progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)  # fmt: skip
+        def respond(
+            prompt_, negative_, class_, steps, guidance, seed, randomize, scheduler, n, size, progress
+        ):
+            """Sample with the UI's / API's values; a bad request becomes a Gradio error before any work."""
+            prompt_, negative_ = prompt_ or "", negative_ or ""  # the API may send None
             seed = random.randint(0, MAX_SEED) if randomize else seed
             try:
                 args = (prompt_, negative_, class_, steps, guidance, seed, scheduler, n, size, progress)
@@ -198,7 +201,30 @@ def build_demo(
             caption = (prompt_.strip() if text else class_) or "unconditional"
             return [(image, f"{caption} #{i + 1}") for i, image in enumerate(images)], seed
 
-        inputs = [prompt, negative, label, *settings]  # settings: steps, guidance, seed, randomise, ...
+        # the endpoint takes only the inputs this kind of model shows (a text model has no class argument)
+        progress_bar = gr.Progress()
+        if text:
+
+            def run(prompt_, negative_, steps, guidance, seed, randomize, scheduler, n, size,
+                    progress=progress_bar):  # fmt: skip
+                return respond(
+                    prompt_, negative_, None, steps, guidance, seed, randomize, scheduler, n, size, progress
+                )
+
+            conditioning = [prompt, negative]
+        elif classes:
+
+            def run(class_, steps, guidance, seed, randomize, scheduler, n, size, progress=progress_bar):
+                return respond("", "", class_, steps, guidance, seed, randomize, scheduler, n, size, progress)
+
+            conditioning = [label]
+        else:
+
+            def run(steps, guidance, seed, randomize, scheduler, n, size, progress=progress_bar):
+                return respond("", "", None, steps, guidance, seed, randomize, scheduler, n, size, progress)
+
+            conditioning = []
+        inputs = [*conditioning, *settings]  # settings: steps, guidance, seed, randomise, ...
         gr.on([button.click, prompt.submit], run, inputs, [gallery, settings[2]], api_name="generate")
     demo.queue(default_concurrency_limit=1, max_size=limits.queue_size)
     return demo

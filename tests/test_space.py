@@ -152,7 +152,7 @@ def test_missing_default_model_says_what_to_do(monkeypatch, tmp_path):
 
 def predict(client, prompt="cat face", steps=3, seed=7, n=2, size=IMAGE_SIZE, scheduler="DDIM"):
     """(gallery, seed) from the app's /generate endpoint; inputs in the order of build_demo's `inputs`."""
-    return client.predict(prompt, "", None, steps, 3.0, seed, False, scheduler, n, size, api_name="/generate")
+    return client.predict(prompt, "", steps, 3.0, seed, False, scheduler, n, size, api_name="/generate")
 
 
 def wait_for(job, *codes, timeout: float = 30.0) -> None:
@@ -193,11 +193,11 @@ def test_running_app_through_gradio_client(space, tmp_path):
         assert str(error.value) == message
 
     # one request runs, HFLDM_QUEUE_SIZE=1 waits, the next is turned away
-    slow = client.submit("cat face", "", None, 100, 3.0, 0, False, "DDIM", 2, 32, api_name="/generate")
+    slow = client.submit("cat face", "", 100, 3.0, 0, False, "DDIM", 2, 32, api_name="/generate")
     wait_for(slow, Status.PROGRESS)  # gr.Progress, fed by the pipeline's callback_on_step_end
     (unit,) = slow.status().progress_data
     assert (unit.desc, unit.length, unit.unit) == ("Denoising", 100, "steps") and 1 <= unit.index <= 100
-    waiting = client.submit("cat face", "", None, 1, 3.0, 0, False, "DDIM", 1, 16, api_name="/generate")
+    waiting = client.submit("cat face", "", 1, 3.0, 0, False, "DDIM", 1, 16, api_name="/generate")
     wait_for(waiting, Status.IN_QUEUE)
     with pytest.raises(QueueError, match="Queue is full"):
         predict(client, steps=1, n=1)
