@@ -6,7 +6,8 @@ from the step, because the data order is a function of (seed, epoch) and an opti
 `gradient_accumulation_steps` batches (`hfldm.training.runtime.train_batches`).
 
 A checkpoint is written under a temporary name and renamed when complete, so a run killed while saving
-never leaves a half-written `checkpoint-<step>` for `--resume_from_checkpoint latest` to pick up. The state
+never leaves a half-written `checkpoint-<step>` for `--resume_from_checkpoint latest` to pick up; older ones
+are pruned (to --checkpoints_total_limit) only after that rename, so a kill never leaves none. The state
 files are accelerate's (the RNG states and registered objects are pickles): resume only your own runs.
 """
 
@@ -51,17 +52,22 @@ def save_checkpoint(
     output_dir = Path(output_dir)
     final, partial = output_dir / f"checkpoint-{step}", output_dir / f".checkpoint-{step}.partial"
     if accelerator.is_main_process:
-        shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while saving
-        existing = list_checkpoints(output_dir) if total_limit is not None else []
-        for old in existing[: max(0, len(existing) - (total_limit or 0) + 1)]:  # room for the one saved now
-            shutil.rmtree(old)
+        for stale in output_dir.glob(".checkpoint-*.partial"):  # left by runs killed while saving
+            shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if final.exists():
-            shutil.rmtree(final)
+        if final.exists():  # saved again after resuming from an earlier step
+            os.replace(final, output_dir / f".{final.name}.old.partial")
         os.replace(partial, final)
+        # prune only now: until the rename above, the older checkpoints are the only complete ones
+        if total_limit is not None:
+            older = [p for p in list_checkpoints(output_dir) if p != final]
+            for old in older[: max(0, len(older) - total_limit + 1)]:
+                doomed = output_dir / f".{old.name}.partial"  # never a half-deleted checkpoint-<step>
+                os.replace(old, doomed)
+                shutil.rmtree(doomed)
     accelerator.wait_for_everyone()
     return final
 
