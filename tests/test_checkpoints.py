@@ -1,18 +1,25 @@
-"""Checkpoints under hostile conditions: kill -9 during saves with a total limit of 1."""
+"""Checkpoints under hostile conditions: kill -9 during saves with a total limit of 1, damaged files,
+planted pickles."""
 
 from __future__ import annotations
 
+import json
+import pickle
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from _training_helpers import ENV, ROOT, flags, ldm_args
+import torch
+from _training_helpers import ENV, ROOT, flags, ldm_args, max_difference, run_script
+from safetensors.torch import load_file
 
-from hfldm.training.checkpoints import checkpoint_step, list_checkpoints
+from hfldm.training.checkpoints import checkpoint_problem, checkpoint_step, list_checkpoints, pick_checkpoint
 
 INTERVAL = 1  # --checkpointing_steps: every step is a save, so most kills land in or near one
 UNBUFFERED = {**ENV, "PYTHONUNBUFFERED": "1"}  # the log must hold what the killed run printed
@@ -66,3 +73,116 @@ def test_sigkill_during_saves_with_limit_1_never_loses_more_than_one_interval(di
         assert newest >= saving - INTERVAL, (trial, saving, complete)
         assert len(complete) <= 2  # the limit, plus the one a kill before pruning leaves
         resumed_at = newest
+
+
+@pytest.fixture(scope="module")
+def finished_run(digits, autoencoder, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A 4-step train_ldm.py run with checkpoint-2 and checkpoint-4, and the flags that made it."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    extra = flags(max_samples=32, train_batch_size=8, max_train_steps=4, checkpointing_steps=2)
+    args = ldm_args(digits, autoencoder, out, *extra, *flags(scaling_factor=0.5, lr_scheduler="cosine"))
+    run_script("train_ldm.py", *args)
+    return out, args
+
+
+def copy_run(finished_run, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A copy of the finished run's checkpoints in tmp_path/run, with flags that point at it."""
+    out, args = finished_run
+    copy = tmp_path / "run"
+    for checkpoint in list_checkpoints(out):
+        shutil.copytree(checkpoint, copy / checkpoint.name)
+    return copy, [str(copy) if a == str(out) else a for a in args]
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def overwrite_header(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[8:40] = b"#" * 32  # the same size, an unreadable JSON header
+    path.write_bytes(bytes(data))
+
+
+DAMAGES = {
+    "truncated model.safetensors": ("model.safetensors", truncate),
+    "truncated optimizer.bin": ("optimizer.bin", truncate),
+    "truncated EMA": ("ema.safetensors", truncate),
+    "deleted model.safetensors": ("model.safetensors", Path.unlink),
+    "header of model.safetensors": ("model.safetensors", overwrite_header),
+    "truncated RNG state": ("rng_state_0.safetensors", truncate),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_checkpoint_is_named_and_latest_falls_back_to_the_previous(
+    finished_run, tmp_path, capsys, damage
+):
+    name, spoil = DAMAGES[damage]
+    out, _ = copy_run(finished_run, tmp_path)
+    spoil(out / "checkpoint-4" / name)
+    assert checkpoint_problem(out / "checkpoint-2") is None
+    assert checkpoint_problem(out / "checkpoint-4").startswith(f"{name} is ")
+    assert pick_checkpoint(out, "latest") == out / "checkpoint-2"
+    warning = capsys.readouterr().err
+    assert "WARNING" in warning and "checkpoint-4 is damaged" in warning and name in warning
+    with pytest.raises(ValueError, match=rf"^--resume_from_checkpoint: .*checkpoint-4: {name} is "):
+        pick_checkpoint(out, str(out / "checkpoint-4"))
+
+
+@pytest.mark.slow
+def test_resume_names_a_damaged_checkpoint_in_one_line_and_latest_resumes_exactly_from_the_previous(
+    finished_run, tmp_path
+):
+    """A named checkpoint without its weights: exit 2, one line naming model.safetensors (accelerate's
+    loader named pytorch_model.bin). `latest` with a truncated optimizer.bin: resumes from checkpoint-2, and
+    its re-saved checkpoint-4 holds the weights the undamaged run saved, bit for bit."""
+    out, args = copy_run(finished_run, tmp_path)
+    (out / "checkpoint-2" / "model.safetensors").unlink()
+    failed = run_script("train_ldm.py", *args, "--resume_from_checkpoint", str(out / "checkpoint-2"), rc=2)
+    assert "Traceback" not in failed.stderr and "pytorch_model.bin" not in failed.stderr
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"train_ldm.py: error: --resume_from_checkpoint: {out / 'checkpoint-2'}: model.safetensors is missing"
+    )
+
+    out, args = copy_run(finished_run, tmp_path / "fallback")
+    truncate(out / "checkpoint-4" / "optimizer.bin")
+    resumed = run_script("train_ldm.py", *args, "--resume_from_checkpoint", "latest")
+    assert "checkpoint-4 is damaged, optimizer.bin is damaged" in resumed.stderr
+    assert f"resuming from {out / 'checkpoint-2'} (step 2)" in resumed.stdout
+    original = load_file(finished_run[0] / "checkpoint-4" / "model.safetensors")
+    assert max_difference(original, load_file(out / "checkpoint-4" / "model.safetensors")) == 0
+
+
+class Marker:
+    """A pickle whose loading creates `path`: what a malicious checkpoint would run instead."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_resume_never_unpickles_a_planted_pickle(finished_run, tmp_path):
+    """accelerate's load_state unpickled custom_checkpoint_*.pkl with weights_only=False (the EMA); now the
+    EMA and RNG states are safetensors, a folder holding .pkl files is refused, and a planted optimizer.bin
+    (with a matching checkpoint.json) fails weights_only loading: the marker file is never created."""
+    out, _ = copy_run(finished_run, tmp_path)
+    marker = tmp_path / "pwned"
+    for name in ("custom_checkpoint_0.pkl", "random_states_0.pkl"):
+        with (out / "checkpoint-4" / name).open("wb") as f:
+            pickle.dump(Marker(marker), f)
+    planted = r"holds pickle files \(custom_checkpoint_0.pkl, random_states_0.pkl\)"
+    with pytest.raises(ValueError, match=planted):
+        pick_checkpoint(out, str(out / "checkpoint-4"))
+    assert pick_checkpoint(out, "latest") == out / "checkpoint-2"
+
+    checkpoint = out / "checkpoint-2"
+    torch.save({"state": Marker(marker)}, checkpoint / "optimizer.bin")
+    manifest = json.loads((checkpoint / "checkpoint.json").read_text())
+    manifest["files"]["optimizer.bin"] = (checkpoint / "optimizer.bin").stat().st_size
+    (checkpoint / "checkpoint.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"optimizer.bin is damaged \(Weights only load failed"):
+        pick_checkpoint(out, str(checkpoint))
+    assert not marker.exists()
