@@ -9,6 +9,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _training_helpers import ENV, ROOT, flags, ldm_args, max_difference, run_script
+from _training_helpers import ENV, ROOT, ema_shadow, flags, ldm_args, max_difference, run_script
 from safetensors.torch import load_file
 
 from hfldm.training.checkpoints import checkpoint_problem, checkpoint_step, list_checkpoints, pick_checkpoint
@@ -186,3 +187,61 @@ def test_resume_never_unpickles_a_planted_pickle(finished_run, tmp_path):
     with pytest.raises(ValueError, match=r"optimizer.bin is damaged \(Weights only load failed"):
         pick_checkpoint(out, str(checkpoint))
     assert not marker.exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_processes() -> list[str]:
+    return [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_resume_across_world_sizes_continues_exactly_or_refuses(digits, autoencoder, tmp_path):
+    """1 process × 8 and 2 processes × 4 train alike; a checkpoint of either resumes on the other and ends
+    where both uninterrupted runs end (linear LR decay with warm-up: the prepared schedule counts process
+    steps, so its position is rescaled). A different global batch is refused in one line."""
+    extra = flags(label_column="label", max_samples=64, max_train_steps=4, checkpointing_steps=2)
+    extra += flags(cond_drop_prob=0.5, lr_scheduler="linear", lr_warmup_steps=1, scaling_factor=0.5)
+
+    def train(name: str, processes: int, *more: str) -> Path:
+        batch = flags(train_batch_size=8 // processes)
+        launcher = two_processes() if processes == 2 else None
+        run_script("train_ldm.py", *ldm_args(digits, autoencoder, tmp_path / name, *extra, *batch, *more),
+                   launcher=launcher)  # fmt: skip
+        return tmp_path / name
+
+    def resumed(name: str, processes: int, checkpoint: Path) -> Path:
+        shutil.copytree(checkpoint, tmp_path / name / checkpoint.name)
+        return train(name, processes, "--resume_from_checkpoint", "latest")
+
+    one, two = train("one", 1), train("two", 2)
+    two_then_one, one_then_two = (
+        resumed("2to1", 1, two / "checkpoint-2"),
+        resumed("1to2", 2, one / "checkpoint-2"),
+    )
+    final = {
+        run: load_file(run / "checkpoint-4" / "model.safetensors")
+        for run in (one, two, two_then_one, one_then_two)
+    }
+    for run in (two, two_then_one, one_then_two):
+        assert max_difference(final[one], final[run]) < 1e-4, run.name  # Adam steps are 1e-3
+        ema_one, ema_run = ema_shadow(one / "checkpoint-4"), ema_shadow(run / "checkpoint-4")
+        assert ema_one.pop("step") == ema_run.pop("step") == 4
+        assert max_difference(ema_one, ema_run) < 1e-4
+
+    shutil.copytree(one / "checkpoint-2", tmp_path / "refused" / "checkpoint-2")
+    args = ldm_args(digits, autoencoder, tmp_path / "refused", *extra, *flags(train_batch_size=4))
+    failed = run_script("train_ldm.py", *args, "--resume_from_checkpoint", "latest", rc=2)
+    line = failed.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        "train_ldm.py: error: --resume_from_checkpoint: checkpoint-2 was trained by 1 process"
+    )
+    assert line.endswith("use --train_batch_size 8 --gradient_accumulation_steps 1 with 1 process(es)")

@@ -200,11 +200,10 @@ def check_run_shape(path: Path, then: dict, now: dict) -> None:
         g, a, n = then["global_batch_size"], then["gradient_accumulation_steps"], now["num_processes"]
         hint = ""
         if g and g % n == 0:
-            hint = f"; on {n} process(es) it continues with --train_batch_size {g // n}"
-            hint += f" --gradient_accumulation_steps {a}"
+            hint = f"; use --train_batch_size {g // n} --gradient_accumulation_steps {a} with {n} process(es)"
         raise ValueError(
-            f"--resume_from_checkpoint: {path.name} was trained by {shape(then)}, this run is {shape(now)}, "
-            f"which would continue on other batches and noise{hint}"
+            f"--resume_from_checkpoint: {path.name} was trained by {shape(then)}; this run is {shape(now)} "
+            f"and would continue on other batches and noise{hint}"
         )
     print(
         f"note: {path.name} was saved by {then['num_processes']} process(es), resuming with "
