@@ -54,6 +54,7 @@ from hfldm.training.models import (
     text_encoder_for,
     unet_from_yaml,
 )
+from hfldm.training.nonfinite import stop_on_nonfinite
 from hfldm.training.randomness import batch_size_of, step_draws
 from hfldm.training.runtime import (
     is_every,
@@ -209,6 +210,7 @@ def main() -> None:
         *trained, optimizer, lr_scheduler, train_loader
     )
     unet, text_encoder = trained[0], trained[-1] if train_text_encoder else text_encoder
+    stop_on_nonfinite(accelerator, train.skip_nonfinite_steps, optimizer)
     ema = make_ema(accelerator, unet, args.ema_decay, args.ema_power) if args.use_ema else None
     conditioner = Conditioner(kind, tokenizer, text_encoder, num_class_embeds, train_text_encoder, uncond)
     if accelerator.is_main_process:

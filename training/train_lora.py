@@ -37,6 +37,7 @@ from hfldm.training.latents import batch_latents
 from hfldm.training.lora import add_text_encoder_lora, save_text_encoder_lora, text_lora_targets
 from hfldm.training.losses import ldm_loss
 from hfldm.training.models import check_resolution, latent_channels, load_pipeline
+from hfldm.training.nonfinite import stop_on_nonfinite
 from hfldm.training.randomness import batch_size_of, step_draws
 from hfldm.training.runtime import (
     is_every,
@@ -133,6 +134,7 @@ def main() -> None:
         *trained, optimizer, lr_scheduler, train_loader
     )
     unet, text_model = trained[0], trained[1] if len(trained) > 1 else text_encoder
+    stop_on_nonfinite(accelerator, train.skip_nonfinite_steps, optimizer)
     conditioner = Conditioner(
         kind, tokenizer, text_model, num_class_embeds, train_text_encoder=len(trained) > 1
     )

@@ -12,9 +12,10 @@ from diffusers import ConfigMixin, ModelMixin
 from torch import nn
 
 from hfldm.autoencoders.encoder_decoder import Decoder, Encoder, check_architecture
+from hfldm.nn.finite import WarnNonFiniteWeights
 
 
-class LatentAutoencoder(ModelMixin, ConfigMixin):
+class LatentAutoencoder(WarnNonFiniteWeights, ModelMixin, ConfigMixin):
     """Base of `KLAutoencoder` and `VQAutoencoder`; not a model by itself (it has no config of its own)."""
 
     _supports_gradient_checkpointing = True

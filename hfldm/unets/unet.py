@@ -18,6 +18,7 @@ from diffusers.utils.peft_utils import apply_lora_scale
 from torch import nn
 
 from hfldm.nn.embeddings import ClassEmbedding, TimestepEmbedding
+from hfldm.nn.finite import WarnNonFiniteWeights
 from hfldm.nn.resnet import Downsample, ResBlock, Upsample, group_norm
 from hfldm.unets.blocks import Level, ResAttnBlock
 
@@ -32,7 +33,7 @@ def _per_level(value: Any, levels: int, name: str) -> tuple:
     return values
 
 
-class ConditionalUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
+class ConditionalUNet(WarnNonFiniteWeights, ModelMixin, ConfigMixin, PeftAdapterMixin):
     """ε_θ(z_t, t, y): predicts the noise in `sample`, given text (cross-attention), a class or nothing."""
 
     _supports_gradient_checkpointing = True
