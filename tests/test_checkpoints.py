@@ -232,10 +232,10 @@ def test_resume_across_world_sizes_continues_exactly_or_refuses(digits, autoenco
         for run in (one, two, two_then_one, one_then_two)
     }
     for run in (two, two_then_one, one_then_two):
-        assert max_difference(final[one], final[run]) < 1e-4, run.name  # Adam steps are 1e-3
+        assert max_difference(final[one], final[run]) < 1e-5, run.name  # 3e-4 with the LR schedule off
         ema_one, ema_run = ema_shadow(one / "checkpoint-4"), ema_shadow(run / "checkpoint-4")
         assert ema_one.pop("step") == ema_run.pop("step") == 4
-        assert max_difference(ema_one, ema_run) < 1e-4
+        assert max_difference(ema_one, ema_run) < 1e-5
 
     shutil.copytree(one / "checkpoint-2", tmp_path / "refused" / "checkpoint-2")
     args = ldm_args(digits, autoencoder, tmp_path / "refused", *extra, *flags(train_batch_size=4))
@@ -245,3 +245,31 @@ def test_resume_across_world_sizes_continues_exactly_or_refuses(digits, autoenco
         "train_ldm.py: error: --resume_from_checkpoint: checkpoint-2 was trained by 1 process"
     )
     assert line.endswith("use --train_batch_size 8 --gradient_accumulation_steps 1 with 1 process(es)")
+
+
+@pytest.mark.slow
+def test_autoencoder_resumes_exactly_from_its_checkpoint(digits, tmp_path):
+    """train_autoencoder.py has two models, two optimisers and two LR schedules (the PatchGAN's from step
+    3): resumed from a copy of checkpoint-2, its checkpoint-4 equals the uninterrupted run's, bit for bit.
+    (Not with --random_flip: this script flips in the loader with torch's global RNG, and the batches a
+    resume skips are never loaded, so the flips differ after it, as they did before these checkpoints.)"""
+
+    def train(out: Path, *more: str) -> None:
+        run_script("train_autoencoder.py", *flags(
+            train_data_dir=digits, resolution=16, regularizer="kl", downsample_factor=2, base_channels=8,
+            latent_channels=2, layers_per_block=1, disc_layers=2, disc_channels=8, disc_start=1,
+            max_train_steps=4, train_batch_size=8, report_to="none", validation_steps=0, output_dir=out,
+            checkpointing_steps=2, num_validation_images=8, lr_scheduler="cosine",
+        ), *more)  # fmt: skip
+
+    train(tmp_path / "ref")
+    shutil.copytree(tmp_path / "ref" / "checkpoint-2", tmp_path / "run" / "checkpoint-2")
+    train(tmp_path / "run", "--resume_from_checkpoint", "latest")
+    for name in ("model.safetensors", "model_1.safetensors"):
+        ref, run = (load_file(tmp_path / r / "checkpoint-4" / name) for r in ("ref", "run"))
+        assert max_difference(ref, run) == 0, name
+    ref, run = (
+        torch.load(tmp_path / r / "checkpoint-4" / "optimizer_1.bin", weights_only=True)
+        for r in ("ref", "run")
+    )
+    assert all(torch.equal(ref["state"][k]["exp_avg"], run["state"][k]["exp_avg"]) for k in ref["state"])
