@@ -179,25 +179,24 @@ def resume(accelerator: Accelerator, output_dir: str | Path, resume_from_checkpo
     if then["num_processes"] == now["num_processes"]:
         load_rng_state(path / rng_file(accelerator.process_index))
     else:
+        if accelerator.is_main_process:
+            print(f"note: {path.name} was saved by {then['num_processes']} process(es), resuming with "
+                  f"{now['num_processes']}: the same global batch and noise per sample; the global RNG "
+                  "(dropout, random crops) is re-seeded per process", file=sys.stderr)  # fmt: skip
         # the prepared LR schedulers step once per process per optimiser step: rescale their position
         for scheduler in accelerator._schedulers:
             inner = getattr(scheduler, "scheduler", scheduler)
             inner.last_epoch = inner.last_epoch * now["num_processes"] // then["num_processes"]
             inner._step_count = inner.last_epoch + 1
         seed = np.random.SeedSequence([step, accelerator.process_index]).generate_state(1)[0]
-        set_seed(int(seed))  # torch's global RNG (random crops only) has no saved state for this rank
+        set_seed(int(seed))  # the global RNGs have no saved state for this process
     return step
 
 
 def check_run_shape(path: Path, then: dict, now: dict) -> None:
-    """ValueError unless a run shaped `now` continues the checkpoint's run `then` exactly; a note when it
-    does with another number of processes."""
-    if then == now:
-        return
-    if (then["global_batch_size"], then["gradient_accumulation_steps"]) != (
-        now["global_batch_size"], now["gradient_accumulation_steps"]
-    ):  # fmt: skip
-        g, a, n = then["global_batch_size"], then["gradient_accumulation_steps"], now["num_processes"]
+    """ValueError unless a run shaped `now` continues the checkpoint's run `then` (see `run_shape`)."""
+    g, a, n = then["global_batch_size"], then["gradient_accumulation_steps"], now["num_processes"]
+    if (g, a) != (now["global_batch_size"], now["gradient_accumulation_steps"]):
         hint = ""
         if g and g % n == 0:
             hint = f"; use --train_batch_size {g // n} --gradient_accumulation_steps {a} with {n} process(es)"
@@ -205,12 +204,6 @@ def check_run_shape(path: Path, then: dict, now: dict) -> None:
             f"--resume_from_checkpoint: {path.name} was trained by {shape(then)}; this run is {shape(now)} "
             f"and would continue on other batches and noise{hint}"
         )
-    print(
-        f"note: {path.name} was saved by {then['num_processes']} process(es), resuming with "
-        f"{now['num_processes']}: the same global batch, so training continues exactly (torch's global RNG, "
-        "used only by random crops, is re-seeded per process)",
-        file=sys.stderr,
-    )
 
 
 def shape(run: dict) -> str:
