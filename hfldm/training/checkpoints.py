@@ -69,7 +69,7 @@ def save_checkpoint(
     output_dir = Path(output_dir)
     final, partial = output_dir / f"checkpoint-{step}", output_dir / f".checkpoint-{step}.partial"
     if accelerator.is_main_process:
-        for stale in output_dir.glob(".checkpoint-*.partial"):  # left by runs killed while saving
+        for stale in output_dir.glob(".checkpoint-*"):  # left by runs killed while saving or pruning
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
@@ -81,14 +81,16 @@ def save_checkpoint(
         files = {str(p.relative_to(partial)): p.stat().st_size for p in partial.rglob("*") if p.is_file()}
         manifest = dict(step=step, accelerate_step=accelerator.step, run=run_shape(accelerator), files=files)
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        replaced = output_dir / f".{final.name}.deleting"
         if final.exists():  # saved again after resuming from an earlier step
-            os.replace(final, output_dir / f".{final.name}.old.partial")
+            os.replace(final, replaced)
         os.replace(partial, final)
+        shutil.rmtree(replaced, ignore_errors=True)
         # prune only now: until the rename above, the older checkpoints are the only complete ones
         if total_limit is not None:
             older = [p for p in list_checkpoints(output_dir) if p != final]
             for old in older[: max(0, len(older) - total_limit + 1)]:
-                doomed = output_dir / f".{old.name}.partial"  # never a half-deleted checkpoint-<step>
+                doomed = output_dir / f".{old.name}.deleting"  # never a half-deleted checkpoint-<step>
                 os.replace(old, doomed)
                 shutil.rmtree(doomed)
     accelerator.wait_for_everyone()
