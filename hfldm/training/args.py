@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from tqdm.auto import tqdm
 from transformers import HfArgumentParser
+
+from hfldm.training.nonfinite import EXIT_CODE, NonFiniteError
 
 # the errors a user's input raises; anything else is a bug and keeps its traceback
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError)
@@ -200,10 +203,6 @@ def training_started() -> None:
 def run(main: Callable[[], None]) -> None:
     """Call `main()`; a bad argument found before training starts exits 2 with one line on stderr, a
     non-finite loss or gradient during training exits 3 with one line."""
-    from tqdm.auto import tqdm
-
-    from hfldm.training.nonfinite import EXIT_CODE, NonFiniteError
-
     try:
         main()
     except NonFiniteError as e:
