@@ -221,6 +221,7 @@ class LatentDiffusionPipeline(CompVisLoadingMixin, RemoteCodeMixin, LoraLoadingM
             width=width, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
             num_images_per_prompt=num_images_per_prompt, latents=latents, image=image, strength=strength,
             output_type=output_type, callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            eta=eta,
         )  # fmt: skip
         strength = 0.8 if image is not None and strength is None else strength
         if image is None:

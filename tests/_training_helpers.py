@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from hfldm import ConditionalUNet, KLAutoencoder
+from hfldm.training.state_files import load_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
@@ -28,10 +29,13 @@ def flags(**values) -> list[str]:
     return [item for name, value in values.items() for item in (f"--{name}", str(value))]
 
 
-def run_script(script: str, *args: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+def run_script(
+    script: str, *args: str, launcher: list[str] | None = None, rc: int = 0
+) -> subprocess.CompletedProcess:
+    """Run training/<script> with `args`; asserts its exit code is `rc`."""
     command = [*(launcher or [sys.executable]), str(ROOT / "training" / script), *args]
     result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == rc, result.stderr[-3000:]
     return result
 
 
@@ -50,8 +54,8 @@ def max_difference(a: dict, b: dict) -> float:
 
 
 def ema_shadow(checkpoint: Path) -> dict:
-    state = torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=True)  # diffusers' EMAModel state
-    return {"step": state["optimization_step"], **{str(i): p for i, p in enumerate(state["shadow_params"])}}
+    tensors, state = load_tensors(checkpoint / "ema.safetensors")  # diffusers' EMAModel state
+    return {"step": state["optimization_step"], **{k.split(".")[-1]: p for k, p in tensors.items()}}
 
 
 def tiny_unet(block_out_channels=(8, 16), **kwargs) -> ConditionalUNet:

@@ -38,6 +38,7 @@ from hfldm.training.data import held_out_images, load_images
 from hfldm.training.loop import train_loop
 from hfldm.training.losses import autoencoder_generator_loss, hinge_d_loss
 from hfldm.training.models import new_autoencoder, new_discriminator, perceptual_network
+from hfldm.training.nonfinite import stop_on_nonfinite
 from hfldm.training.randomness import global_indices, per_sample_normal, sample_generators
 from hfldm.training.runtime import (
     make_accelerator,
@@ -134,6 +135,7 @@ def main() -> None:
             model, discriminator, optimizer_g, optimizer_d, scheduler_g, scheduler_d, train_loader
         )
     )
+    stop_on_nonfinite(accelerator, train.skip_nonfinite_steps, optimizer_g, optimizer_d)
     if accelerator.is_main_process:
         accelerator.init_trackers("train_autoencoder", config=tracker_config(args, data, train))
     first_step = resume(accelerator, train.output_dir, train.resume_from_checkpoint)

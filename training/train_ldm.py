@@ -44,6 +44,7 @@ from hfldm.training.latents import batch_latents, latent_scale
 from hfldm.training.loop import train_loop
 from hfldm.training.losses import diffusion_loss
 from hfldm.training.models import check_resolution, run_tokenizer, text_encoder_for, unet_from_yaml
+from hfldm.training.nonfinite import stop_on_nonfinite
 from hfldm.training.randomness import batch_size_of, step_draws
 from hfldm.training.runtime import (
     make_accelerator,
@@ -241,6 +242,7 @@ def main() -> None:
         *trained, optimizer, lr_scheduler, train_loader
     )
     unet, text_encoder = trained[0], trained[-1] if train_text_encoder else text_encoder
+    stop_on_nonfinite(accelerator, train.skip_nonfinite_steps, optimizer)
     ema = make_ema(accelerator, unet, args.ema_decay, args.ema_power) if args.use_ema else None
     if accelerator.is_main_process:
         accelerator.init_trackers("train_ldm", config=tracker_config(args, data, train))

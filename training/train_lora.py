@@ -38,6 +38,7 @@ from hfldm.training.conditioner import Conditioner
 from hfldm.training.data import captions, data_for, load_images, pipeline_conditioning
 from hfldm.training.loop import train_loop
 from hfldm.training.models import check_resolution
+from hfldm.training.nonfinite import stop_on_nonfinite
 from hfldm.training.runtime import (
     make_accelerator,
     make_dataloader,
@@ -123,6 +124,7 @@ def main() -> None:
         *trained, optimizer, lr_scheduler, train_loader
     )
     unet, text_model = trained[0], trained[1] if len(trained) > 1 else text_encoder
+    stop_on_nonfinite(accelerator, train.skip_nonfinite_steps, optimizer)
     condition = Conditioner(
         kind, tokenizer, text_model, num_class_embeds, train_text_encoder=len(trained) > 1
     )

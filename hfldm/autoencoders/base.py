@@ -14,9 +14,10 @@ from torch import nn
 
 from hfldm.autoencoders.encoder_decoder import Decoder, Encoder, check_architecture
 from hfldm.autoencoders.latent_space import LatentSpace
+from hfldm.nn.finite import WarnNonFiniteWeights
 
 
-class LatentAutoencoder(ModelMixin, ConfigMixin, LatentSpace):
+class LatentAutoencoder(WarnNonFiniteWeights, ModelMixin, ConfigMixin, LatentSpace):
     """Base of `KLAutoencoder` and `VQAutoencoder`; not a model by itself (it has no config of its own).
 
     Subclasses implement `latent_moments`, `decode_latents` (the `LatentSpace` interface) and

@@ -13,6 +13,7 @@ import json
 import shlex
 from pathlib import Path
 
+from hfldm.commands import check_finite
 from hfldm.commands.generate import (
     DEFAULT_MODEL,
     HUB_ID,
@@ -92,6 +93,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--scheduler: unknown {args.scheduler!r} (choose from saved, {', '.join(SCHEDULERS)})"
         )
+    check_finite(args, "guidance_scale")
     if args.guidance_scale is not None and args.guidance_scale < 0:
         raise ValueError(f"--guidance-scale: must be >= 0, got {args.guidance_scale}")
     if Path(args.out).is_file():
@@ -265,12 +267,16 @@ def run(args: argparse.Namespace) -> int:
     check_args(args)
     model = resolve_model_flag(args.model)
     from hfldm.eval.report import evaluate, generate_images, reconstruction_figures
+    from hfldm.nn.finite import nonfinite_rows
 
     pipe = load_pipeline(model, args.scheduler, args.device)
     data = load_eval_set(args, pipe)
     text_image_model, features = load_feature_model(args.feature_model)
     w = guidance_scale(pipe, args.guidance_scale)
     images, seconds = generate_images(pipe, data, args.steps, w, args.seed, args.batch_size)
+    if bad := nonfinite_rows(images):  # FID's matrix square root would crash on them (MKL, not Python)
+        raise ValueError(f"--model: {bad} of {len(images)} samples of {args.model} hold nan/inf values (a "
+                         "diverged model?); no report written")  # fmt: skip
     report = {
         "model": args.model or model,
         "dataset": args.dataset,

@@ -12,6 +12,8 @@ import math
 import re
 from pathlib import Path
 
+from hfldm.commands import check_finite
+
 DEFAULT_MODEL = None  # --model's default: env HFLDM_MODEL, else the bundled model (hfldm.resources)
 # --scheduler choice -> (module, class); "saved" keeps the scheduler stored with the model
 SCHEDULERS = {
@@ -74,6 +76,7 @@ def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Fail on bad numbers and paths before anything heavy is imported."""
+    check_finite(args, "guidance_scale", "eta", "strength")
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     if args.num_images < 1:

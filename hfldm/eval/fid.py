@@ -16,6 +16,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from hfldm.eval.features import feature_network_name, to_unit_range
+from hfldm.nn.finite import nonfinite_rows
 
 
 def build_metrics(
@@ -55,6 +56,9 @@ def compute_fid_kid(
     "kid_subset_size", "kid_subsets".
     """
     real, fake = to_unit_range(real_images, value_range), to_unit_range(fake_images, value_range)
+    for name, images in (("real_images", real_images), ("fake_images", fake_images)):
+        if bad := nonfinite_rows(images):  # the matrix square root would crash in LAPACK, not raise
+            raise ValueError(f"{name}: {bad} of {len(images)} images hold nan/inf values")
     if min(len(real), len(fake)) < 2:
         raise ValueError("real_images, fake_images: FID needs at least 2 images in each set")
     if not 2 <= kid_subset_size <= min(len(real), len(fake)):

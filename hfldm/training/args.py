@@ -9,6 +9,7 @@ line on stderr and exit code 2, never a traceback, as long as training has not s
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import types
@@ -20,7 +21,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from tqdm.auto import tqdm
 from transformers import HfArgumentParser
+
+from hfldm.training.nonfinite import EXIT_CODE, NonFiniteError
 
 # the errors a user's input raises; anything else is a bug and keeps its traceback
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError)
@@ -65,6 +69,9 @@ class TrainingArguments:
     logging_steps: int = arg(10, "Log the loss every N optimiser steps.")
     report_to: Literal["tensorboard", "none"] = arg("tensorboard", "Where to log scalars and images.")
     dataloader_num_workers: int = arg(0, "Data-loading worker processes per device.")
+    skip_nonfinite_steps: int = arg(
+        0, "Skip up to N optimiser steps whose loss or gradient is nan/inf; stop (exit 3) at the next one."
+    )
 
 
 class RawDescriptionDefaults(RawDescriptionHelpFormatter, ArgumentDefaultsHelpFormatter):
@@ -94,6 +101,8 @@ def _check_field(obj, f: dataclasses.Field, hint) -> None:
         raise ValueError(f"{name}: expected a number, got {value!r}")
     if hint is int and not float(value).is_integer():
         raise ValueError(f"{name}: expected an integer, got {value!r}")
+    if hint is float and not math.isfinite(value):
+        raise ValueError(f"{name}: must be a finite number, got {value}")
     if hint is float:
         setattr(obj, f.name, float(value))
     if hint is int:
@@ -123,6 +132,7 @@ def check_training_arguments(train: TrainingArguments) -> None:
     check_positive(train, "train_batch_size", "max_train_steps", "gradient_accumulation_steps")
     check_positive(train, "learning_rate", "checkpointing_steps", "logging_steps", "checkpoints_total_limit")
     check_positive(train, "lr_warmup_steps", "validation_steps", "dataloader_num_workers", allow_zero=True)
+    check_positive(train, "skip_nonfinite_steps", allow_zero=True)
     check_positive(train, "max_grad_norm", "adam_weight_decay", allow_zero=True)
     if not 0 <= train.adam_beta1 < 1 or not 0 <= train.adam_beta2 < 1:
         raise ValueError("--adam_beta1/--adam_beta2: must be in [0, 1)")
@@ -191,9 +201,13 @@ def training_started() -> None:
 
 
 def run(main: Callable[[], None]) -> None:
-    """Call `main()`; a bad argument found before training starts exits 2 with one line on stderr."""
+    """Call `main()`; a bad argument found before training starts exits 2 with one line on stderr, a
+    non-finite loss or gradient during training exits 3 with one line."""
     try:
         main()
+    except NonFiniteError as e:
+        tqdm.write(f"{Path(sys.argv[0]).name}: error: {e}", sys.stderr)  # on a line of its own, not the bar's
+        sys.exit(EXIT_CODE)
     except USER_ERRORS as e:
         if _TRAINING_STARTED or os.environ.get("HFLDM_TRACEBACK"):
             raise

@@ -3,23 +3,41 @@
 A checkpoint holds the models, optimisers, LR schedulers, every registered object (the EMA), the RNG states
 of each process and accelerate's gradient-accumulation step. The data position is not stored: it follows
 from the step, because the data order is a function of (seed, epoch) and an optimiser step always consumes
-`gradient_accumulation_steps` batches (`hfldm.training.runtime.train_batches`).
+`gradient_accumulation_steps` batches (`hfldm.training.runtime.train_batches`). `checkpoint.json`, written
+last, lists every file with its size and the run's shape (processes, global batch, accumulation).
 
 A checkpoint is written under a temporary name and renamed when complete, so a run killed while saving
-never leaves a half-written `checkpoint-<step>` for `--resume_from_checkpoint latest` to pick up. The state
-files are accelerate's (the RNG states and registered objects are pickles): resume only your own runs.
+never leaves a half-written `checkpoint-<step>` for `--resume_from_checkpoint latest` to pick up; older ones
+are pruned (to --checkpoints_total_limit) only after that rename, so a kill never leaves none.
+
+Resume never unpickles: the RNG states and the EMA are safetensors + JSON (`hfldm.training.state_files`),
+the optimiser and LR-scheduler states are loaded by accelerate with `torch.load(weights_only=True)`, and a
+checkpoint holding any `.pkl` file is refused. It validates the checkpoint first (`checkpoint_problem`):
+`latest` falls back, loudly, past damaged checkpoints to the newest complete one; a named damaged one is
+an error naming the file. A checkpoint resumes with another number of processes when the global batch
+(processes × --train_batch_size) and --gradient_accumulation_steps are the same: the per-sample
+generators then draw the same numbers for the same samples. Otherwise resume refuses.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
+import numpy as np
+import torch
 from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors import safe_open
+
+from hfldm.training.state_files import load_rng_state, rng_file, save_rng_state
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+MANIFEST = "checkpoint.json"
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
@@ -51,19 +69,96 @@ def save_checkpoint(
     output_dir = Path(output_dir)
     final, partial = output_dir / f"checkpoint-{step}", output_dir / f".checkpoint-{step}.partial"
     if accelerator.is_main_process:
-        shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while saving
-        existing = list_checkpoints(output_dir) if total_limit is not None else []
-        for old in existing[: max(0, len(existing) - (total_limit or 0) + 1)]:  # room for the one saved now
-            shutil.rmtree(old)
+        for stale in output_dir.glob(".checkpoint-*"):  # left by runs killed while saving or pruning
+            shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
+    # accelerate pickles each process's RNG states: keep them as safetensors instead
+    (partial / f"random_states_{accelerator.process_index}.pkl").unlink(missing_ok=True)
+    save_rng_state(partial / rng_file(accelerator.process_index))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if final.exists():
-            shutil.rmtree(final)
+        files = {str(p.relative_to(partial)): p.stat().st_size for p in partial.rglob("*") if p.is_file()}
+        manifest = dict(step=step, accelerate_step=accelerator.step, run=run_shape(accelerator), files=files)
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        replaced = output_dir / f".{final.name}.deleting"
+        if final.exists():  # saved again after resuming from an earlier step
+            os.replace(final, replaced)
         os.replace(partial, final)
+        shutil.rmtree(replaced, ignore_errors=True)
+        # prune only now: until the rename above, the older checkpoints are the only complete ones
+        if total_limit is not None:
+            older = [p for p in list_checkpoints(output_dir) if p != final]
+            for old in older[: max(0, len(older) - total_limit + 1)]:
+                doomed = output_dir / f".{old.name}.deleting"  # never a half-deleted checkpoint-<step>
+                os.replace(old, doomed)
+                shutil.rmtree(doomed)
     accelerator.wait_for_everyone()
     return final
+
+
+def run_shape(accelerator: Accelerator) -> dict:
+    """What a checkpoint must share with the run resuming it: processes, global batch, accumulation."""
+    loaders = accelerator._dataloaders  # the prepared training loader (no public accessor)
+    return dict(
+        num_processes=accelerator.num_processes,
+        global_batch_size=loaders[0].total_batch_size if loaders else None,  # per forward pass, all processes
+        gradient_accumulation_steps=accelerator.gradient_accumulation_steps,
+    )
+
+
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """None when `folder` is a complete checkpoint; otherwise what is wrong with it, naming the file.
+
+    Complete: no pickle files, `checkpoint.json` present, every file it lists present with its size, every
+    safetensors header readable and every `.bin` loadable with `torch.load(weights_only=True)`.
+    """
+    folder = Path(folder)
+    if pickles := sorted(p.name for p in folder.rglob("*.pkl")):
+        return f"holds pickle files ({', '.join(pickles)}), which resume never loads (they can run code)"
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+    except FileNotFoundError:
+        return f"{MANIFEST} is missing (not a complete checkpoint of this hfldm version)"
+    except (ValueError, KeyError, TypeError):
+        return f"{MANIFEST} is damaged"
+    for name, size in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} is damaged ({path.stat().st_size:,} of {size:,} bytes)"
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt") as f:
+                    f.keys()  # parses the header
+            elif path.suffix == ".bin":
+                torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - whatever the reader says, the file is unusable
+            return f"{name} is damaged ({(str(e).splitlines() or [type(e).__name__])[0][:160]})"
+    return None
+
+
+def pick_checkpoint(output_dir: str | Path, resume_from_checkpoint: str) -> Path | None:
+    """The complete checkpoint that --resume_from_checkpoint names: a folder, or 'latest', the newest
+    complete one of `output_dir` (None when there is none yet); warns on stderr about each damaged one
+    skipped. ValueError naming the damaged file when a named folder is damaged."""
+    if resume_from_checkpoint != "latest":
+        path = Path(resume_from_checkpoint)
+        checkpoint_step(path)
+        if problem := checkpoint_problem(path):
+            raise ValueError(f"--resume_from_checkpoint: {path}: {problem}")
+        return path
+    checkpoints = list_checkpoints(output_dir)
+    for path in reversed(checkpoints):
+        if (problem := checkpoint_problem(path)) is None:
+            return path
+        print(f"WARNING: --resume_from_checkpoint latest: {path} is damaged, {problem}: falling back to the "
+              "previous checkpoint", file=sys.stderr)  # fmt: skip
+    if checkpoints:
+        raise ValueError(f"--resume_from_checkpoint latest: none of the {len(checkpoints)} checkpoints in "
+                         f"{output_dir} is complete (see the warnings above)")  # fmt: skip
+    return None
 
 
 def resume(accelerator: Accelerator, output_dir: str | Path, resume_from_checkpoint: str | None) -> int:
@@ -73,15 +168,48 @@ def resume(accelerator: Accelerator, output_dir: str | Path, resume_from_checkpo
     """
     if resume_from_checkpoint is None:
         return 0
-    if resume_from_checkpoint == "latest":
-        checkpoints = list_checkpoints(output_dir)
-        if not checkpoints:
-            accelerator.print(f"no checkpoint in {output_dir}: starting from scratch")
-            return 0
-        path = checkpoints[-1]
-    else:
-        path = Path(resume_from_checkpoint)
-    step = checkpoint_step(path)
+    path = pick_checkpoint(output_dir, resume_from_checkpoint)
+    if path is None:
+        accelerator.print(f"no checkpoint in {output_dir}: starting from scratch")
+        return 0
+    step, manifest = checkpoint_step(path), json.loads((path / MANIFEST).read_text())
+    then, now = manifest["run"], run_shape(accelerator)
+    check_run_shape(path, then, now)
     accelerator.print(f"resuming from {path} (step {step})")
     accelerator.load_state(str(path))
+    accelerator.step = manifest["accelerate_step"]  # counts forward passes: drives gradient accumulation
+    if then["num_processes"] == now["num_processes"]:
+        load_rng_state(path / rng_file(accelerator.process_index))
+    else:
+        if accelerator.is_main_process:
+            print(f"note: {path.name} was saved by {then['num_processes']} process(es), resuming with "
+                  f"{now['num_processes']}: the same global batch and noise per sample; the global RNG "
+                  "(dropout, random crops) is re-seeded per process", file=sys.stderr)  # fmt: skip
+        # the prepared LR schedulers step once per process per optimiser step: rescale their position
+        for scheduler in accelerator._schedulers:
+            inner = getattr(scheduler, "scheduler", scheduler)
+            inner.last_epoch = inner.last_epoch * now["num_processes"] // then["num_processes"]
+            inner._step_count = inner.last_epoch + 1
+        seed = np.random.SeedSequence([step, accelerator.process_index]).generate_state(1)[0]
+        set_seed(int(seed))  # the global RNGs have no saved state for this process
     return step
+
+
+def check_run_shape(path: Path, then: dict, now: dict) -> None:
+    """ValueError unless a run shaped `now` continues the checkpoint's run `then` (see `run_shape`)."""
+    g, a, n = then["global_batch_size"], then["gradient_accumulation_steps"], now["num_processes"]
+    if (g, a) != (now["global_batch_size"], now["gradient_accumulation_steps"]):
+        hint = ""
+        if g and g % n == 0:
+            hint = f"; use --train_batch_size {g // n} --gradient_accumulation_steps {a} with {n} process(es)"
+        raise ValueError(
+            f"--resume_from_checkpoint: {path.name} was trained by {shape(then)}; this run is {shape(now)} "
+            f"and would continue on other batches and noise{hint}"
+        )
+
+
+def shape(run: dict) -> str:
+    """'2 processes × --train_batch_size 4 × --gradient_accumulation_steps 1'."""
+    p, g = run["num_processes"], run["global_batch_size"]
+    return (f"{p} process{'es' if p > 1 else ''} × --train_batch_size {g // p if g else '?'} × "
+            f"--gradient_accumulation_steps {run['gradient_accumulation_steps']}")  # fmt: skip

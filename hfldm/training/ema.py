@@ -13,10 +13,13 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from torch import nn
 
+from hfldm.training.state_files import load_ema, save_ema
+
 
 def make_ema(accelerator: Accelerator, model: nn.Module, decay: float, power: float = 2 / 3) -> EMAModel:
-    """An EMAModel of `model`'s (unwrapped) parameters on its device, registered so that
-    `accelerator.save_state` / `load_state` carry its shadow weights and step count."""
+    """An EMAModel of `model`'s (unwrapped) parameters on its device, hooked into `accelerator.save_state` /
+    `load_state` so that checkpoints carry its shadow weights and step count (as `ema.safetensors`, not
+    accelerate's pickled custom state)."""
     model = accelerator.unwrap_model(model)
     ema = EMAModel(
         model.parameters(),
@@ -27,7 +30,13 @@ def make_ema(accelerator: Accelerator, model: nn.Module, decay: float, power: fl
         model_config=model.config,
     )
     ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
+
+    def save_hook(models, weights, folder):
+        if accelerator.is_main_process:
+            save_ema(ema, folder)
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(lambda models, folder: load_ema(ema, folder))
     return ema
 
 

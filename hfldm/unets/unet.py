@@ -20,6 +20,7 @@ from torch import nn
 from hfldm.nn.attention import AttentionProcessorsMixin
 from hfldm.nn.checkpointing import run_block
 from hfldm.nn.embeddings import ClassEmbedding, TimestepEmbedding
+from hfldm.nn.finite import WarnNonFiniteWeights
 from hfldm.nn.resnet import Downsample, ResBlock, Upsample, group_norm
 from hfldm.unets.blocks import Level, ResAttnBlock
 
@@ -34,7 +35,9 @@ def _per_level(value: Any, levels: int, name: str) -> tuple:
     return values
 
 
-class ConditionalUNet(ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAdapterMixin):
+class ConditionalUNet(
+    WarnNonFiniteWeights, ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAdapterMixin
+):
     """ε_θ(z_t, t, y): predicts the noise in `sample`, given text (cross-attention), a class or nothing."""
 
     _supports_gradient_checkpointing = True
