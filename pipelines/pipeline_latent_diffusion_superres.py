@@ -37,9 +37,10 @@ import hfldm.schedulers.ddpm
 import hfldm.unets.unet
 from hfldm.autoencoders.latent_space import LatentSpace, latent_space
 from hfldm.pipelines.component_names import renamed_components
+from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.sampling import scheduler_step_kwargs
 from hfldm.pipelines.saving import RemoteCodeMixin
-from hfldm.pipelines.superres_inputs import batch_shape, check_inputs, rgb_batch
+from hfldm.pipelines.superres_inputs import batch_shape, check_inputs
 from hfldm.unets.concat import concat_condition, condition_channels
 
 IMAGE_CHANNELS = 3  # y is an RGB image

@@ -115,3 +115,16 @@ def test_digits_are_sklearn_digits_as_ink_on_white():
 
 
 # ---------------------------------------------------------------- bad images
+
+
+@needs_emoji
+@pytest.mark.parametrize("flag", ["--emoji_test", "--font"])
+def test_emoji_cli_refuses_a_source_of_another_kind(tmp_path, capsys, flag):
+    """Another text file as emoji-test.txt (it yields no rows) or as the font: one line naming the flag,
+    exit 2, no dataset written."""
+    other = tmp_path / "notes.txt"
+    other.write_text("just some text\n")
+    assert cli(["data", "emoji", "--out", str(tmp_path / "out"), "--limit", "5", flag, str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"hfldm data: error: {flag}: {other}") and "\n" not in err
+    assert not (tmp_path / "out").exists()

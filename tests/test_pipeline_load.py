@@ -179,3 +179,67 @@ def test_cli_bad_inputs_give_one_line_errors(saved, tmp_path, capsys):
     assert result.returncode == 2
     assert result.stderr.strip() == f"hfldm generate: error: model folder not found: {tmp_path / 'missing'}"
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--image", "NOT_AN_IMAGE"], "--image: "),
+        (["--device", "bogus"], "--device: 'bogus' is not a torch device"),
+        (["--device", "cuda"], "--device: cuda asked for, but torch sees no CUDA GPU here"),
+        (
+            ["--num-images", "300"],
+            "--num-images: 1 prompt(s) × 300 = 300 images is more than --max-images 256",
+        ),
+    ],
+)
+def test_cli_refuses_before_sampling_in_one_line(saved, tmp_path, capsys, extra, message):
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("not an image")
+    extra = [str(not_an_image) if e == "NOT_AN_IMAGE" else e for e in extra]
+    argv = [
+        "generate",
+        "--model",
+        str(saved["text"][0]),
+        "--prompt",
+        "cat face",
+        "--out",
+        str(tmp_path / "x.png"),
+    ]
+    assert hfldm_main([*argv, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"hfldm generate: error: {message}") and "\n" not in err, err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_batches_large_requests_reproducibly(saved, tmp_path):
+    """--batch-size splits the request into pipeline calls; the same seed and batch size give the same grid,
+    and a batch as large as the request gives what one call gives."""
+    folder = saved["text"][0]
+    argv = ["generate", "--model", str(folder), "--prompt", "cat face", "--prompt", "dog", "--steps", "2"]
+    argv += ["--num-images", "3", "--seed", "0"]
+    grids = {}
+    for name, batch in (("one-call", "6"), ("batched", "2"), ("batched-again", "2")):
+        assert hfldm_main([*argv, "--batch-size", batch, "--out", str(tmp_path / f"{name}.png")]) == 0
+        grids[name] = _png(tmp_path / f"{name}.png")
+    assert grids["one-call"].shape == grids["batched"].shape == (2 * IMAGE_SIZE, 3 * IMAGE_SIZE, 3)
+    np.testing.assert_array_equal(grids["batched"], grids["batched-again"])
+    pipe = LatentDiffusionPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    one_call = sample(pipe, steps=2, prompt=["cat face", "dog"], num_images_per_prompt=3, output_type="pil")
+    rows = [np.concatenate([np.asarray(im) for im in one_call[i : i + 3]], axis=1) for i in (0, 3)]
+    np.testing.assert_array_equal(grids["one-call"], np.concatenate(rows, axis=0))
+
+
+def test_img2img_converts_grayscale_and_rgba_images(saved):
+    """image= of any PIL mode is converted to RGB (transparency on white), as the training data are."""
+    pipe = LatentDiffusionPipeline.from_pretrained(saved["text"][0])
+    pipe.set_progress_bar_config(disable=True)
+    rgb = PIL.Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (200, 30, 30))
+    transparent = PIL.Image.new("RGBA", (IMAGE_SIZE, IMAGE_SIZE), (0, 0, 0, 0))
+    white = PIL.Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (255, 255, 255))
+    kwargs = dict(prompt="cat face", strength=0.5, num_inference_steps=4, output_type="np")
+    for image, same_as in ((rgb.convert("L"), rgb.convert("L").convert("RGB")), (transparent, white)):
+        out = pipe(image=image, generator=torch.Generator().manual_seed(0), **kwargs).images
+        expected = pipe(image=same_as, generator=torch.Generator().manual_seed(0), **kwargs).images
+        np.testing.assert_array_equal(out, expected)

@@ -52,6 +52,7 @@ def bad_argument_cases(
         ("train_ldm.py", "--config", [*ldm, "--config", str(unknown_key)]),
         ("train_ldm.py", "--mixed_precision", [*ldm, "--mixed_precision", "fp16"]),
         ("train_ldm.py", "--train_batch_size", [*ldm, "--train_batch_size", "0"]),
+        ("train_ldm.py", "--train_batch_size", [*ldm, "--train_batch_size", "1000"]),  # more than the data
         (
             "train_autoencoder.py",
             "--downsample_factor",
@@ -62,6 +63,20 @@ def bad_argument_cases(
             "--disc_layers",
             ["--train_data_dir", str(digits), "--resolution", "16", "--disc_layers", "3"],
         ),  # fmt: skip
+        (
+            "train_autoencoder.py",
+            "--train_batch_size",
+            [
+                "--train_data_dir",
+                str(digits),
+                "--resolution",
+                "16",
+                "--disc_layers",
+                "2",
+                "--train_batch_size",
+                "1000",
+            ],
+        ),
         ("train_lora.py", "--pretrained_model", ["--pretrained_model", str(tmp_path / "nowhere")]),
     ]
 

@@ -47,6 +47,8 @@ def register(subparsers) -> None:
     parser.add_argument("--image", default=None, help="input image for image-to-image (SDEdit)")
     parser.add_argument("--strength", type=float, default=None, help="image-to-image noise level in [0, 1]")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per pipeline call (memory bound)")
+    parser.add_argument("--max-images", type=int, default=256, help="refuse requests for more images")
     parser.add_argument("--out", required=True, help="output PNG file")
     parser.set_defaults(func=run)
 
@@ -81,6 +83,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     if args.num_images < 1:
         raise ValueError(f"--num-images must be at least 1, got {args.num_images}")
+    if args.batch_size < 1 or args.max_images < 1:
+        raise ValueError(
+            f"--batch-size and --max-images must be at least 1, got {args.batch_size}, {args.max_images}"
+        )
     if args.image is not None and not Path(args.image).is_file():
         raise FileNotFoundError(f"--image not found: {args.image}")
     if Path(args.out).suffix.lower() != ".png":
@@ -132,28 +138,73 @@ def grid_of(images: list, cols: int):
     return make_image_grid(images + [blank] * (rows * cols - len(images)), rows, cols)
 
 
+def calls(conditions: list, num_images: int, batch_size: int):
+    """(conditions, images per condition) of the pipeline calls that make `num_images` images of each
+    condition in order, at most `batch_size` images a call."""
+    if num_images >= batch_size:
+        for condition in conditions:
+            for start in range(0, num_images, batch_size):
+                yield [condition], min(batch_size, num_images - start)
+    else:
+        per_call = batch_size // num_images
+        for start in range(0, len(conditions), per_call):
+            yield conditions[start : start + per_call], num_images
+
+
+def open_image(path: str):
+    """The --image file as an RGB PIL image; ValueError naming --image when it is not an image."""
+    import PIL.Image
+
+    try:
+        with PIL.Image.open(path) as image:
+            return image.convert("RGB")  # grayscale, palette, RGBA, CMYK: converted, as the data loader does
+    except (PIL.UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"--image: {path} is not an image PIL can read ({type(e).__name__})") from None
+
+
+def check_device(device: str | None) -> None:
+    """ValueError naming --device when torch does not know it or this machine lacks it."""
+    import torch
+
+    if device is None:
+        return
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ValueError(
+            f"--device: {device!r} is not a torch device (cpu, cuda, cuda:0, mps, ...)"
+        ) from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device: {device} asked for, but torch sees no CUDA GPU here; use cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device: {device} asked for, but torch has no MPS device here; use cpu")
+
+
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     model = resolve_model(args.model)
-    import PIL.Image
     import torch
 
+    check_device(args.device)
+    image = open_image(args.image) if args.image else None
+    conditions = args.prompt or parse_class_labels(args.class_label) or [None]
+    total = len(conditions) * args.num_images
+    if total > args.max_images:
+        raise ValueError(
+            f"--num-images: {len(conditions)} prompt(s) × {args.num_images} = {total} images is more than "
+            f"--max-images {args.max_images} (raise it if you mean it; they are drawn --batch-size at a time)"
+        )
     pipe = load_pipeline(model, args.scheduler, args.device)
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
-    images = pipe(
-        prompt=args.prompt,
-        negative_prompt=args.negative_prompt,
-        class_labels=parse_class_labels(args.class_label),
-        height=args.height,
-        width=args.width,
-        num_inference_steps=args.steps,
-        num_images_per_prompt=args.num_images,
-        eta=args.eta,
-        generator=torch.Generator("cpu").manual_seed(args.seed),
-        image=PIL.Image.open(args.image).convert("RGB") if args.image else None,
-        strength=args.strength,
-        **kwargs,
-    ).images
+    key = "prompt" if args.prompt else "class_labels" if args.class_label else None
+    generator, images = torch.Generator("cpu").manual_seed(args.seed), []
+    for group, n in calls(conditions, args.num_images, args.batch_size):
+        condition = {key: group} if key else {}
+        images += pipe(
+            **condition, negative_prompt=args.negative_prompt, height=args.height, width=args.width,
+            num_inference_steps=args.steps, num_images_per_prompt=n, eta=args.eta, generator=generator,
+            image=image, strength=args.strength, **kwargs,
+        ).images  # fmt: skip
     # one row per prompt / class label; a single prompt's images as a near-square grid
     several = len(images) > args.num_images
     grid = grid_of(images, args.num_images if several else math.ceil(math.sqrt(len(images))))

@@ -70,7 +70,10 @@ class EmojiRenderer:
     def __init__(self, font_path: str | Path = EMOJI_FONT):
         if not Path(font_path).is_file():
             raise FileNotFoundError(f"{font_path} not found; {MISSING_HINT}")
-        self.font = ImageFont.truetype(str(font_path), FONT_SIZE)
+        try:
+            self.font = ImageFont.truetype(str(font_path), FONT_SIZE)
+        except OSError as e:  # not a font, or no 109 px strike
+            raise ValueError(f"--font: {font_path} is not a bitmap emoji font Pillow opens ({e})") from None
         self.advance = self.font.getlength("\U0001f600")  # width of one glyph
         self._notdef = self._draw("\U000e0000")  # an unassigned code point draws the .notdef glyph
 
@@ -137,6 +140,8 @@ def build_emoji(
     if limit is not None and limit <= 0:
         raise ValueError(f"limit must be positive, got {limit}")
     entries = parse_emoji_test(emoji_test)[:limit]
+    if not entries:  # another text file: nothing in it reads as "codepoints ; fully-qualified # ..."
+        raise ValueError(f"--emoji_test: {emoji_test} lists no fully-qualified emoji (is it emoji-test.txt?)")
     renderer = EmojiRenderer(font_path)
     rows: dict[int, dict[str, list]] = {r: {"train": [], "test": []} for r in resolutions}
     skipped = []

@@ -73,6 +73,15 @@ def make_dataloader(
     )
 
 
+def check_loader(dataloader) -> None:
+    """ValueError naming --train_batch_size when a map-style dataset gives no full batch per process."""
+    if not isinstance(dataloader.dataset, datasets.IterableDataset) and len(dataloader) == 0:
+        size = len(dataloader.dataset)
+        raise ValueError(
+            f"--train_batch_size: larger than the {size} training images per process (no full batch)"
+        )
+
+
 def train_batches(accelerator: Accelerator, dataloader, first_step: int, accumulation: int) -> Iterator:
     """Yields the batches of this process epoch after epoch, from where optimiser step `first_step` left off.
 
@@ -80,10 +89,9 @@ def train_batches(accelerator: Accelerator, dataloader, first_step: int, accumul
     `first_step * accumulation` batches are skipped without being loaded. (A stream has no known length:
     its resume skips that many batches from the start of the stream.)
     """
+    check_loader(dataloader)
     if isinstance(dataloader.dataset, datasets.IterableDataset):  # length unknown: skip from the start
         epoch, skip = 0, first_step * accumulation
-    elif len(dataloader) == 0:
-        raise ValueError("--train_batch_size: larger than the training set on each process (no full batch)")
     else:
         epoch, skip = divmod(first_step * accumulation, len(dataloader))
     while True:

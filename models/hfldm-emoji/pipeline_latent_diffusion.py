@@ -31,6 +31,7 @@ import hfldm.schedulers.ddpm
 import hfldm.unets.unet
 from hfldm.autoencoders.latent_space import LatentSpace, latent_space
 from hfldm.pipelines.compvis import CompVisLoadingMixin
+from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.inputs import as_list, broadcast_batch, check_inputs, class_label_ids
 from hfldm.pipelines.lora_loading import LoraLoadingMixin
 from hfldm.pipelines.sampling import scheduler_step_kwargs, sdedit_start
@@ -162,7 +163,7 @@ class LatentDiffusionPipeline(CompVisLoadingMixin, RemoteCodeMixin, LoraLoadingM
 
     def encode_image(self, image: PipelineImageInput, height: int | None, width: int | None) -> torch.Tensor:
         """z_0 = E(x) · scaling_factor, (N, C, h, w): the posterior mean (KL) or the encoder output (VQ)."""
-        x = self.image_processor.preprocess(image, height=height, width=width)
+        x = self.image_processor.preprocess(rgb_batch(image), height=height, width=width)  # any mode -> RGB
         return self.latent_space.scale_latents(self.latent_space.latents(x))
 
     def decode_latents(self, latents: torch.Tensor, output_type: str):
