@@ -20,6 +20,9 @@ class Limits:
     max_guidance: float = 20.0  # classifier-free guidance scale w
     max_prompt_chars: int = 300
     queue_size: int = 16  # requests waiting; more are refused with "Queue is full"
+    # work of one request = steps × images × pixels per image; 3 M is about a minute of this 2-core CPU with
+    # the bundled model (4 images × 25 steps at 32 px = 0.1 M took ≈ 2 s)
+    max_work: int = 3_000_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Limits:
@@ -64,5 +67,12 @@ def check_request(
         raise ValueError(f"Guidance scale must be between 0 and {limits.max_guidance}, got {guidance_scale}.")
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"Seed must be between 0 and {MAX_SEED}, got {seed}.")
+    work = steps * num_images * size * size
+    if work > limits.max_work:
+        raise ValueError(
+            f"This request is {steps} steps × {num_images} images × {size}² pixels = {work / 1e6:.1f} M "
+            f"pixel-steps; this Space serves up to {limits.max_work / 1e6:.1f} M per request (about a minute "
+            "on its CPU). Use fewer steps, images or pixels."
+        )
     if len(prompt) > limits.max_prompt_chars:
         raise ValueError(f"Prompt is {len(prompt)} characters long; the limit is {limits.max_prompt_chars}.")

@@ -75,6 +75,11 @@ def test_limits_come_from_env():
         (dict(seed=-1), "Seed must be between 0 and"),
         (dict(scheduler="PNDM"), "Unknown scheduler 'PNDM'; choose one of DDPM, DDIM, DPM-Solver, Euler"),
         (dict(prompt="x" * 301), "Prompt is 301 characters long; the limit is 300"),
+        (  # within every single limit, but about 40 minutes of this CPU: the work bound says so
+            dict(steps=100, num_images=8, size=256),
+            "This request is 100 steps × 8 images × 256² pixels = 52.4 M pixel-steps; this Space serves "
+            "up to 3.0 M per request",
+        ),
     ],
 )
 def test_generate_refuses_requests_beyond_the_limits_before_sampling(pipe, request_, message):
