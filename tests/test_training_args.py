@@ -53,6 +53,8 @@ def bad_argument_cases(
         ("train_ldm.py", "--mixed_precision", [*ldm, "--mixed_precision", "fp16"]),
         ("train_ldm.py", "--train_batch_size", [*ldm, "--train_batch_size", "0"]),
         ("train_ldm.py", "--train_batch_size", [*ldm, "--train_batch_size", "1000"]),  # more than the data
+        ("train_ldm.py", "--push_to_hub", [*ldm, "--push_to_hub", "--hub_model_id", "me/ldm"]),  # offline
+        ("train_ldm.py", "--report_to", [*ldm, "--report_to", "tensorbored"]),
         (
             "train_autoencoder.py",
             "--downsample_factor",

@@ -35,6 +35,7 @@ from hfldm.training.args import (
 from hfldm.training.autoencoding import RegularizedAutoencoder, frozen
 from hfldm.training.checkpoints import resume
 from hfldm.training.data import held_out_images, load_images
+from hfldm.training.hub import hub_repo, push_folder
 from hfldm.training.loop import train_loop
 from hfldm.training.losses import autoencoder_generator_loss, hinge_d_loss
 from hfldm.training.models import new_autoencoder, new_discriminator, perceptual_network
@@ -93,6 +94,7 @@ def main() -> None:
         AutoencoderArguments, DataArguments, TrainingArguments, description=__doc__
     )
     check_training_arguments(train)
+    repo_id = hub_repo(train.push_to_hub, train.hub_model_id, train.output_dir, train.hub_token)
     accelerator = make_accelerator(train, train.seed)
     set_seed(train.seed)
 
@@ -193,6 +195,10 @@ def main() -> None:
         accelerator.unwrap_model(discriminator).save_pretrained(f"{train.output_dir}/discriminator")
         held_out_scores = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         accelerator.print(f"saved the autoencoder to {train.output_dir}; held-out {held_out_scores}")
+        if repo_id is not None:
+            push_folder(
+                repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_autoencoder.py"
+            )
     accelerator.end_training()
 
 

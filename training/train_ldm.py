@@ -40,6 +40,7 @@ from hfldm.training.checkpoints import resume
 from hfldm.training.conditioner import Conditioner
 from hfldm.training.data import captions, conditioning_kind, ldm_data, num_classes
 from hfldm.training.ema import ema_weights, make_ema
+from hfldm.training.hub import hub_repo, push_folder
 from hfldm.training.latents import batch_latents, latent_scale
 from hfldm.training.loop import train_loop
 from hfldm.training.losses import diffusion_loss
@@ -186,6 +187,7 @@ class LDMTrainer:
 def main() -> None:
     args, data, train = parse_args(LDMArguments, DataArguments, TrainingArguments, description=__doc__)
     check_training_arguments(train)
+    repo_id = hub_repo(train.push_to_hub, train.hub_model_id, train.output_dir, train.hub_token)
     kind = conditioning_kind(args.text_encoder, data.caption_column, data.label_column)
     accelerator = make_accelerator(train, train.seed)
     set_seed(train.seed)
@@ -281,6 +283,8 @@ def main() -> None:
             ema.copy_to(accelerator.unwrap_model(unet).parameters())
         pipeline().save_pretrained(train.output_dir)
         accelerator.print(f"saved the pipeline to {train.output_dir}")
+        if repo_id is not None:
+            push_folder(repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_ldm.py")
     accelerator.end_training()
 
 

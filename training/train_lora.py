@@ -36,6 +36,7 @@ from hfldm.training.args import (
 from hfldm.training.checkpoints import resume
 from hfldm.training.conditioner import Conditioner
 from hfldm.training.data import captions, data_for, load_images, pipeline_conditioning
+from hfldm.training.hub import hub_repo, push_folder
 from hfldm.training.loop import train_loop
 from hfldm.training.models import check_resolution
 from hfldm.training.nonfinite import stop_on_nonfinite
@@ -81,6 +82,7 @@ class LoRAArguments:
 def main() -> None:
     args, data, train = parse_args(LoRAArguments, DataArguments, TrainingArguments, description=__doc__)
     check_training_arguments(train)
+    repo_id = hub_repo(train.push_to_hub, train.hub_model_id, train.output_dir, train.hub_token)
     accelerator = make_accelerator(train, train.seed)
     set_seed(train.seed)
 
@@ -163,6 +165,8 @@ def main() -> None:
         if len(trained) > 1:
             save_text_encoder_lora(accelerator.unwrap_model(text_model), text_lora, train.output_dir)
         accelerator.print(f"saved the LoRA adapter to {train.output_dir}")
+        if repo_id is not None:
+            push_folder(repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_lora.py")
     accelerator.end_training()
 
 

@@ -67,7 +67,13 @@ class TrainingArguments:
     )
     validation_steps: int = arg(500, "Write validation images and metrics every N optimiser steps (0 = off).")
     logging_steps: int = arg(10, "Log the loss every N optimiser steps.")
-    report_to: Literal["tensorboard", "none"] = arg("tensorboard", "Where to log scalars and images.")
+    report_to: str = arg(
+        "tensorboard",
+        "Trackers for scalars and images: none, all, or accelerate's (tensorboard, wandb, ...).",
+    )
+    push_to_hub: bool = arg(False, "Upload the final model folder to the Hub (--hub_model_id, --hub_token).")
+    hub_model_id: str | None = arg(None, "Hub repo of --push_to_hub (default: the output_dir's name).")
+    hub_token: str | None = arg(None, "Token for --push_to_hub (default: the logged-in user's).")
     dataloader_num_workers: int = arg(0, "Data-loading worker processes per device.")
     skip_nonfinite_steps: int = arg(
         0, "Skip up to N optimiser steps whose loss or gradient is nan/inf; stop (exit 3) at the next one."
@@ -127,11 +133,23 @@ def check_positive(obj, *names: str, allow_zero: bool = False) -> None:
             raise ValueError(f"--{name}: must be {bound}, got {value}")
 
 
+def check_report_to(report_to: str) -> None:
+    """ValueError naming --report_to unless it is none, all or trackers accelerate knows (comma-separated)."""
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    names = [n.strip() for n in report_to.split(",")]
+    unknown = [n for n in names if n not in ("none", "all", *LOGGER_TYPE_TO_CLASS)]
+    if unknown:
+        known = ", ".join(["none", "all", *LOGGER_TYPE_TO_CLASS])
+        raise ValueError(f"--report_to: unknown tracker(s) {unknown}; choose from {known}")
+
+
 def check_training_arguments(train: TrainingArguments) -> None:
     """The checks TrainingArguments needs beyond its types (ValueError naming the argument)."""
     check_positive(train, "train_batch_size", "max_train_steps", "gradient_accumulation_steps")
     check_positive(train, "learning_rate", "checkpointing_steps", "logging_steps", "checkpoints_total_limit")
     check_positive(train, "lr_warmup_steps", "validation_steps", "dataloader_num_workers", allow_zero=True)
+    check_report_to(train.report_to)
     check_positive(train, "skip_nonfinite_steps", allow_zero=True)
     check_positive(train, "max_grad_norm", "adam_weight_decay", allow_zero=True)
     if not 0 <= train.adam_beta1 < 1 or not 0 <= train.adam_beta2 < 1:

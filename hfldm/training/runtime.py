@@ -41,7 +41,7 @@ def make_accelerator(train: TrainingArguments, seed: int) -> Accelerator:
         cpu=cpu_processes,
         gradient_accumulation_plugin=accumulation,
         mixed_precision=train.mixed_precision,
-        log_with=None if train.report_to == "none" else train.report_to,
+        log_with=None if train.report_to == "none" else [n.strip() for n in train.report_to.split(",")],
         project_config=project,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed),
     )

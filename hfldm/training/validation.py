@@ -104,9 +104,11 @@ def save_and_log(accelerator: Accelerator, image: Image.Image, output_dir: str, 
     path = Path(output_dir) / "validation" / f"{name}-{step:06d}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
-    for tracker in accelerator.trackers:
+    for tracker in accelerator.trackers:  # whichever trackers --report_to started
         if tracker.name == "tensorboard":
             tracker.writer.add_image(name, np.asarray(image), step, dataformats="HWC")
+        elif hasattr(tracker, "log_images"):  # wandb, comet_ml, aim, ...: their own image logging
+            tracker.log_images({name: [np.asarray(image)]}, step)
     return path
 
 
