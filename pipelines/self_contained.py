@@ -118,7 +118,8 @@ def _files_diffusers_copies_along():  # never called
 
 def write_code(folder: str | Path, entry: str, cls: type) -> list[str]:
     """Write `<entry>.py` (the file model_index.json points at) and the flat copies of the modules that
-    `cls` needs into `folder`; returns the names of the files written."""
+    `cls` needs into `folder`, removing the copies of an earlier save that are no longer needed; returns
+    the names of the files written."""
     try:
         version = importlib.metadata.version(PACKAGE)
     except importlib.metadata.PackageNotFoundError:  # saved again from a folder loaded without hfldm
@@ -126,15 +127,17 @@ def write_code(folder: str | Path, entry: str, cls: type) -> list[str]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     modules = module_closure(cls.__module__)
-    written = []
-    for name in modules:
-        (folder / f"{flat_name(name)}.py").write_text(flat_source(name), encoding="utf-8")
-        written.append(f"{flat_name(name)}.py")
+    sources = {f"{flat_name(name)}.py": flat_source(name) for name in modules}
+    for stale in folder.glob(f"{PACKAGE}_*.py"):
+        if stale.name not in sources:
+            stale.unlink()
+    for file_name, text in sources.items():
+        (folder / file_name).write_text(text, encoding="utf-8")
     imports = "\n".join(f"    from .{flat_name(name)} import __name__" for name in modules)
     import_class = f"from .{flat_name(cls.__module__)} import {cls.__name__}  # noqa: F401"
     text = ENTRY.format(class_name=cls.__name__, version=version, import_class=import_class, imports=imports)
     (folder / f"{entry}.py").write_text(text, encoding="utf-8")
-    return [f"{entry}.py", *written]
+    return [f"{entry}.py", *sources]
 
 
 def component_entry(name: str) -> str:
