@@ -1,0 +1,183 @@
+"""Self-contained model folders: the hfldm source a saved pipeline needs, shipped in the folder, so that
+`DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` runs where hfldm is not installed.
+
+diffusers 0.42 loads third-party code from a folder in two places (pipelines/pipeline_loading_utils.py):
+the pipeline class from `<_class_name[0]>.py` at the top, and a component from `<component>/<entry[0]>.py`
+when model_index.json records it as `[entry[0], class]` and that file exists. Each such *entry file* is
+copied into HF_MODULES_CACHE/diffusers_modules/local/ together with the files it imports relatively, and only
+those (utils/dynamic_modules_utils.py, `check_imports`; one level deep for a local folder).
+
+So each entry file written here is a short generated one that imports its class from a copy of the hfldm
+module that defines it, and lists, in a function that is never called, every module that code needs. The
+copies are hfldm's own source files, read at save time, named by module (`hfldm.unets.unet` ->
+`hfldm_unets_unet.py`), with their `from hfldm.x import y` and package-relative imports rewritten to
+`from .hfldm_x import y`; nothing else in them changes.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import importlib.util
+import sys
+from pathlib import Path
+
+PACKAGE = "hfldm"
+# modules diffusers loaded from a folder (a pipeline loaded without hfldm, saved again) live under here
+DYNAMIC_PACKAGE = "diffusers_modules"
+
+
+def is_internal(module_name: str) -> bool:
+    """Whether a module is code that has to travel with the folder (hfldm's, or a folder's shipped copy)."""
+    return module_name.startswith((f"{PACKAGE}.", f"{DYNAMIC_PACKAGE}."))
+
+
+def flat_name(module_name: str) -> str:
+    """The file name (without .py) of a module's copy in a folder: `hfldm.unets.unet` -> `hfldm_unets_unet`;
+    an already shipped copy (`diffusers_modules.local.hfldm_unets_unet`) keeps its own."""
+    if module_name.startswith(f"{PACKAGE}."):
+        return module_name.replace(".", "_")
+    return module_name.rsplit(".", 1)[-1]
+
+
+def _source(module_name: str) -> tuple[str, ast.Module]:
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None) or importlib.util.find_spec(module_name).origin
+    text = Path(path).read_text(encoding="utf-8")
+    return text, ast.parse(text)
+
+
+def _package(module_name: str) -> str:
+    spec = importlib.util.find_spec(module_name)
+    return module_name if spec.submodule_search_locations else module_name.rpartition(".")[0]
+
+
+def internal_imports(module_name: str) -> list[tuple[ast.ImportFrom, str]]:
+    """(statement, imported module) for each import of internal code in the module, at any depth (lazy
+    imports inside functions included). ValueError for `import hfldm.x` and `from hfldm import x`, which a
+    flat copy cannot express: write `from hfldm.x import name`."""
+    _, tree = _source(module_name)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == PACKAGE for a in node.names):
+            hint = f"write `from {node.names[0].name} import ...`"
+            raise ValueError(f"{module_name}, line {node.lineno}: {hint}")
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        target = node.module or ""
+        if node.level:
+            target = importlib.util.resolve_name("." * node.level + target, _package(module_name))
+        if not is_internal(target + "."):
+            continue
+        if importlib.util.find_spec(target).submodule_search_locations:
+            hint = f"import from a module, not from the package {target}"
+            raise ValueError(f"{module_name}, line {node.lineno}: {hint}")
+        found.append((node, target))
+    return found
+
+
+def module_closure(module_name: str) -> list[str]:
+    """The module and every internal module it imports, directly or not, in a fixed order."""
+    seen, todo = [], [module_name]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.append(name)
+            todo.extend(target for _, target in internal_imports(name))
+    return [module_name, *sorted(seen[1:])]
+
+
+def flat_source(module_name: str) -> str:
+    """The module's source with each internal import rewritten to `from .<flat name> import ...`."""
+    text, _ = _source(module_name)
+    lines = text.splitlines(keepends=True)
+    for node, target in sorted(internal_imports(module_name), key=lambda item: -item[0].lineno):
+        names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in node.names)
+        first, last = lines[node.lineno - 1], lines[node.end_lineno - 1]
+        # keep the indentation and whatever follows the statement on its last line (a comment, the newline)
+        statement = first[: node.col_offset] + f"from .{flat_name(target)} import {names}"
+        tail = last.encode()[node.end_col_offset :].decode()  # ast's offsets count UTF-8 bytes
+        lines[node.lineno - 1 : node.end_lineno] = [statement + tail]
+    return "".join(lines)
+
+
+ENTRY = '''"""{class_name} for `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`, written by
+hfldm's save_pretrained (hfldm {version}). The code is in the hfldm_*.py files beside this one: hfldm's own
+source, its hfldm imports made relative, so that the folder loads where hfldm is not installed. With hfldm
+installed, hfldm's pipelines load the folder with its installed classes instead.
+"""
+
+{import_class}
+
+
+def _files_diffusers_copies_along():  # never called
+    """diffusers copies into its module cache only the files an entry file imports (check_imports)."""
+{imports}
+'''
+
+
+def write_code(folder: str | Path, entry: str, cls: type) -> list[str]:
+    """Write `<entry>.py` (the file model_index.json points at) and the flat copies of the modules that
+    `cls` needs into `folder`, removing the copies of an earlier save that are no longer needed; returns
+    the names of the files written."""
+    try:
+        version = importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:  # saved again from a folder loaded without hfldm
+        version = "unknown"
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    modules = module_closure(cls.__module__)
+    sources = {f"{flat_name(name)}.py": flat_source(name) for name in modules}
+    for stale in folder.glob(f"{PACKAGE}_*.py"):
+        if stale.name not in sources:
+            stale.unlink()
+    for file_name, text in sources.items():
+        (folder / file_name).write_text(text, encoding="utf-8")
+    imports = "\n".join(f"    from .{flat_name(name)} import __name__" for name in modules)
+    import_class = f"from .{flat_name(cls.__module__)} import {cls.__name__}  # noqa: F401"
+    text = ENTRY.format(class_name=cls.__name__, version=version, import_class=import_class, imports=imports)
+    (folder / f"{entry}.py").write_text(text, encoding="utf-8")
+    return [f"{entry}.py", *sources]
+
+
+def component_entry(name: str) -> str:
+    """The entry file (without .py) of component `name` in its sub-folder: `unet` -> `unet_hfldm`."""
+    return f"{name}_hfldm"
+
+
+def write_component_code(pipe, folder: str | Path, index: dict) -> None:
+    """For each component of `pipe` whose class is hfldm's, write its code into its sub-folder and point
+    its model_index.json entry (`index`, changed in place) at it: `["unet_hfldm", "ConditionalUNet"]`."""
+    for name, entry in list(index.items()):
+        component = getattr(pipe, name, None) if isinstance(entry, list) else None
+        cls = type(component)
+        if component is None or not is_internal(cls.__module__):
+            continue
+        write_code(Path(folder) / name, component_entry(name), cls)
+        index[name] = [component_entry(name), cls.__name__]
+
+
+def write_folder_code(pipe, folder: str | Path, pipeline_file: str, index: dict) -> None:
+    """All the code a saved folder of `pipe` ships: `<pipeline_file>.py` and the hfldm modules at the top,
+    each hfldm component's in its sub-folder; `index` (model_index.json) is pointed at the entry files."""
+    index["_class_name"] = [pipeline_file, type(pipe).__name__]
+    write_code(folder, pipeline_file, type(pipe))
+    write_component_code(pipe, folder, index)
+
+
+def installed_entries(config: dict, folder: str | Path | None) -> dict:
+    """`config` (a folder's model_index.json) with each component entry written by `write_component_code`
+    turned back into the installed hfldm module that defines the class (`["hfldm.unets.unet",
+    "ConditionalUNet"]`), for loading with hfldm's own classes; that module must have been imported."""
+    loaded = {n: m for n, m in sys.modules.items() if n.startswith(f"{PACKAGE}.") and m is not None}
+    for name, entry in config.items():
+        if not (isinstance(entry, list) and len(entry) == 2 and entry[0] == component_entry(name)):
+            continue
+        if folder is not None and not (Path(folder) / name / f"{entry[0]}.py").is_file():
+            continue
+        for module_name, module in loaded.items():
+            cls = getattr(module, entry[1], None)
+            if isinstance(cls, type) and cls.__module__ == module_name:
+                config[name] = [module_name, entry[1]]
+                break
+    return config
