@@ -66,7 +66,7 @@ h×w pixels (multiples of {multiple}) become {f}h×{f}w. Autoencoder `{vae}`, U-
 from diffusers import DiffusionPipeline
 from PIL import Image
 
-pipe = DiffusionPipeline.from_pretrained("path/to/this/folder", trust_remote_code=True)  # needs hfldm
+pipe = DiffusionPipeline.from_pretrained("path/to/this/folder", trust_remote_code=True)  # code in the folder
 upscaled = pipe(Image.open("low_res.png"), num_inference_steps=100).images[0]
 ```
 """

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from pathlib import Path
 
 from hfldm.pipelines.self_contained import installed_entries, write_folder_code
@@ -169,6 +168,5 @@ class RemoteCodeMixin:
         config = loaded[0] if isinstance(loaded, tuple) else loaded
         if config.get("_class_name") == [cls.pipeline_file(), cls.__name__]:
             config["_class_name"] = cls.__name__
-            source = str(args[0] if args else kwargs.get("pretrained_model_name_or_path", ""))
-            installed_entries(config, source if os.path.isdir(source) else None)
+            installed_entries(config)
         return loaded

@@ -7,11 +7,15 @@ when model_index.json records it as `[entry[0], class]` and that file exists. Ea
 copied into HF_MODULES_CACHE/diffusers_modules/local/ together with the files it imports relatively, and only
 those (utils/dynamic_modules_utils.py, `check_imports`; one level deep for a local folder).
 
-So each entry file written here is a short generated one that imports its class from a copy of the hfldm
-module that defines it, and lists, in a function that is never called, every module that code needs. The
-copies are hfldm's own source files, read at save time, named by module (`hfldm.unets.unet` ->
-`hfldm_unets_unet.py`), with their `from hfldm.x import y` and package-relative imports rewritten to
-`from .hfldm_x import y`; nothing else in them changes.
+So the pipeline's entry file written here is a short generated one that imports its class from a copy of
+the hfldm module that defines it, and lists, in a function that is never called, every module that the
+pipeline and its components need. The copies sit next to model_index.json; they are hfldm's own source
+files, read at save time, named by module (`hfldm.unets.unet` -> `hfldm_unets_unet.py`), with their
+`from hfldm.x import y` and package-relative imports rewritten to `from .hfldm_x import y`; nothing else in
+them changes. A component's entry file takes its class from the same copy with `importlib`, which
+diffusers' copier does not follow: the file is already in the module cache (the pipeline is loaded first),
+the class is the very one the pipeline's code imports, and a sub-folder holds nothing but its entry file,
+which is all that diffusers downloads from a Hub sub-folder with weights in it.
 """
 
 from __future__ import annotations
@@ -115,18 +119,34 @@ def _files_diffusers_copies_along():  # never called
 {imports}
 '''
 
+COMPONENT_ENTRY = '''"""{class_name} for `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`,
+written by hfldm's save_pretrained (hfldm {version}). Its code is the folder's copy of hfldm's source next to
+model_index.json ({module}.py), which diffusers copies into its module cache with the pipeline's file and
+loads before any component.
+"""
 
-def write_code(folder: str | Path, entry: str, cls: type) -> list[str]:
-    """Write `<entry>.py` (the file model_index.json points at) and the flat copies of the modules that
-    `cls` needs into `folder`, removing the copies of an earlier save that are no longer needed; returns
-    the names of the files written."""
+import importlib
+
+# not `from .{module} import ...`: diffusers would then look for that file in this sub-folder
+{class_name} = importlib.import_module(".{module}", __package__).{class_name}
+'''
+
+
+def _version() -> str:
     try:
-        version = importlib.metadata.version(PACKAGE)
+        return importlib.metadata.version(PACKAGE)
     except importlib.metadata.PackageNotFoundError:  # saved again from a folder loaded without hfldm
-        version = "unknown"
+        return "unknown"
+
+
+def write_code(folder: str | Path, entry: str, cls: type, more: list[type] = ()) -> list[str]:
+    """Write `<entry>.py` (the file model_index.json points at) and the flat copies of the modules that
+    `cls` and the classes `more` need into `folder`, removing the copies of an earlier save that are no
+    longer needed; returns the names of the files written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     modules = module_closure(cls.__module__)
+    modules += sorted({m for c in more for m in module_closure(c.__module__)} - set(modules))
     sources = {f"{flat_name(name)}.py": flat_source(name) for name in modules}
     for stale in folder.glob(f"{PACKAGE}_*.py"):
         if stale.name not in sources:
@@ -135,7 +155,9 @@ def write_code(folder: str | Path, entry: str, cls: type) -> list[str]:
         (folder / file_name).write_text(text, encoding="utf-8")
     imports = "\n".join(f"    from .{flat_name(name)} import __name__" for name in modules)
     import_class = f"from .{flat_name(cls.__module__)} import {cls.__name__}  # noqa: F401"
-    text = ENTRY.format(class_name=cls.__name__, version=version, import_class=import_class, imports=imports)
+    text = ENTRY.format(
+        class_name=cls.__name__, version=_version(), import_class=import_class, imports=imports
+    )
     (folder / f"{entry}.py").write_text(text, encoding="utf-8")
     return [f"{entry}.py", *sources]
 
@@ -145,35 +167,39 @@ def component_entry(name: str) -> str:
     return f"{name}_hfldm"
 
 
-def write_component_code(pipe, folder: str | Path, index: dict) -> None:
-    """For each component of `pipe` whose class is hfldm's, write its code into its sub-folder and point
-    its model_index.json entry (`index`, changed in place) at it: `["unet_hfldm", "ConditionalUNet"]`."""
-    for name, entry in list(index.items()):
-        component = getattr(pipe, name, None) if isinstance(entry, list) else None
-        cls = type(component)
-        if component is None or not is_internal(cls.__module__):
-            continue
-        write_code(Path(folder) / name, component_entry(name), cls)
-        index[name] = [component_entry(name), cls.__name__]
+def hfldm_components(pipe, index: dict) -> dict[str, type]:
+    """{name: class} of the components of `pipe` (listed in `index`, its model_index.json) whose classes
+    are hfldm's, or a folder's shipped copies of them."""
+    components = {name: getattr(pipe, name, None) for name, entry in index.items() if isinstance(entry, list)}
+    return {n: type(c) for n, c in components.items() if c is not None and is_internal(type(c).__module__)}
 
 
 def write_folder_code(pipe, folder: str | Path, pipeline_file: str, index: dict) -> None:
-    """All the code a saved folder of `pipe` ships: `<pipeline_file>.py` and the hfldm modules at the top,
-    each hfldm component's in its sub-folder; `index` (model_index.json) is pointed at the entry files."""
+    """All the code a saved folder of `pipe` ships: `<pipeline_file>.py` with the hfldm modules that the
+    pipeline and its components need at the top, and `<name>/<name>_hfldm.py` for each hfldm component;
+    `index` (model_index.json, changed in place) points at the entry files."""
+    folder = Path(folder)
+    components = hfldm_components(pipe, index)
     index["_class_name"] = [pipeline_file, type(pipe).__name__]
-    write_code(folder, pipeline_file, type(pipe))
-    write_component_code(pipe, folder, index)
+    write_code(folder, pipeline_file, type(pipe), more=list(components.values()))
+    for name, cls in components.items():
+        (folder / name).mkdir(exist_ok=True)
+        for stale in (folder / name).glob(f"{PACKAGE}_*.py"):  # copies an earlier layout kept here
+            stale.unlink()
+        text = COMPONENT_ENTRY.format(
+            class_name=cls.__name__, version=_version(), module=flat_name(cls.__module__)
+        )
+        (folder / name / f"{component_entry(name)}.py").write_text(text, encoding="utf-8")
+        index[name] = [component_entry(name), cls.__name__]
 
 
-def installed_entries(config: dict, folder: str | Path | None) -> dict:
-    """`config` (a folder's model_index.json) with each component entry written by `write_component_code`
+def installed_entries(config: dict) -> dict:
+    """`config` (a folder's model_index.json) with each component entry written by `write_folder_code`
     turned back into the installed hfldm module that defines the class (`["hfldm.unets.unet",
     "ConditionalUNet"]`), for loading with hfldm's own classes; that module must have been imported."""
     loaded = {n: m for n, m in sys.modules.items() if n.startswith(f"{PACKAGE}.") and m is not None}
     for name, entry in config.items():
         if not (isinstance(entry, list) and len(entry) == 2 and entry[0] == component_entry(name)):
-            continue
-        if folder is not None and not (Path(folder) / name / f"{entry[0]}.py").is_file():
             continue
         for module_name, module in loaded.items():
             cls = getattr(module, entry[1], None)

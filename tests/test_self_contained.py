@@ -13,6 +13,7 @@ import pytest
 from _ldm_fixtures import class_pipeline, sample, text_pipeline
 from _no_hfldm import load_without_hfldm
 from _superres_fixtures import low_res_images, sr_pipeline, upscale
+from diffusers.utils.dynamic_modules_utils import get_relative_imports
 
 from hfldm import (
     ConditionalUNet,
@@ -55,10 +56,17 @@ def test_folder_records_shipped_entry_files_and_copies_of_the_current_source(sav
     assert index["scheduler"] == ["scheduler_hfldm", "DDPMScheduler"]
     assert index["text_encoder"] == ["transformers", "DistilBertModel"]  # not hfldm's: nothing shipped
     assert not list((folder / "text_encoder").glob("*.py"))
-    for sub, cls in (("", LatentDiffusionPipeline), ("unet", ConditionalUNet), ("vae", KLAutoencoder),
-                     ("scheduler", DDPMScheduler)):  # fmt: skip
-        copy = folder / sub / f"{flat_name(cls.__module__)}.py"
+    for cls in (LatentDiffusionPipeline, ConditionalUNet, KLAutoencoder, DDPMScheduler):
+        copy = folder / f"{flat_name(cls.__module__)}.py"
         assert copy.read_text() == flat_source(cls.__module__)  # the source of this checkout, rewritten
+    # what diffusers' copier reads (check_imports): the pipeline's entry file names every copy at the top;
+    # a sub-folder holds only its entry file (all diffusers downloads from a Hub sub-folder with weights),
+    # which names no file to copy along
+    copies = sorted(p.stem for p in folder.glob("hfldm_*.py"))
+    assert sorted(get_relative_imports(folder / "pipeline_latent_diffusion.py")) == copies
+    for sub in ("unet", "vae", "scheduler"):
+        assert [p.name for p in (folder / sub).glob("*.py")] == [f"{sub}_hfldm.py"]
+        assert get_relative_imports(folder / sub / f"{sub}_hfldm.py") == []
     shipped = sorted(folder.rglob("*.py"))
     assert len(shipped) > 10 and sum(p.stat().st_size for p in shipped) < 400_000  # source files only
     for path in shipped:  # no absolute hfldm import left anywhere, lazy ones included

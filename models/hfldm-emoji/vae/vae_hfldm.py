@@ -1,19 +1,10 @@
-"""KLAutoencoder for `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`, written by
-hfldm's save_pretrained (hfldm 0.1.0). The code is in the hfldm_*.py files beside this one: hfldm's own
-source, its hfldm imports made relative, so that the folder loads where hfldm is not installed. With hfldm
-installed, hfldm's pipelines load the folder with its installed classes instead.
+"""KLAutoencoder for `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`,
+written by hfldm's save_pretrained (hfldm 0.1.0). Its code is the folder's copy of hfldm's source next to
+model_index.json (hfldm_autoencoders_kl.py), which diffusers copies into its module cache with the pipeline's file and
+loads before any component.
 """
 
-from .hfldm_autoencoders_kl import KLAutoencoder  # noqa: F401
+import importlib
 
-
-def _files_diffusers_copies_along():  # never called
-    """diffusers copies into its module cache only the files an entry file imports (check_imports)."""
-    from .hfldm_autoencoders_kl import __name__
-    from .hfldm_autoencoders_base import __name__
-    from .hfldm_autoencoders_encoder_decoder import __name__
-    from .hfldm_autoencoders_latent_space import __name__
-    from .hfldm_autoencoders_regularizers import __name__
-    from .hfldm_nn_attention import __name__
-    from .hfldm_nn_checkpointing import __name__
-    from .hfldm_nn_resnet import __name__
+# not `from .hfldm_autoencoders_kl import ...`: diffusers would then look for that file in this sub-folder
+KLAutoencoder = importlib.import_module(".hfldm_autoencoders_kl", __package__).KLAutoencoder
