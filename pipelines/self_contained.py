@@ -171,6 +171,7 @@ def hfldm_components(pipe, index: dict) -> dict[str, type]:
     """{name: class} of the components of `pipe` (listed in `index`, its model_index.json) whose classes
     are hfldm's, or a folder's shipped copies of them."""
     components = {name: getattr(pipe, name, None) for name, entry in index.items() if isinstance(entry, list)}
+    components = {n: getattr(c, "_orig_mod", c) for n, c in components.items()}  # torch.compile'd modules
     return {n: type(c) for n, c in components.items() if c is not None and is_internal(type(c).__module__)}
 
 
