@@ -124,3 +124,18 @@ def test_saved_again_keeps_the_folder_self_contained(saved, tmp_path):
         assert (tmp_path / "again" / relative).read_text() == path.read_text(), relative
     index = json.loads((tmp_path / "again" / "model_index.json").read_text())
     assert index["unet"] == ["unet_hfldm", "ConditionalUNet"]
+
+
+@pytest.mark.parametrize("statement", ["import hfldm.unets.unet", "from hfldm import unets"])
+def test_an_import_form_a_copy_cannot_express_is_refused_with_its_line(statement, tmp_path, monkeypatch):
+    import types
+
+    from hfldm.pipelines.self_contained import module_closure
+
+    path = tmp_path / "uses_hfldm.py"
+    path.write_text(f'"""A module."""\n\n{statement}\n')
+    module = types.ModuleType("uses_hfldm")
+    module.__file__ = str(path)
+    monkeypatch.setitem(sys.modules, "uses_hfldm", module)
+    with pytest.raises(ValueError, match="uses_hfldm, line 3: "):
+        module_closure("uses_hfldm")
