@@ -8,8 +8,8 @@ image-to-image (SDEdit, Meng et al. 2022): encode, noise to step `strength·T`, 
 Class-conditional U-Nets reserve their LAST class index for the null class ∅ of classifier-free guidance
 (`hfldm.unets.null_class`).
 
-This file is copied into every saved model folder. It imports the hfldm component modules because diffusers
-resolves a component recorded as, e.g., `hfldm.unets.unet` only when that module has been imported.
+`save_pretrained` ships this file, with every hfldm module it needs, in each saved folder
+(`hfldm.pipelines.self_contained`): hfldm imports here are `from hfldm.x import name`, the form it rewrites.
 """
 
 from __future__ import annotations
@@ -24,20 +24,20 @@ from diffusers.schedulers import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-import hfldm.autoencoders.kl
-import hfldm.autoencoders.vq
-import hfldm.schedulers.ddim
-import hfldm.schedulers.ddpm
-import hfldm.unets.unet
+from hfldm.autoencoders.kl import KLAutoencoder
 from hfldm.autoencoders.latent_space import LatentSpace, latent_space
+from hfldm.autoencoders.vq import VQAutoencoder
 from hfldm.pipelines.compvis import CompVisLoadingMixin
 from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.inputs import as_list, broadcast_batch, check_inputs, class_label_ids
 from hfldm.pipelines.lora_loading import LoraLoadingMixin
 from hfldm.pipelines.sampling import scheduler_step_kwargs, sdedit_start
 from hfldm.pipelines.saving import RemoteCodeMixin
+from hfldm.schedulers.ddim import DDIMScheduler
+from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.text.encoder import encode_text
 from hfldm.unets.null_class import null_class_label
+from hfldm.unets.unet import ConditionalUNet
 
 
 class LatentDiffusionPipeline(CompVisLoadingMixin, RemoteCodeMixin, LoraLoadingMixin, DiffusionPipeline):
@@ -60,12 +60,9 @@ class LatentDiffusionPipeline(CompVisLoadingMixin, RemoteCodeMixin, LoraLoadingM
 
     def __init__(
         self,
-        vae: hfldm.autoencoders.kl.KLAutoencoder
-        | hfldm.autoencoders.vq.VQAutoencoder
-        | AutoencoderKL
-        | VQModel,
-        unet: hfldm.unets.unet.ConditionalUNet | UNet2DConditionModel,
-        scheduler: hfldm.schedulers.ddpm.DDPMScheduler | hfldm.schedulers.ddim.DDIMScheduler | SchedulerMixin,
+        vae: KLAutoencoder | VQAutoencoder | AutoencoderKL | VQModel,
+        unet: ConditionalUNet | UNet2DConditionModel,
+        scheduler: DDPMScheduler | DDIMScheduler | SchedulerMixin,
         text_encoder: PreTrainedModel | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
         id2label: dict | None = None,

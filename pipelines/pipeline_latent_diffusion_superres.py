@@ -8,8 +8,8 @@ final z_0 by f. It also loads diffusers' `LDMSuperResolutionPipeline` folders (`
 images: their autoencoder is renamed in `DIFFUSERS_COMPONENT_NAMES`, and their unscaled latents are the
 default of the `scale_latents` config value, which a folder without it (theirs) reads.
 
-This file is copied into every saved model folder. It imports the hfldm component modules because diffusers
-resolves a component recorded as, e.g., `hfldm.unets.unet` only when that module has been imported.
+`save_pretrained` ships this file, with every hfldm module it needs, in each saved folder
+(`hfldm.pipelines.self_contained`): hfldm imports here are `from hfldm.x import name`, the form it rewrites.
 """
 
 from __future__ import annotations
@@ -30,18 +30,18 @@ from diffusers.image_processor import PipelineImageInput, VaeImageProcessor
 from diffusers.schedulers import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-import hfldm.autoencoders.kl
-import hfldm.autoencoders.vq
-import hfldm.schedulers.ddim
-import hfldm.schedulers.ddpm
-import hfldm.unets.unet
+from hfldm.autoencoders.kl import KLAutoencoder
 from hfldm.autoencoders.latent_space import LatentSpace, latent_space
+from hfldm.autoencoders.vq import VQAutoencoder
 from hfldm.pipelines.component_names import renamed_components
 from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.sampling import scheduler_step_kwargs
 from hfldm.pipelines.saving import RemoteCodeMixin
 from hfldm.pipelines.superres_inputs import batch_shape, check_inputs
+from hfldm.schedulers.ddim import DDIMScheduler
+from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.unets.concat import concat_condition, condition_channels
+from hfldm.unets.unet import ConditionalUNet
 
 IMAGE_CHANNELS = 3  # y is an RGB image
 # diffusers' LDMSuperResolutionPipeline names its autoencoder `vqvae`; hfldm's pipelines call it `vae`
@@ -67,7 +67,7 @@ h×w pixels (multiples of {multiple}) become {f}h×{f}w. Autoencoder `{vae}`, U-
 from diffusers import DiffusionPipeline
 from PIL import Image
 
-pipe = DiffusionPipeline.from_pretrained("path/to/this/folder", trust_remote_code=True)  # needs hfldm
+pipe = DiffusionPipeline.from_pretrained("path/to/this/folder", trust_remote_code=True)  # code in the folder
 upscaled = pipe(Image.open("low_res.png"), num_inference_steps=100).images[0]
 ```
 """
@@ -90,13 +90,9 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, DiffusionPipeline)
 
     def __init__(
         self,
-        vae: hfldm.autoencoders.kl.KLAutoencoder
-        | hfldm.autoencoders.vq.VQAutoencoder
-        | AutoencoderKL
-        | VQModel
-        | AutoencoderTiny,
-        unet: hfldm.unets.unet.ConditionalUNet | UNet2DModel,
-        scheduler: hfldm.schedulers.ddpm.DDPMScheduler | hfldm.schedulers.ddim.DDIMScheduler | SchedulerMixin,
+        vae: KLAutoencoder | VQAutoencoder | AutoencoderKL | VQModel | AutoencoderTiny,
+        unet: ConditionalUNet | UNet2DModel,
+        scheduler: DDPMScheduler | DDIMScheduler | SchedulerMixin,
         scale_latents: bool = False,
     ):
         super().__init__()

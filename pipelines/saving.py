@@ -2,16 +2,19 @@
 upload, and loading their own folders without `trust_remote_code`.
 
 diffusers finds a third-party pipeline through a list-form `_class_name` in model_index.json,
-`[<module file in the folder>, <class>]`, loaded with `trust_remote_code=True`
-(diffusers/pipelines/pipeline_loading_utils.py, `_resolve_custom_pipeline_and_cls`).
+`[<module file in the folder>, <class>]`, and a third-party component through `[<file in its sub-folder>,
+<class>]`, loaded with `trust_remote_code=True` (diffusers/pipelines/pipeline_loading_utils.py,
+`_resolve_custom_pipeline_and_cls`, `get_class_obj_and_candidates`). The files, and the hfldm source they
+need, are written by `hfldm.pipelines.self_contained`, so that the folder loads without hfldm.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import shutil
 from pathlib import Path
+
+from hfldm.pipelines.self_contained import installed_entries, write_folder_code
 
 # save_pretrained(..., push_to_hub=True, **these) are passed on to the upload
 HUB_KWARGS = ("repo_id", "token", "private", "commit_message", "create_pr")
@@ -42,7 +45,7 @@ Images of {height}×{width} pixels are generated in a {channels}×{latent_h}×{l
 import torch
 from diffusers import DiffusionPipeline
 
-# the pipeline code ships in this folder (pipeline_latent_diffusion.py); its components need hfldm installed
+# the code ships in this folder (pipeline_latent_diffusion.py and hfldm's source): no hfldm install needed
 pipe = DiffusionPipeline.from_pretrained("{repo}", trust_remote_code=True)
 image = pipe({example}num_inference_steps=50, generator=torch.manual_seed(0)).images[0]
 ```
@@ -100,16 +103,16 @@ def pipeline_model_card(pipe, repo: str = "path/to/this/folder") -> str:
 
 
 def add_remote_code(pipe, folder: str | Path, pipeline_file: str, model_card: str | None = None) -> None:
-    """Point model_index.json at `<pipeline_file>.py`, copy the pipeline's source there, write README.md.
+    """Point model_index.json at `<pipeline_file>.py` and each hfldm component at `<name>/<name>_hfldm.py`,
+    write those files with the hfldm source they need (`self_contained.write_code`), write README.md.
 
     The README is `model_card` if given, else `pipe.default_model_card()` unless the folder already has one.
     """
     folder = Path(folder)
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text())
-    index["_class_name"] = [pipeline_file, type(pipe).__name__]
+    write_folder_code(pipe, folder, pipeline_file, index)
     index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    shutil.copyfile(inspect.getfile(type(pipe)), folder / f"{pipeline_file}.py")
     readme = folder / "README.md"
     if model_card is not None or not readme.exists():
         readme.write_text(model_card if model_card is not None else pipe.default_model_card())
@@ -134,8 +137,9 @@ class RemoteCodeMixin:
 
     @classmethod
     def pipeline_file(cls) -> str:
-        """The module name a saved folder's model_index.json points at: this class's file, without .py."""
-        return Path(inspect.getfile(cls)).stem
+        """The module name a saved folder's model_index.json points at: this class's file, without .py (and,
+        for a class loaded from a saved folder, without the prefix of its shipped copy's name)."""
+        return Path(inspect.getfile(cls)).stem.removeprefix("hfldm_pipelines_")
 
     def default_model_card(self) -> str:
         """The README.md that save_pretrained writes into a folder that has none (Markdown, front matter)."""
@@ -158,9 +162,11 @@ class RemoteCodeMixin:
     @classmethod
     def load_config(cls, *args, **kwargs):
         """ConfigMixin.load_config, except that a folder saved by this class loads through the class itself
-        without `trust_remote_code`: its list-form `_class_name` reads as our (already imported) class."""
+        without `trust_remote_code`: its list-form `_class_name` reads as our (already imported) class, and
+        the components whose code the folder ships as hfldm's installed classes."""
         loaded = super().load_config(*args, **kwargs)
         config = loaded[0] if isinstance(loaded, tuple) else loaded
         if config.get("_class_name") == [cls.pipeline_file(), cls.__name__]:
             config["_class_name"] = cls.__name__
+            installed_entries(config)
         return loaded

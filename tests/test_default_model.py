@@ -57,10 +57,37 @@ def test_same_seed_same_image(pipe):
     np.testing.assert_array_equal(a, b)
 
 
-def test_the_folder_runs_the_pipeline_code_of_the_repo():
-    """The model folder's copy of the pipeline file (what trust_remote_code runs) is pipelines/' own."""
-    shipped = MODEL / "pipeline_latent_diffusion.py"
-    source = MODEL.parents[1] / "pipelines" / "pipeline_latent_diffusion.py"
-    assert shipped.read_bytes() == source.read_bytes(), (
-        "re-export the model folder (training/export_model.py)"
-    )
+def test_the_folder_ships_the_code_save_pretrained_writes_from_this_source(tmp_path):
+    """The folder's code (what trust_remote_code runs: the entry files and the copies of hfldm's source)
+    and its model_index.json entries are what save_pretrained writes today, file for file."""
+    import json
+
+    from hfldm import LatentDiffusionPipeline
+    from hfldm.pipelines.self_contained import write_folder_code
+
+    pipe = LatentDiffusionPipeline.from_pretrained(MODEL)
+    index = json.loads((MODEL / "model_index.json").read_text())
+    expected_index = dict(index)
+    write_folder_code(pipe, tmp_path, pipe.pipeline_file(), expected_index)
+    hint = "refresh it: python training/export_model.py --code-only --out models/hfldm-emoji"
+    assert index == expected_index, hint
+    expected = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*.py")}
+    shipped = {p.relative_to(MODEL): p.read_bytes() for p in MODEL.rglob("*.py")}
+    assert sorted(shipped) == sorted(expected), hint
+    for path, text in expected.items():
+        assert shipped[path] == text, f"{path}: {hint}"
+
+
+def test_loads_and_generates_without_hfldm(tmp_path):
+    """trust_remote_code=True where hfldm cannot be imported: the same images as hfldm's own pipeline."""
+    from _no_hfldm import load_without_hfldm
+
+    from hfldm import LatentDiffusionPipeline
+
+    images, modules = load_without_hfldm([("emoji", str(MODEL), 2, {"prompt": ["red apple"]})], tmp_path)
+    assert modules["loaded hfldm"] == [] and modules["emoji"][1] == "diffusers_modules.local.hfldm_unets_unet"
+    pipe = LatentDiffusionPipeline.from_pretrained(MODEL)
+    pipe.set_progress_bar_config(disable=True)
+    expected = pipe(prompt=["red apple"], num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                    output_type="np").images  # fmt: skip
+    assert np.abs(images["emoji"] - expected).max() <= 1e-6

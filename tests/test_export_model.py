@@ -78,3 +78,19 @@ def test_missing_pipeline_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         export_model.main(["--pipeline", str(tmp_path / "nope"), "--data", str(tmp_path), "--out", "x"])
     assert "--pipeline" in capsys.readouterr().err
+
+
+def test_code_only_rewrites_the_shipped_code_and_nothing_else(exported, tmp_path, capsys):
+    import shutil
+
+    _, out = exported
+    folder = shutil.copytree(out, tmp_path / "copy")
+    (folder / "hfldm_unets_unet.py").unlink()  # a file an older hfldm did not ship
+    (folder / "hfldm_old_module.py").write_text("# an older hfldm's copy, no longer needed\n")
+    weights = {p: p.read_bytes() for p in folder.rglob("*") if p.suffix in (".safetensors", ".json", ".md")}
+    assert export_model.main(["--code-only", "--out", str(folder)]) == 0
+    assert (folder / "hfldm_unets_unet.py").is_file() and not (folder / "hfldm_old_module.py").exists()
+    assert all(p.read_bytes() == data for p, data in weights.items())  # weights, configs, card unchanged
+    with pytest.raises(SystemExit):
+        export_model.main(["--code-only", "--out", str(tmp_path / "nope")])
+    assert "--out" in capsys.readouterr().err

@@ -18,9 +18,8 @@ from diffusers import DiffusionPipeline
 
 from hfldm import LatentDiffusionPipeline
 from hfldm.cli import main as hfldm_main
+from hfldm.pipelines.self_contained import flat_source
 
-REPO = Path(__file__).resolve().parents[1]
-PIPELINE_SOURCE = REPO / "pipelines" / "pipeline_latent_diffusion.py"
 CALLS = {"text": {"prompt": "cat face"}, "class": {"class_labels": ["dog face"]}}
 
 # Loads each (name, folder, from_pretrained kwargs, call kwargs) job in a fresh interpreter, then samples.
@@ -66,11 +65,17 @@ def test_saved_folder_layout(saved):
     folder = saved["class"][0]
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == ["pipeline_latent_diffusion", "LatentDiffusionPipeline"]
-    assert index["unet"] == ["hfldm.unets.unet", "ConditionalUNet"]
-    assert index["vae"] == ["hfldm.autoencoders.kl", "KLAutoencoder"]
-    assert index["scheduler"] == ["hfldm.schedulers.ddpm", "DDPMScheduler"]
+    # hfldm's components point at the code shipped in their sub-folders (tests/test_self_contained.py)
+    assert index["unet"] == ["unet_hfldm", "ConditionalUNet"]
+    assert index["vae"] == ["vae_hfldm", "KLAutoencoder"]
+    assert index["scheduler"] == ["scheduler_hfldm", "DDPMScheduler"]
     assert index["id2label"] == {"0": "cat face", "1": "dog face", "2": "red apple"}
-    assert (folder / "pipeline_latent_diffusion.py").read_bytes() == PIPELINE_SOURCE.read_bytes()
+    shipped = folder / "hfldm_pipelines_pipeline_latent_diffusion.py"  # the pipeline's code, imports relative
+    assert shipped.read_text() == flat_source("hfldm.pipelines.pipeline_latent_diffusion")
+    assert (
+        "hfldm_pipelines_pipeline_latent_diffusion import"
+        in (folder / "pipeline_latent_diffusion.py").read_text()
+    )
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: diffusers\n") and "unconditional-image-generation" in card
     text_index = json.loads((saved["text"][0] / "model_index.json").read_text())
@@ -83,17 +88,19 @@ def test_saved_folder_layout(saved):
 
 def test_fresh_process_loads_reproduce_the_images(saved, tmp_path):
     """trust_remote_code=True (text and class) and custom_pipeline=<file> load in a new interpreter and give
-    the same images for the same seed as the original pipeline."""
-    bare = (
-        tmp_path / "bare"
-    )  # a folder without its own copy of the code: the code comes from custom_pipeline=
+    the same images for the same seed as the original pipeline; the components are the folder's code."""
+    # a folder without its pipeline file: the pipeline class comes from custom_pipeline=, another folder's
+    # file. The components still come from the folder's own code, so pipelines/pipeline_latent_diffusion.py
+    # of an installed hfldm would mix two copies of the classes; hfldm's own from_pretrained loads those.
+    bare = tmp_path / "bare"
     shutil.copytree(saved["text"][0], bare)
     (bare / "pipeline_latent_diffusion.py").unlink()
+    entry = saved["class"][0] / "pipeline_latent_diffusion.py"
     remote = {"trust_remote_code": True}
     jobs = [
         ("text", str(saved["text"][0]), remote, CALLS["text"]),
         ("class", str(saved["class"][0]), remote, CALLS["class"]),
-        ("custom", str(bare), {**remote, "custom_pipeline": str(PIPELINE_SOURCE)}, CALLS["text"]),
+        ("custom", str(bare), {**remote, "custom_pipeline": str(entry)}, CALLS["text"]),
     ]
     result = subprocess.run(
         [sys.executable, "-c", LOADER, json.dumps(jobs), str(tmp_path / "images.npz")],
@@ -103,8 +110,9 @@ def test_fresh_process_loads_reproduce_the_images(saved, tmp_path):
     classes = json.loads(result.stdout.strip().splitlines()[-1])
     images = np.load(tmp_path / "images.npz")
     for name, kind in (("text", "text"), ("class", "class"), ("custom", "text")):
-        assert classes[name][0] == "LatentDiffusionPipeline" and classes[name][2] == "hfldm.unets.unet"
+        assert classes[name][0] == "LatentDiffusionPipeline"
         assert classes[name][1].startswith("diffusers_modules.")  # the folder's / the given file's code
+        assert classes[name][2] == "diffusers_modules.local.hfldm_unets_unet"  # unet/unet_hfldm.py's
         np.testing.assert_allclose(images[name], saved[kind][1], atol=1e-6)
 
 

@@ -2,6 +2,10 @@
 
     python training/export_model.py --pipeline runs/ldm-emoji32 --data data/emoji/32 \
         --out models/hfldm-emoji [--report runs/eval-emoji32/report.md ...] [--training-notes notes.md]
+    python training/export_model.py --code-only --out models/hfldm-emoji   # after changing hfldm's code
+
+`--code-only` rewrites only the code an exported folder ships (hfldm.pipelines.self_contained) and the
+model_index.json entries that point at it, from the current source; weights, card and examples stay.
 
 The example captions are held-out (test split) names that are not skin-tone variants of a training emoji,
 so the demo and the Space show what the model does on captions it never saw.
@@ -19,7 +23,7 @@ from datasets import load_from_disk
 
 from hfldm.eval.subsets import skin_tone_variant_mask
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
-from hfldm.pipelines.saving import pipeline_model_card
+from hfldm.pipelines.saving import add_remote_code, pipeline_model_card
 
 MAX_MB = 50
 
@@ -46,20 +50,33 @@ def folder_megabytes(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
+def refresh_code(folder: Path) -> None:
+    """Rewrite the code files of the exported `folder` (and model_index.json's entries) from this source."""
+    pipe = LatentDiffusionPipeline.from_pretrained(folder, dtype=torch.float16)  # reads, writes no weights
+    add_remote_code(pipe, folder, pipe.pipeline_file())  # README.md exists: kept
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipeline", required=True, help="trained pipeline folder (train_ldm.py output)")
-    parser.add_argument("--data", required=True, help="save_to_disk emoji dataset (for held-out captions)")
+    parser.add_argument("--pipeline", help="trained pipeline folder (train_ldm.py output)")
+    parser.add_argument("--data", help="save_to_disk emoji dataset (for held-out captions)")
     parser.add_argument("--out", required=True, help="where to write the shipped model")
     parser.add_argument(
         "--report", action="append", default=[], help="`hfldm eval` report.md for the card (repeatable)"
     )
     parser.add_argument("--training-notes", default=None, help="Markdown on how it was trained")
     parser.add_argument("--num-examples", type=int, default=24, help="held-out example captions")
+    parser.add_argument("--code-only", action="store_true", help="only rewrite --out's shipped code")
     args = parser.parse_args(argv)
+    if args.code_only:
+        if not (Path(args.out) / "model_index.json").is_file():
+            parser.error(f"--out: {args.out} is not an exported model folder (no model_index.json)")
+        refresh_code(Path(args.out))
+        print(f"rewrote the code of {args.out}: {folder_megabytes(Path(args.out)):.1f} MB")
+        return 0
     for flag, path in (("--pipeline", args.pipeline), ("--data", args.data)):
-        if not Path(path).exists():
-            parser.error(f"{flag}: {path} does not exist")
+        if path is None or not Path(path).exists():
+            parser.error(f"{flag}: {path or 'required'}{' does not exist' if path else ''}")
 
     pipe = LatentDiffusionPipeline.from_pretrained(args.pipeline)
     pipe.to(torch.float16)

@@ -8,9 +8,9 @@ and float images are rescaled, CMYK / YCbCr / LAB go through Pillow's converters
 
 from __future__ import annotations
 
+import functools
 import warnings
 
-import datasets
 import numpy as np
 import torch
 from PIL import Image
@@ -18,7 +18,14 @@ from PIL import Image
 # what a broken or unreadable file raises inside Pillow
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
-_DECODER = datasets.Image()
+
+@functools.cache
+def _decoder():
+    """datasets' image decoder, imported on first use: the super-resolution pipeline uses `to_rgb`, also
+    from a saved folder's copy of this file where datasets may be missing (hfldm.pipelines.self_contained)."""
+    import datasets
+
+    return datasets.Image()
 
 
 def decode_rgb(value: dict | str | Image.Image) -> tuple[Image.Image | None, str | None]:
@@ -30,7 +37,7 @@ def decode_rgb(value: dict | str | Image.Image) -> tuple[Image.Image | None, str
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns about EXIF / palette details handled by to_rgb
-            image = _DECODER.decode_example(value)
+            image = _decoder().decode_example(value)
             image.load()
             return to_rgb(image), None
     except DECODE_ERRORS as e:
