@@ -14,9 +14,10 @@ from torch import nn
 
 from .hfldm_autoencoders_encoder_decoder import Decoder, Encoder, check_architecture
 from .hfldm_autoencoders_latent_space import LatentSpace
+from .hfldm_nn_finite import WarnNonFiniteWeights
 
 
-class LatentAutoencoder(ModelMixin, ConfigMixin, LatentSpace):
+class LatentAutoencoder(WarnNonFiniteWeights, ModelMixin, ConfigMixin, LatentSpace):
     """Base of `KLAutoencoder` and `VQAutoencoder`; not a model by itself (it has no config of its own).
 
     Subclasses implement `latent_moments`, `decode_latents` (the `LatentSpace` interface) and

@@ -4,6 +4,8 @@ the last class embedding, `hfldm.unets.null_class`).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -45,8 +47,11 @@ def broadcast_batch(z: torch.Tensor, batch_size: int, num_images_per_prompt: int
 
 def check_inputs(pipe, *, prompt, negative_prompt, class_labels, height, width, num_inference_steps,
                  guidance_scale, num_images_per_prompt, latents, image, strength, output_type,
-                 callback_on_step_end_tensor_inputs) -> None:  # fmt: skip
+                 callback_on_step_end_tensor_inputs, eta=0.0) -> None:  # fmt: skip
     """Raise a ValueError naming the first argument of `pipe(...)` that the pipeline cannot use."""
+    for name, value in (("guidance_scale", guidance_scale), ("eta", eta), ("strength", strength)):
+        if value is not None and not math.isfinite(value):  # nan passes every comparison below
+            raise ValueError(f"{name} must be a finite number, got {value}")
     if num_inference_steps < 1:
         raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
     if guidance_scale < 0:

@@ -28,6 +28,7 @@ from .hfldm_autoencoders_kl import KLAutoencoder
 from .hfldm_autoencoders_latent_space import LatentSpace, latent_space
 from .hfldm_autoencoders_vq import VQAutoencoder
 from .hfldm_pipelines_compvis import CompVisLoadingMixin
+from .hfldm_pipelines_images import rgb_batch
 from .hfldm_pipelines_inputs import as_list, broadcast_batch, check_inputs, class_label_ids
 from .hfldm_pipelines_lora_loading import LoraLoadingMixin
 from .hfldm_pipelines_sampling import scheduler_step_kwargs, sdedit_start
@@ -159,7 +160,7 @@ class LatentDiffusionPipeline(CompVisLoadingMixin, RemoteCodeMixin, LoraLoadingM
 
     def encode_image(self, image: PipelineImageInput, height: int | None, width: int | None) -> torch.Tensor:
         """z_0 = E(x) · scaling_factor, (N, C, h, w): the posterior mean (KL) or the encoder output (VQ)."""
-        x = self.image_processor.preprocess(image, height=height, width=width)
+        x = self.image_processor.preprocess(rgb_batch(image), height=height, width=width)  # any mode -> RGB
         return self.latent_space.scale_latents(self.latent_space.latents(x))
 
     def decode_latents(self, latents: torch.Tensor, output_type: str):
@@ -218,6 +219,7 @@ class LatentDiffusionPipeline(CompVisLoadingMixin, RemoteCodeMixin, LoraLoadingM
             width=width, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
             num_images_per_prompt=num_images_per_prompt, latents=latents, image=image, strength=strength,
             output_type=output_type, callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            eta=eta,
         )  # fmt: skip
         strength = 0.8 if image is not None and strength is None else strength
         if image is None:

@@ -20,6 +20,7 @@ from torch import nn
 from .hfldm_nn_attention import AttentionProcessorsMixin
 from .hfldm_nn_checkpointing import run_block
 from .hfldm_nn_embeddings import ClassEmbedding, TimestepEmbedding
+from .hfldm_nn_finite import WarnNonFiniteWeights
 from .hfldm_nn_resnet import Downsample, ResBlock, Upsample, group_norm
 from .hfldm_unets_blocks import Level, ResAttnBlock
 
@@ -34,7 +35,9 @@ def _per_level(value: Any, levels: int, name: str) -> tuple:
     return values
 
 
-class ConditionalUNet(ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAdapterMixin):
+class ConditionalUNet(
+    WarnNonFiniteWeights, ModelMixin, AttentionProcessorsMixin, ConfigMixin, PeftAdapterMixin
+):
     """ε_θ(z_t, t, y): predicts the noise in `sample`, given text (cross-attention), a class or nothing."""
 
     _supports_gradient_checkpointing = True
