@@ -36,7 +36,7 @@ from hfldm.autoencoders.vq import VQAutoencoder
 from hfldm.pipelines.component_names import renamed_components
 from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.sampling import scheduler_step_kwargs
-from hfldm.pipelines.saving import RemoteCodeMixin
+from hfldm.pipelines.saving import RemoteCodeMixin, card_front_matter
 from hfldm.pipelines.superres_inputs import batch_shape, check_inputs
 from hfldm.schedulers.ddim import DDIMScheduler
 from hfldm.schedulers.ddpm import DDPMScheduler
@@ -47,15 +47,7 @@ IMAGE_CHANNELS = 3  # y is an RGB image
 # diffusers' LDMSuperResolutionPipeline names its autoencoder `vqvae`; hfldm's pipelines call it `vae`
 DIFFUSERS_COMPONENT_NAMES = {"vqvae": "vae"}
 
-CARD = """---
-library_name: diffusers
-pipeline_tag: image-to-image
-tags:
-- diffusers
-- latent-diffusion
-- super-resolution
-- hfldm
----
+CARD = """{front_matter}
 
 # Super-resolution latent diffusion
 
@@ -67,7 +59,7 @@ h×w pixels (multiples of {multiple}) become {f}h×{f}w. Autoencoder `{vae}`, U-
 from diffusers import DiffusionPipeline
 from PIL import Image
 
-pipe = DiffusionPipeline.from_pretrained("path/to/this/folder", trust_remote_code=True)  # code in the folder
+pipe = DiffusionPipeline.from_pretrained("{repo}", trust_remote_code=True)  # the code is in the folder
 upscaled = pipe(Image.open("low_res.png"), num_inference_steps=100).images[0]
 ```
 """
@@ -136,9 +128,10 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, DiffusionPipeline)
         """Number of denoising steps of the last call."""
         return self._num_timesteps
 
-    def default_model_card(self) -> str:
+    def default_model_card(self, repo: str) -> str:
         cfg = self.unet.config
         return CARD.format(
+            front_matter=card_front_matter("image-to-image", ["super-resolution"]), repo=repo,
             multiple=self.size_multiple, f=self.vae_scale_factor, vae=type(self.vae).__name__,
             unet=type(self.unet).__name__, in_channels=cfg.in_channels, out_channels=cfg.out_channels,
             cond=condition_channels(cfg), scheduler=type(self.scheduler).__name__,

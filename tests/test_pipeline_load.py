@@ -76,8 +76,14 @@ def test_saved_folder_layout(saved):
         "hfldm_pipelines_pipeline_latent_diffusion import"
         in (folder / "pipeline_latent_diffusion.py").read_text()
     )
-    card = (folder / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: diffusers\n") and "unconditional-image-generation" in card
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(folder / "README.md")  # the metadata as the Hub reads it
+    assert (
+        card.data.library_name == "diffusers" and card.data.pipeline_tag == "unconditional-image-generation"
+    )
+    assert {"diffusers", "latent-diffusion", "hfldm", "class-conditional"} <= set(card.data.tags)
+    assert f'from_pretrained("{folder}", trust_remote_code=True)' in card.text  # the folder, no placeholder
     text_index = json.loads((saved["text"][0] / "model_index.json").read_text())
     assert (
         text_index["text_encoder"] == ["transformers", "DistilBertModel"]
@@ -251,3 +257,20 @@ def test_img2img_converts_grayscale_and_rgba_images(saved):
         out = pipe(image=image, generator=torch.Generator().manual_seed(0), **kwargs).images
         expected = pipe(image=same_as, generator=torch.Generator().manual_seed(0), **kwargs).images
         np.testing.assert_array_equal(out, expected)
+
+
+def test_the_card_names_the_hub_repo_it_is_pushed_to(saved, tmp_path, monkeypatch):
+    """save_pretrained(push_to_hub=True, repo_id=...) writes a card whose usage snippet names that repo id
+    (the upload itself is replaced: no Hub here)."""
+    from huggingface_hub import ModelCard
+
+    import hfldm.pipelines.saving as saving
+
+    pushed = []
+    monkeypatch.setattr(saving, "push_folder_to_hub", lambda folder, **kw: pushed.append((folder, kw)))
+    pipe = LatentDiffusionPipeline.from_pretrained(saved["text"][0])
+    pipe.save_pretrained(tmp_path / "out", push_to_hub=True, repo_id="someone/tiny-ldm")
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    assert 'from_pretrained("someone/tiny-ldm", trust_remote_code=True)' in card.text
+    assert "path/to" not in card.text and card.data.pipeline_tag == "text-to-image"
+    assert pushed == [(tmp_path / "out", {"repo_id": "someone/tiny-ldm"})]

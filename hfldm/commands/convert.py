@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         )
     pipe = LatentDiffusionPipeline.from_pretrained(args.folder)
     origin = f"converted by `hfldm convert --from {args.source_format}` from `{args.folder}` ({expected})"
-    pipe.save_pretrained(args.out, model_card=pipeline_model_card(pipe).replace("trained with hfldm", origin))
+    card = pipeline_model_card(pipe, str(args.out), base_model=str(args.folder))
+    pipe.save_pretrained(args.out, model_card=card.replace("trained with hfldm", origin))
     print(f"{args.folder} ({found}) -> {args.out} (LatentDiffusionPipeline)")
     return 0
