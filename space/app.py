@@ -55,10 +55,13 @@ def model_source(env: Mapping[str, str] = os.environ) -> str:
     )
 
 
-def serving_pipeline(source: str) -> hfldm.LatentDiffusionPipeline:
-    """The pipeline saved at `source` (folder or Hub id), float32 on CPU, built by the installed hfldm."""
+def serving_pipeline(source: str, env: Mapping[str, str] = os.environ) -> hfldm.LatentDiffusionPipeline:
+    """The pipeline saved at `source` (folder or Hub id), float32 on CPU, built by the installed hfldm;
+    with env HFLDM_COMPILE=1 its U-Net is torch.compile'd (fullgraph: the first request compiles, minutes)."""
     pipe = load_saved_pipeline(source, "HFLDM_MODEL")
     pipe.set_progress_bar_config(disable=True)
+    if env.get("HFLDM_COMPILE") == "1":
+        pipe.unet = torch.compile(pipe.unet, fullgraph=True)
     return pipe.to("cpu")
 
 

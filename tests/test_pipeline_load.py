@@ -274,3 +274,16 @@ def test_the_card_names_the_hub_repo_it_is_pushed_to(saved, tmp_path, monkeypatc
     assert 'from_pretrained("someone/tiny-ldm", trust_remote_code=True)' in card.text
     assert "path/to" not in card.text and card.data.pipeline_tag == "text-to-image"
     assert pushed == [(tmp_path / "out", {"repo_id": "someone/tiny-ldm"})]
+
+
+def test_cli_compile_without_a_compiler_is_one_line(saved, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    argv = ["generate", "--model", str(saved["text"][0]), "--prompt", "cat", "--compile"]
+    assert hfldm_main([*argv, "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith("hfldm generate: error: --compile: torch.compile needs a C++ compiler")
+        and "\n" not in err
+    )

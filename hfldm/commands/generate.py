@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     parser.add_argument("--strength", type=float, default=None, help="image-to-image noise level in [0, 1]")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per pipeline call (memory bound)")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the U-Net (fullgraph; minutes to compile)"
+    )
     parser.add_argument("--max-images", type=int, default=256, help="refuse requests for more images")
     parser.add_argument("--out", required=True, help="output PNG file")
     parser.set_defaults(func=run)
@@ -180,12 +183,24 @@ def check_device(device: str | None) -> None:
         raise ValueError(f"--device: {device} asked for, but torch has no MPS device here; use cpu")
 
 
+def check_compiler() -> None:
+    """ValueError naming --compile when torch.compile's CPU backend has no C++ compiler to call."""
+    import shutil
+
+    if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        raise ValueError(
+            "--compile: torch.compile needs a C++ compiler (c++, g++ or clang++) on PATH; none found"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     model = resolve_model(args.model)
     import torch
 
     check_device(args.device)
+    if args.compile:
+        check_compiler()
     image = open_image(args.image) if args.image else None
     conditions = args.prompt or parse_class_labels(args.class_label) or [None]
     total = len(conditions) * args.num_images
@@ -195,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
             f"--max-images {args.max_images} (raise it if you mean it; they are drawn --batch-size at a time)"
         )
     pipe = load_pipeline(model, args.scheduler, args.device)
+    if args.compile:  # compile-clean: no graph breaks, no recompiles across the steps (tests/test_compile.py)
+        pipe.unet = torch.compile(pipe.unet, fullgraph=True)
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
     key = "prompt" if args.prompt else "class_labels" if args.class_label else None
     generator, images = torch.Generator("cpu").manual_seed(args.seed), []
