@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install system-deps test lint format bench bench-data demo space data train-default clean
+.PHONY: install system-deps test lint format bench bench-data demo space data train-default train-sr clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -63,6 +63,15 @@ space: $(STAMP)
 # the shipped model, end to end: data, autoencoder, latent cache, LDM, evaluation, export + model card
 train-default: $(STAMP) system-deps
 	BIN=$(BIN) OUT=$(MODEL) bash training/train_default.sh
+
+# the super-resolution model (32 -> 64 px): a 64 px autoencoder, then train_ldm.py --task superres; each stage
+# resumes from its latest checkpoint when run again (`latest` with none starts afresh)
+train-sr: $(STAMP)
+	test -d data/emoji/64 || $(MAKE) system-deps data
+	$(BIN)/accelerate launch training/train_autoencoder.py --config training/configs/autoencoder_emoji64.yaml \
+	    --resume_from_checkpoint latest
+	$(BIN)/accelerate launch training/train_ldm.py --config training/configs/ldm_superres_emoji64.yaml \
+	    --resume_from_checkpoint latest
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -2,11 +2,13 @@
 2022, §3.3 and §4.4).
 
 The low-resolution image y, in [-1, 1], is concatenated to z_t at every step, ε_θ([z_t, y], t), on a latent
-grid of y's own size (as CompVis' and diffusers' LDM-SR with f = 4 and 4× SR); the decoder D upsamples the
-final z_0 by f. It also loads diffusers' `LDMSuperResolutionPipeline` folders (`vqvae`, a `UNet2DModel` with
-6 input channels, `scheduler`, the layout of `CompVis/ldm-super-resolution-4x-openimages`) and gives their
-images: their autoencoder is renamed in `DIFFUSERS_COMPONENT_NAMES`, and their unscaled latents are the
-default of the `scale_latents` config value, which a folder without it (theirs) reads.
+grid of y's own size (as CompVis' and diffusers' LDM-SR with f = 4 and 4× SR; `condition_layout` "resize")
+or of y's size / r after a lossless space-to-depth of y into 3·r² channels ("space_to_depth", hfldm's 2× SR
+with f = 4: `hfldm.unets.condition_layout`); the decoder D upsamples the final z_0 by f.
+It also loads diffusers' `LDMSuperResolutionPipeline` folders (`vqvae`, a `UNet2DModel` with 6 input channels,
+`scheduler`, the layout of `CompVis/ldm-super-resolution-4x-openimages`) and gives their images: their
+autoencoder is renamed in `DIFFUSERS_COMPONENT_NAMES`, and their unscaled latents are the default of the
+`scale_latents` config value, which a folder without it (theirs) reads.
 
 `save_pretrained` ships this file, with every hfldm module it needs, in each saved folder
 (`hfldm.pipelines.self_contained`): hfldm imports here are `from hfldm.x import name`, the form it rewrites.
@@ -41,6 +43,7 @@ from hfldm.pipelines.superres_inputs import batch_shape, check_inputs
 from hfldm.schedulers.ddim import DDIMScheduler
 from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.unets.concat import concat_condition, condition_channels
+from hfldm.unets.condition_layout import space_to_depth_factor, to_latent_grid
 from hfldm.unets.unet import ConditionalUNet
 
 IMAGE_CHANNELS = 3  # y is an RGB image
@@ -70,11 +73,15 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, DiffusionPipeline)
 
     Args:
         vae: the autoencoder (E, D) of the high-resolution images; its f is the upscaling factor.
-        unet: ε_θ([z_t, y], t) with in_channels = out_channels (the latents') + 3 (y, RGB).
+        unet: ε_θ([z_t, y], t) with in_channels = out_channels (the latents') + 3·r² (y, RGB, r = 1 for
+            "resize").
         scheduler: any diffusers scheduler (DDIM, DDPM, DPM-Solver, PNDM, hfldm's own).
         scale_latents: whether the U-Net's latents are the autoencoder's scaled by its `scaling_factor`
             (LDM App. G, in model_index.json); False for CompVis' / diffusers' LDM-SR models, whose
             latents are the VQ encoder's own, and for folders that do not record it (diffusers').
+        condition_layout: how y reaches the latent grid: "resize" (as it is: the grid has y's size, the
+            upscaling is f; diffusers' and folders that do not record it) or "space_to_depth" (y's r×r pixel
+            blocks as 3·r² channels: the grid is y's size / r, the upscaling f / r).
     """
 
     model_cpu_offload_seq = "unet->vae"
@@ -86,17 +93,20 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, DiffusionPipeline)
         unet: ConditionalUNet | UNet2DModel,
         scheduler: DDPMScheduler | DDIMScheduler | SchedulerMixin,
         scale_latents: bool = False,
+        condition_layout: str = "resize",
     ):
         super().__init__()
         cfg, channels = unet.config, latent_space(vae).latent_channels
-        if condition_channels(cfg) != IMAGE_CHANNELS or cfg.out_channels != channels:
+        r = space_to_depth_factor(condition_channels(cfg), condition_layout)
+        if condition_channels(cfg) != IMAGE_CHANNELS * r * r or cfg.out_channels != channels:
             raise ValueError(
-                f"unet: a super-resolution U-Net needs in_channels = out_channels + {IMAGE_CHANNELS} (the "
-                f"low-res image concatenated to z_t) and out_channels = the autoencoder's {channels} latent "
-                f"channels; this one has in_channels {cfg.in_channels}, out_channels {cfg.out_channels}"
+                f"unet: a super-resolution U-Net needs in_channels = out_channels + {IMAGE_CHANNELS * r * r} "
+                f"(the low-res image concatenated to z_t) and out_channels = the autoencoder's {channels} "
+                f"latent channels; this one has in_channels {cfg.in_channels}, out_channels "
+                f"{cfg.out_channels}"
             )
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
-        self.register_to_config(scale_latents=scale_latents)
+        self.register_to_config(scale_latents=scale_latents, condition_layout=condition_layout)
         # y is never a latent (vae_latent_channels=0: no channel count passes unnormalised) and is not
         # resized: its size must be one the U-Net takes (check_inputs says which)
         self.image_processor = VaeImageProcessor(do_resize=False, vae_latent_channels=0)
@@ -119,9 +129,14 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, DiffusionPipeline)
         return self.latent_space.downsample_factor
 
     @property
+    def space_to_depth_factor(self) -> int:
+        """r: y's r×r pixel blocks are one latent cell (1 for "resize"); the upscaling is f / r."""
+        return space_to_depth_factor(condition_channels(self.unet.config), self.config.condition_layout)
+
+    @property
     def size_multiple(self) -> int:
-        """Low-resolution sides must be multiples of this: the U-Net's own downsampling 2^(levels - 1)."""
-        return 2 ** (len(self.unet.config.block_out_channels) - 1)
+        """Low-resolution sides must be multiples of this: r × the U-Net's downsampling 2^(levels - 1)."""
+        return self.space_to_depth_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
 
     @property
     def num_timesteps(self) -> int:
@@ -190,13 +205,14 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, DiffusionPipeline)
         )  # fmt: skip
         device, dtype = self._execution_device, self.unet.dtype
 
-        # 1. y: the low-resolution image in [-1, 1], (B, 3, h, w); the latent grid has its size
-        y = self.image_processor.preprocess(image).to(device, dtype)
+        # 1. y: the low-resolution image in [-1, 1], (B, 3, h, w) -> the latent grid (B, 3·r², h/r, w/r)
+        r = self.space_to_depth_factor
+        y = to_latent_grid(self.image_processor.preprocess(image).to(device, dtype), r)
 
-        # 2. timesteps and z_T, (B, out_channels, h, w)
+        # 2. timesteps and z_T, (B, out_channels, h/r, w/r)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
-        latents = self.prepare_latents(batch_size, height, width, dtype, generator)
+        latents = self.prepare_latents(batch_size, height // r, width // r, dtype, generator)
         extra_step_kwargs = scheduler_step_kwargs(self.scheduler, generator, eta)
 
         # 3. denoising loop z_t -> z_{t-1}, conditioned on y by concatenation: ε_θ([z_t, y], t)
@@ -216,7 +232,7 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, DiffusionPipeline)
                     latents = outputs.pop("latents", latents)
                 progress_bar.update()
 
-        # 4. x = D(z_0), (B, 3, f·h, f·w)
+        # 4. x = D(z_0), (B, 3, f·h/r, f·w/r)
         images = self.decode_latents(latents, output_type)
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=images) if return_dict else (images,)

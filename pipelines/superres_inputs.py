@@ -25,14 +25,16 @@ def check_inputs(pipe, *, image_shape, num_inference_steps, output_type, callbac
     """Raise a ValueError naming the first argument of `pipe(...)` the pipeline cannot use.
 
     `image_shape` is (B, H, W) of the low-resolution batch; its sides must be multiples of the U-Net's
-    2^(levels - 1), since the latent grid has the low-resolution image's size.
+    2^(levels - 1) times r, since the latent grid has the low-resolution image's size / r (r = 1 unless the
+    pipeline's condition_layout is "space_to_depth").
     """
     _, height, width = image_shape
     multiple = pipe.size_multiple
     if height % multiple or width % multiple:
         raise ValueError(
             f"image: {height}x{width} pixels (H x W) is not a size this model takes: both sides must be "
-            f"multiples of {multiple} (the U-Net halves its input {multiple.bit_length() - 1} times), e.g. "
+            f"multiples of {multiple} (the latent grid's r = {pipe.space_to_depth_factor} × the U-Net's "
+            f"{multiple // pipe.space_to_depth_factor} of its downsampling), e.g. "
             f"{max(multiple, height - height % multiple)}x{max(multiple, width - width % multiple)}"
         )
     if num_inference_steps < 1:

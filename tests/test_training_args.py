@@ -55,6 +55,11 @@ def bad_argument_cases(
         ("train_ldm.py", "--train_batch_size", [*ldm, "--train_batch_size", "1000"]),  # more than the data
         ("train_ldm.py", "--push_to_hub", [*ldm, "--push_to_hub", "--hub_model_id", "me/ldm"]),  # offline
         ("train_ldm.py", "--report_to", [*ldm, "--report_to", "tensorbored"]),
+        ("train_ldm.py", "--sr_factor", [*ldm, "--task", "superres", "--sr_factor", "3"]),  # 16 px
+        ("train_ldm.py", "--sr_factor", [*ldm, "--task", "superres", "--sr_factor", "8"]),  # f = 2
+        ("train_ldm.py", "--text_encoder", [*ldm, "--task", "superres", "--text_encoder", "minilm"]),
+        ("train_ldm.py", "--label_column", [*ldm, "--task", "superres", "--label_column", "label"]),
+        ("train_ldm.py", "--sr_noise_std", [*ldm, "--task", "superres", "--sr_noise_std", "-1"]),
         (
             "train_autoencoder.py",
             "--downsample_factor",

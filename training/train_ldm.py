@@ -9,13 +9,15 @@ y is text (τ_θ = frozen MiniLM, a transformer trained jointly, or any pretrain
 CLIP's, --text_encoder), a class (--label_column) or
 nothing; --cond_drop_prob of the samples train without it, for classifier-free guidance. The latent scale
 1/σ̂ is estimated from the data when the autoencoder's config still has scaling_factor 1.0 (LDM App. G).
-Every random draw of a step comes from a generator seeded by (seed, step, sample index), so runs resume
-exactly and N processes × B images train like 1 process × N·B. The EMA U-Net draws validation grids from
-fixed prompts / classes and seeds, and the final LatentDiffusionPipeline (EMA weights) is saved to
-output_dir: DiffusionPipeline.from_pretrained(output_dir, trust_remote_code=True).
+--task superres trains ε_θ([z_t, y], t) instead (LDM §4.4): y is the image degraded and downsampled by
+--sr_factor, brought to the latent grid by space-to-depth (hfldm.training.superres); the saved pipeline is
+then a LatentDiffusionSuperResolutionPipeline. Every random draw of a step comes from a generator seeded by
+(seed, step, sample index), so runs resume exactly and N processes × B images train like 1 process × N·B. The
+EMA U-Net draws validation grids from fixed prompts / classes and seeds, and the final LatentDiffusionPipeline
+(EMA weights) is saved to output_dir: DiffusionPipeline.from_pretrained(output_dir, trust_remote_code=True).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +57,8 @@ from hfldm.training.runtime import (
     optimizer_step,
     tracker_config,
 )
+from hfldm.training.superres import GenerationTask, SuperResolutionTask, check_superres
+from hfldm.training.superres_validation import assemble_superres_pipeline, superres_grid
 from hfldm.training.validation import assemble_pipeline, sample_grid, save_and_log, validation_conditions
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -74,6 +78,15 @@ class LDMArguments:
     variant: str | None = arg(None, "Weights variant of --autoencoder, e.g. fp16.")
     unet_config: str = arg(
         str(CONFIGS / "unet_small.yaml"), "YAML of ConditionalUNet arguments (widths, depth)."
+    )
+    task: Literal["generate", "superres"] = arg(
+        "generate",
+        "generate: text / class / unconditional LDM; superres: ε_θ([z_t, y], t), y the low-res image.",
+    )
+    sr_factor: int = arg(2, "superres: s, the upscaling (--resolution / s px inputs); must divide f.")
+    sr_noise_std: float = arg(0.0, "superres: largest std of the Gaussian noise added to y ([-1, 1] units).")
+    sr_blur_sigma: float = arg(
+        0.0, "superres: largest σ (high-res pixels) of the Gaussian blur before downsampling."
     )
     text_encoder: str = arg(
         "none",
@@ -130,7 +143,10 @@ class LDMArguments:
             self, "beta_start", "beta_end", "snr_gamma", "ema_decay", "ema_power", "scaling_factor"
         )
         check_positive(self, "scale_estimation_images", "num_inference_steps")
-        check_positive(self, "noise_offset", "guidance_scale", allow_zero=True)
+        check_positive(
+            self, "noise_offset", "guidance_scale", "sr_noise_std", "sr_blur_sigma", allow_zero=True
+        )
+        check_positive(self, "sr_factor")
         if self.ema_decay > 1:
             raise ValueError(f"--ema_decay: must be in (0, 1], got {self.ema_decay}")
         if not 0 <= self.cond_drop_prob <= 1:
@@ -160,6 +176,7 @@ class LDMTrainer:
     snr_gamma: float | None
     random_flip: bool
     max_grad_norm: float
+    task: GenerationTask | SuperResolutionTask = field(default_factory=GenerationTask)  # what the U-Net sees
 
     def training_step(self, batch: dict, micro_step: int) -> dict:
         """One forward/backward pass of DDPM's Algorithm 1 in latent space; returns {"loss": the loss}."""
@@ -168,13 +185,15 @@ class LDMTrainer:
         d = step_draws(self.accelerator, self.seed, micro_step, batch_size_of(batch), self.latent_shape,
                        self.scheduler.config.num_train_timesteps, self.cond_drop_prob)  # fmt: skip
         with self.accelerator.accumulate(*self.trained):
-            z = batch_latents(batch, self.ae, d.posterior_noise, d.flip if self.random_flip else None)
+            flip = d.flip if self.random_flip else None
+            z = batch_latents(batch, self.ae, d.posterior_noise, flip)
             z0 = self.ae.scale_latents(z)  # z_0 = E(x)·scale (LDM App. G)
             eps = (d.noise + self.noise_offset * d.offset).to(z0.device)  # noise offset (Guttenberg 2023)
             t = d.timesteps.to(z0.device)
             cond = self.condition(batch, d.drop, z0.device)  # τ_θ(y), or ∅ with probability cond_drop_prob
             z_t = self.scheduler.add_noise(z0, eps, t)  # z_t = √ᾱ_t z_0 + √(1 − ᾱ_t) ε  (DDPM eq. 4)
-            prediction = self.unet(z_t, t, **cond).sample  # ε_θ(z_t, t, τ_θ(y))
+            z_in = self.task.unet_input(z_t, batch, micro_step, flip)  # z_t, or [z_t, y] (LDM §3.3 concat)
+            prediction = self.unet(z_in, t, **cond).sample  # ε_θ(z_t, t, τ_θ(y)) or ε_θ([z_t, y], t)
             loss = diffusion_loss(self.scheduler, prediction, z0, eps, t, self.snr_gamma)  # DDPM eq. 14
             self.accelerator.backward(loss)
             parameters = self.optimizer.param_groups[0]["params"]
@@ -188,6 +207,11 @@ def main() -> None:
     args, data, train = parse_args(LDMArguments, DataArguments, TrainingArguments, description=__doc__)
     check_training_arguments(train)
     repo_id = hub_repo(train.push_to_hub, train.hub_model_id, train.output_dir, train.hub_token)
+    superres = args.task == "superres"
+    if superres:
+        check_superres(
+            args.sr_factor, data.resolution, args.text_encoder, data.label_column, args.cached_latents
+        )
     kind = conditioning_kind(args.text_encoder, data.caption_column, data.label_column)
     accelerator = make_accelerator(train, train.seed)
     set_seed(train.seed)
@@ -197,6 +221,11 @@ def main() -> None:
     vae = vae.to(accelerator.device)
     latent_size = check_resolution(vae, data.resolution)
     latent_shape = (latent_space(vae).latent_channels, latent_size, latent_size)
+    f = latent_space(vae).downsample_factor
+    task = SuperResolutionTask(args.sr_factor, f, args.sr_noise_std, args.sr_blur_sigma, train.seed,
+                               accelerator.process_index) if superres else GenerationTask()  # fmt: skip
+    if superres:
+        check_superres(args.sr_factor, data.resolution, downsample_factor=f)
     source = ldm_data(data, kind, args.cached_latents, vae, args.text_encoder)
     train_loader = make_dataloader(
         source.dataset, train.train_batch_size, train.seed, source.collate, train.dataloader_num_workers
@@ -217,7 +246,10 @@ def main() -> None:
     classes = num_classes(source.dataset, source.label_names, source.label_column) if kind == "class" else 0
     num_class_embeds = classes + 1 if kind == "class" else None  # + the null class ∅ of guidance
     cross_attention_dim = hidden_size(text_encoder) if text_encoder else None
-    unet = unet_from_yaml(args.unet_config, vae, latent_size, cross_attention_dim, num_class_embeds)
+    unet = unet_from_yaml(
+        args.unet_config, vae, latent_size, cross_attention_dim, num_class_embeds, task.condition_channels
+    )
+    task.unet_config = unet.config
     if train.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     noise_scheduler = DDPMScheduler(
@@ -256,21 +288,29 @@ def main() -> None:
     trainer = LDMTrainer(
         accelerator, latent_space(vae), unet, noise_scheduler, condition, optimizer, lr_scheduler, trained,
         latent_shape, train.seed, args.cond_drop_prob, args.noise_offset, args.snr_gamma, data.random_flip,
-        train.max_grad_norm,
+        train.max_grad_norm, task,
     )  # fmt: skip
     prompts, labels = validation_conditions(
         kind, args.validation_prompts, args.validation_class_labels, texts, classes
     )
 
     def pipeline():
+        if superres:
+            return assemble_superres_pipeline(accelerator, vae, unet, noise_scheduler)
         return assemble_pipeline(
             accelerator, vae, unet, noise_scheduler, text_encoder, tokenizer, source.label_names
         )
 
     def validate(step: int) -> None:
         with ema_weights(ema, accelerator.unwrap_model(unet)):
-            grid = sample_grid(pipeline(), args.validation_seeds, prompts, labels,
-                               args.num_inference_steps, args.guidance_scale)  # fmt: skip
+            if superres:  # low-res | bicubic | SR | real of the first training images, no guidance
+                x = next(iter(scale_batches()))["pixel_values"][: len(args.validation_seeds)]
+                grid, metrics = superres_grid(pipeline(), x, args.sr_factor, args.validation_seeds[0],
+                                              args.num_inference_steps)  # fmt: skip
+                accelerator.log(metrics, step=step)
+            else:
+                grid = sample_grid(pipeline(), args.validation_seeds, prompts, labels,
+                                   args.num_inference_steps, args.guidance_scale)  # fmt: skip
         save_and_log(accelerator, grid, train.output_dir, "samples", step)
 
     # 4. the loop, then the whole pipeline with the EMA weights, loadable by DiffusionPipeline.from_pretrained

@@ -1,0 +1,127 @@
+"""The super-resolution task of train_ldm.py (LDM §4.4): the U-Net's input [z_t, y] with y the degraded image.
+
+The training pair of a high-resolution image x (the batch's pixel_values, in [-1, 1]) is (x, y): y is x
+blurred by a Gaussian of σ_b ~ U(0, --sr_blur_sigma) high-res pixels, downsampled bicubically (antialiased)
+by s = --sr_factor, plus N(0, σ_n² I) noise with σ_n ~ U(0, --sr_noise_std) (a light version of the paper's
+"bsr" degradation), then brought to the latent grid by a space-to-depth of r = f / s
+(`hfldm.unets.condition_layout`): ε_θ([z_t, y], t). The draws come from the sample's own generator of the
+stream SUPERRES_STREAM, seeded by (seed, micro step, global index), so resumed and multi-process runs
+degrade every image as the uninterrupted run does.
+
+A task is what `LDMTrainer.training_step` asks for the U-Net's input: `GenerationTask` (text, class or
+unconditional LDM) gives z_t; `SuperResolutionTask` gives concat_condition(z_t, y).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from hfldm.training.randomness import global_indices, sample_generators
+from hfldm.unets.concat import concat_condition
+from hfldm.unets.condition_layout import IMAGE_CHANNELS, to_latent_grid
+
+SUPERRES_STREAM = 2  # after randomness.TRAINING_STREAM and SCALE_STREAM
+CONDITION_LAYOUT = "space_to_depth"  # what train_ldm.py records in the saved pipeline's config
+
+
+class GenerationTask:
+    """Text / class / unconditional generation: the U-Net sees z_t alone."""
+
+    condition_channels = 0
+
+    def unet_input(self, z_t: torch.Tensor, batch: dict, micro_step: int, flip) -> torch.Tensor:
+        return z_t
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """x (C, H, W) convolved with a normalised Gaussian of std `sigma` pixels (reflect padding), or x."""
+    if sigma < 1e-3:
+        return x
+    radius = max(1, int(3 * sigma + 0.5))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    c = x.shape[0]
+    x = F.pad(x[None], (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)  # along W
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)[0]  # along H
+
+
+def bicubic_down(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H/factor, W/factor), bicubic with antialiasing."""
+    return F.interpolate(x, scale_factor=1 / factor, mode="bicubic", antialias=True, align_corners=False)
+
+
+@dataclass
+class SuperResolutionTask:
+    """Makes y from the batch's high-resolution images and concatenates it to z_t."""
+
+    sr_factor: int  # s: the low-res image is 1/s of the high-res one per side
+    downsample_factor: int  # f of the autoencoder; r = f / s
+    noise_std: float  # largest σ_n, in units of [-1, 1] pixel values
+    blur_sigma: float  # largest σ_b, in high-res pixels
+    seed: int
+    process_index: int
+    unet_config: object = None  # set once the U-Net exists
+
+    @property
+    def space_to_depth(self) -> int:
+        """r = f / s: y's r×r pixel blocks become one latent cell."""
+        return self.downsample_factor // self.sr_factor
+
+    @property
+    def condition_channels(self) -> int:
+        return IMAGE_CHANNELS * self.space_to_depth**2
+
+    def degrade(self, x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        """y (B, 3, H/s, W/s) in [-1, 1] of x (B, 3, H, W): blur, bicubic down by s, noise, per sample."""
+        h, w = x.shape[-2] // self.sr_factor, x.shape[-1] // self.sr_factor
+        ys = []
+        for image, g in zip(x.float(), generators):
+            u_blur, u_noise = torch.rand(2, generator=g).tolist()  # σ_b, σ_n ~ U(0, max), always drawn
+            eta = torch.randn(image.shape[0], h, w, generator=g)
+            blurred = gaussian_blur(image, u_blur * self.blur_sigma)
+            low = bicubic_down(blurred[None], self.sr_factor)[0]
+            ys.append(low + u_noise * self.noise_std * eta.to(low.device))
+        return torch.stack(ys).clamp(-1, 1).to(x.dtype)
+
+    def low_res(self, batch: dict, micro_step: int, flip: torch.Tensor | None) -> torch.Tensor:
+        """y of this process's samples at forward pass `micro_step`, mirrored where `flip` as x is."""
+        x = batch["pixel_values"]
+        if flip is not None:
+            x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
+        indices = global_indices(len(x), self.process_index)
+        return self.degrade(x, sample_generators(self.seed, micro_step, indices, SUPERRES_STREAM))
+
+    def unet_input(self, z_t: torch.Tensor, batch: dict, micro_step: int, flip) -> torch.Tensor:
+        """[z_t, y] (B, c + 3·r², h, w), y brought to the latent grid by space-to-depth."""
+        y = to_latent_grid(self.low_res(batch, micro_step, flip), self.space_to_depth).to(z_t.device)
+        return concat_condition(z_t, y, self.unet_config)
+
+
+def check_superres(
+    sr_factor: int, resolution: int, text_encoder: str = "none", label_column: str | None = None,
+    cached_latents: str | None = None, downsample_factor: int | None = None,
+) -> None:  # fmt: skip
+    """ValueError naming the argument that --task superres cannot use: a --sr_factor that does not divide
+    --resolution (or, once the autoencoder is loaded, its f), a text or class condition, a latent cache."""
+    if resolution % sr_factor:
+        raise ValueError(f"--sr_factor: {sr_factor} does not divide --resolution {resolution}")
+    if text_encoder != "none":
+        raise ValueError(
+            f"--text_encoder: --task superres is conditioned on the low-res image only, not {text_encoder!r}"
+        )
+    if label_column is not None:
+        raise ValueError(
+            "--label_column: --task superres is conditioned on the low-res image only, not on classes"
+        )
+    if cached_latents:
+        raise ValueError("--cached_latents: --task superres makes y from the images; train from images")
+    if downsample_factor is not None and downsample_factor % sr_factor:
+        raise ValueError(
+            f"--sr_factor: {sr_factor} does not divide the autoencoder's f = {downsample_factor} (y, the "
+            f"low-res image, reaches the f-times smaller latent grid by a space-to-depth of f / {sr_factor})"
+        )
