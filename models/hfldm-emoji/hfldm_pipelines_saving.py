@@ -19,16 +19,7 @@ from .hfldm_pipelines_self_contained import installed_entries, write_folder_code
 # save_pretrained(..., push_to_hub=True, **these) are passed on to the upload
 HUB_KWARGS = ("repo_id", "token", "private", "commit_message", "create_pr")
 
-CARD = """---
-library_name: diffusers
-pipeline_tag: {pipeline_tag}
-tags:
-- diffusers
-- latent-diffusion
-- hfldm
-- {kind}
----
-
+CARD = """{front_matter}
 # {title}
 
 A latent diffusion model (Rombach et al., 2022) trained with hfldm and saved as a diffusers pipeline.
@@ -55,13 +46,26 @@ from the command line: `hfldm generate --model {repo} {cli_example} --out sample
 """
 
 
+def card_front_matter(pipeline_tag: str, tags: list[str], base_model: str | None = None,
+                      datasets: list[str] | None = None, license: str | None = None) -> str:  # fmt: skip
+    """The YAML front matter of a model card, written by huggingface_hub's ModelCardData."""
+    from huggingface_hub import ModelCardData
+
+    data = ModelCardData(
+        library_name="diffusers", pipeline_tag=pipeline_tag, base_model=base_model, datasets=datasets,
+        license=license, tags=["diffusers", "latent-diffusion", "hfldm", *tags],
+    )  # fmt: skip
+    return f"---\n{data.to_yaml()}\n---\n"
+
+
 def _num_parameters(module) -> str:
     n = sum(p.numel() for p in module.parameters())
     return f"{n / 1e6:.1f} M" if n >= 100_000 else f"{n:,}"
 
 
-def pipeline_model_card(pipe, repo: str = "path/to/this/folder") -> str:
-    """Markdown with HF front matter describing `pipe` (a LatentDiffusionPipeline): kind, sizes, usage."""
+def pipeline_model_card(pipe, repo: str, **metadata) -> str:
+    """Markdown with HF front matter describing `pipe` (a LatentDiffusionPipeline): kind, sizes, usage with
+    `repo` (the Hub id or the folder); `metadata` (base_model, datasets, license) goes to the front matter."""
     height, width = pipe.default_image_size()
     f = pipe.vae_scale_factor
     if pipe.is_text_conditional:
@@ -86,8 +90,7 @@ def pipeline_model_card(pipe, repo: str = "path/to/this/folder") -> str:
     )
     rows += f"\n| scheduler | `{type(pipe.scheduler).__name__}` | - |"
     return CARD.format(
-        pipeline_tag=pipeline_tag,
-        kind=kind,
+        front_matter=card_front_matter(pipeline_tag, [kind], **metadata),
         title=title,
         height=height,
         width=width,
@@ -102,11 +105,14 @@ def pipeline_model_card(pipe, repo: str = "path/to/this/folder") -> str:
     )
 
 
-def add_remote_code(pipe, folder: str | Path, pipeline_file: str, model_card: str | None = None) -> None:
+def add_remote_code(
+    pipe, folder: str | Path, pipeline_file: str, model_card: str | None = None, repo: str | None = None
+) -> None:
     """Point model_index.json at `<pipeline_file>.py` and each hfldm component at `<name>/<name>_hfldm.py`,
     write those files with the hfldm source they need (`self_contained.write_code`), write README.md.
 
-    The README is `model_card` if given, else `pipe.default_model_card()` unless the folder already has one.
+    The README is `model_card` if given, else `pipe.default_model_card(repo)` (`repo`: the Hub id the folder
+    goes to, default the folder itself) unless the folder already has one.
     """
     folder = Path(folder)
     index_path = folder / "model_index.json"
@@ -115,7 +121,9 @@ def add_remote_code(pipe, folder: str | Path, pipeline_file: str, model_card: st
     index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     readme = folder / "README.md"
     if model_card is not None or not readme.exists():
-        readme.write_text(model_card if model_card is not None else pipe.default_model_card())
+        readme.write_text(
+            model_card if model_card is not None else pipe.default_model_card(repo or str(folder))
+        )
 
 
 def push_folder_to_hub(folder: str | Path, repo_id: str | None = None, token: str | None = None,
@@ -141,9 +149,9 @@ class RemoteCodeMixin:
         for a class loaded from a saved folder, without the prefix of its shipped copy's name)."""
         return Path(inspect.getfile(cls)).stem.removeprefix("hfldm_pipelines_")
 
-    def default_model_card(self) -> str:
+    def default_model_card(self, repo: str) -> str:
         """The README.md that save_pretrained writes into a folder that has none (Markdown, front matter)."""
-        return pipeline_model_card(self)
+        return pipeline_model_card(self, repo)
 
     def save_pretrained(self, save_directory: str | Path, model_card: str | None = None, **kwargs) -> None:
         """diffusers' save_pretrained, plus the pipeline's file and a model card, so that the folder loads
@@ -155,7 +163,8 @@ class RemoteCodeMixin:
         hub_kwargs = {k: kwargs.pop(k) for k in HUB_KWARGS if k in kwargs}
         push_to_hub = kwargs.pop("push_to_hub", False)
         super().save_pretrained(save_directory, **kwargs)
-        add_remote_code(self, save_directory, self.pipeline_file(), model_card)
+        repo = hub_kwargs.get("repo_id") if push_to_hub else None  # the card names where the folder goes
+        add_remote_code(self, save_directory, self.pipeline_file(), model_card, repo)
         if push_to_hub:
             push_folder_to_hub(save_directory, **hub_kwargs)
 
