@@ -86,6 +86,11 @@ def check_inputs(pipe, *, prompt, negative_prompt, class_labels, height, width, 
         raise ValueError("strength was given without an image (image-to-image needs both)")
     if latents is not None and image is not None:
         raise ValueError("latents and image cannot both be given (image-to-image starts from the image)")
+    check_outputs(pipe, output_type, callback_on_step_end_tensor_inputs)
+
+
+def check_outputs(pipe, output_type: str, callback_on_step_end_tensor_inputs: list[str]) -> None:
+    """The output checks every hfldm pipeline shares: `output_type` and the callback's tensor names."""
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
     unknown = [k for k in callback_on_step_end_tensor_inputs if k not in pipe._callback_tensor_inputs]

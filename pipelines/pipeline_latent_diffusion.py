@@ -25,13 +25,12 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from hfldm.autoencoders.kl import KLAutoencoder
-from hfldm.autoencoders.latent_space import LatentSpace, latent_space
 from hfldm.autoencoders.vq import VQAutoencoder
 from hfldm.pipelines.compvis import CompVisLoadingMixin
 from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.inputs import as_list, broadcast_batch, check_inputs, class_label_ids
 from hfldm.pipelines.lora_loading import LoraLoadingMixin
-from hfldm.pipelines.sampling import scheduler_step_kwargs, sdedit_start
+from hfldm.pipelines.sampling import LatentSpaceMixin, scheduler_step_kwargs, sdedit_start
 from hfldm.pipelines.saving import RemoteCodeMixin
 from hfldm.schedulers.ddim import DDIMScheduler
 from hfldm.schedulers.ddpm import DDPMScheduler
@@ -40,7 +39,9 @@ from hfldm.unets.null_class import null_class_label
 from hfldm.unets.unet import ConditionalUNet
 
 
-class LatentDiffusionPipeline(CompVisLoadingMixin, RemoteCodeMixin, LoraLoadingMixin, DiffusionPipeline):
+class LatentDiffusionPipeline(
+    CompVisLoadingMixin, RemoteCodeMixin, LoraLoadingMixin, LatentSpaceMixin, DiffusionPipeline
+):
     r"""Text-, class- or unconditional latent diffusion, with classifier-free guidance and image-to-image.
 
     Args:
@@ -78,16 +79,6 @@ class LatentDiffusionPipeline(CompVisLoadingMixin, RemoteCodeMixin, LoraLoadingM
         self.register_to_config(id2label=id2label, text_attention_mask=text_attention_mask)
         self.label2id = {name: i for i, name in (id2label or {}).items()}
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
-
-    @property
-    def latent_space(self) -> LatentSpace:
-        """The autoencoder through hfldm's one interface (hfldm's or diffusers' KL / VQ / tiny)."""
-        return latent_space(self.vae)
-
-    @property
-    def vae_scale_factor(self) -> int:
-        """f, the autoencoder's downsampling factor."""
-        return self.latent_space.downsample_factor
 
     @property
     def size_multiple(self) -> int:

@@ -33,11 +33,11 @@ from diffusers.schedulers import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
 from hfldm.autoencoders.kl import KLAutoencoder
-from hfldm.autoencoders.latent_space import LatentSpace, latent_space
+from hfldm.autoencoders.latent_space import latent_space
 from hfldm.autoencoders.vq import VQAutoencoder
 from hfldm.pipelines.component_names import renamed_components
 from hfldm.pipelines.images import rgb_batch
-from hfldm.pipelines.sampling import scheduler_step_kwargs
+from hfldm.pipelines.sampling import LatentSpaceMixin, scheduler_step_kwargs
 from hfldm.pipelines.saving import RemoteCodeMixin, card_front_matter
 from hfldm.pipelines.superres_inputs import batch_shape, check_inputs
 from hfldm.schedulers.ddim import DDIMScheduler
@@ -68,7 +68,7 @@ upscaled = pipe(Image.open("low_res.png"), num_inference_steps=100).images[0]
 """
 
 
-class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, DiffusionPipeline):
+class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, DiffusionPipeline):
     r"""Upscale images by f with a latent diffusion model conditioned on the low-resolution image.
 
     Args:
@@ -117,16 +117,6 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, DiffusionPipeline)
         folders alike (their `vqvae` is loaded as `vae`)."""
         kwargs |= renamed_components(pretrained_model_name_or_path, DIFFUSERS_COMPONENT_NAMES, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-
-    @property
-    def latent_space(self) -> LatentSpace:
-        """The autoencoder through hfldm's one interface (hfldm's or diffusers' KL / VQ / tiny)."""
-        return latent_space(self.vae)
-
-    @property
-    def vae_scale_factor(self) -> int:
-        """f, the autoencoder's downsampling factor: the upscaling factor."""
-        return self.latent_space.downsample_factor
 
     @property
     def space_to_depth_factor(self) -> int:

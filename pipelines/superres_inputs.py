@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hfldm.pipelines.inputs import OUTPUT_TYPES
+from hfldm.pipelines.inputs import check_outputs
 
 
 def batch_shape(images) -> tuple[int, int, int]:
@@ -39,10 +39,4 @@ def check_inputs(pipe, *, image_shape, num_inference_steps, output_type, callbac
         )
     if num_inference_steps < 1:
         raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-    if output_type not in OUTPUT_TYPES:
-        raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-    unknown = [k for k in callback_on_step_end_tensor_inputs if k not in pipe._callback_tensor_inputs]
-    if unknown:
-        raise ValueError(
-            f"callback_on_step_end_tensor_inputs: {unknown} not in {pipe._callback_tensor_inputs}"
-        )
+    check_outputs(pipe, output_type, callback_on_step_end_tensor_inputs)

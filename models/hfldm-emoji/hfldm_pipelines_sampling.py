@@ -7,6 +7,22 @@ import inspect
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from .hfldm_autoencoders_latent_space import LatentSpace, latent_space
+
+
+class LatentSpaceMixin:
+    """`latent_space` and `vae_scale_factor` of a pipeline with a `vae` component (any first stage)."""
+
+    @property
+    def latent_space(self) -> LatentSpace:
+        """The autoencoder through hfldm's one interface (hfldm's or diffusers' KL / VQ / tiny)."""
+        return latent_space(self.vae)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """f, the autoencoder's downsampling factor (the upscaling factor of a super-resolution model)."""
+        return self.latent_space.downsample_factor
+
 
 def scheduler_step_kwargs(scheduler, generator, eta: float) -> dict:
     """η and the generator, for the schedulers whose `step` takes them (DDIM's η, DDPM's noise)."""
