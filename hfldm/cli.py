@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # sub-command modules, in the order `hfldm --help` lists them
-COMMANDS = ["data", "cache_latents", "generate", "eval", "convert", "env"]
+COMMANDS = ["data", "cache_latents", "generate", "upscale", "eval", "convert", "env"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,8 @@
 The wheel carries `models/` as the package `hfldm.bundled` and `training/configs/` as `hfldm.configs`
 (pyproject.toml); an editable install maps the same names onto the repository's folders. The default model
 of `hfldm generate` / `eval` / the demo is env `HFLDM_MODEL` if set (a folder or a Hub id), else the
-bundled text-to-emoji model.
+bundled text-to-emoji model; that of `hfldm upscale` / `generate --upscale` is env `HFLDM_SR_MODEL`, else the
+bundled super-resolution model.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 
 DEFAULT_MODEL_NAME = "hfldm-emoji"
+DEFAULT_SR_MODEL_NAME = "hfldm-emoji-sr"  # 32 px -> 64 px, the second stage of `hfldm generate --upscale`
 FEATURE_MODEL_NAME = "hfldm-textimage"
 
 
@@ -24,6 +26,11 @@ def bundled(name: str) -> Path:
 def default_model() -> str:
     """HFLDM_MODEL, else the bundled text-to-emoji pipeline folder."""
     return os.environ.get("HFLDM_MODEL") or str(bundled(DEFAULT_MODEL_NAME))
+
+
+def default_sr_model() -> str:
+    """HFLDM_SR_MODEL, else the bundled super-resolution pipeline folder (emoji, 32 px -> 64 px)."""
+    return os.environ.get("HFLDM_SR_MODEL") or str(bundled(DEFAULT_SR_MODEL_NAME))
 
 
 def config_file(name: str) -> Path:

@@ -22,6 +22,10 @@ from typing import Literal
 import torch
 from accelerate.utils import set_seed
 
+from hfldm.autoencoders.kl import KLAutoencoder
+from hfldm.autoencoders.latent_space import latent_space
+from hfldm.autoencoders.loading import load_autoencoder
+from hfldm.autoencoders.vq import VQAutoencoder
 from hfldm.data.arguments import DataArguments
 from hfldm.data.loader import collate_fn
 from hfldm.training.args import (
@@ -77,6 +81,12 @@ class AutoencoderArguments:
         0.0,
         "Weight of an LPIPS perceptual term; needs `pip install lpips` and its VGG weights (not offline).",
     )
+    init_from: str | None = arg(
+        None,
+        "Start from this trained hfldm KL/VQ autoencoder (folder, pipeline folder or Hub id, `id:subfolder`): "
+        "its architecture and weights; the architecture flags above are then not used. Its scaling_factor "
+        "is reset to 1.0 so that train_ldm.py estimates 1/σ̂ of the fine-tuned latents anew.",
+    )
     validation_split: str | None = arg(None, "Held-out split for PSNR/SSIM (default: last images of train).")
     num_validation_images: int = arg(64, "Held-out images scored at each validation.")
 
@@ -87,6 +97,34 @@ class AutoencoderArguments:
             self, "kl_weight", "codebook_weight", "disc_weight", "perceptual_weight", allow_zero=True
         )
         check_positive(self, "disc_start", allow_zero=True)
+
+
+def initial_autoencoder(args: AutoencoderArguments, resolution: int):
+    """A fresh autoencoder from the architecture flags, or the trained one of --init_from to fine-tune."""
+    if args.init_from is None:
+        return new_autoencoder(
+            args.regularizer, args.downsample_factor, resolution, args.base_channels,
+            args.latent_channels, args.layers_per_block, args.num_vq_embeddings,
+        )  # fmt: skip
+    autoencoder = load_autoencoder(args.init_from, "--init_from")
+    if not isinstance(autoencoder, (KLAutoencoder, VQAutoencoder)):
+        raise ValueError(
+            f"--init_from: {args.init_from} holds a {type(autoencoder).__name__}; this script trains hfldm's "
+            "KLAutoencoder / VQAutoencoder (diffusers' autoencoders plug into train_ldm.py --autoencoder)"
+        )
+    regularizer = "kl" if isinstance(autoencoder, KLAutoencoder) else "vq"
+    if regularizer != args.regularizer:
+        raise ValueError(
+            f"--init_from: {args.init_from} is a {regularizer.upper()} autoencoder but --regularizer is "
+            f"{args.regularizer}"
+        )
+    if resolution % latent_space(autoencoder).downsample_factor:
+        raise ValueError(
+            f"--resolution: {resolution} is not a multiple of f = "
+            f"{latent_space(autoencoder).downsample_factor} of --init_from {args.init_from}"
+        )
+    autoencoder.register_to_config(sample_size=resolution, scaling_factor=1.0)
+    return autoencoder.requires_grad_(True).train()
 
 
 def main() -> None:
@@ -108,22 +146,20 @@ def main() -> None:
     held_out_loader = make_dataloader(held_out, train.train_batch_size, train.seed, collate_fn, shuffle=False)
 
     # 2. models: the autoencoder (E, regulariser, D) and the PatchGAN discriminator
-    if data.resolution % args.downsample_factor:
+    if args.init_from is None and data.resolution % args.downsample_factor:
         raise ValueError(
             f"--downsample_factor: {args.downsample_factor} does not divide --resolution {data.resolution}"
         )
-    autoencoder = new_autoencoder(
-        args.regularizer, args.downsample_factor, data.resolution, args.base_channels,
-        args.latent_channels, args.layers_per_block, args.num_vq_embeddings,
-    )  # fmt: skip
+    autoencoder = initial_autoencoder(args, data.resolution)
     discriminator = new_discriminator(data.resolution, args.disc_channels, args.disc_layers)
     perceptual = perceptual_network(args.perceptual_weight)
     if train.gradient_checkpointing:
         autoencoder.enable_gradient_checkpointing()
     model = RegularizedAutoencoder(autoencoder)
     reg_weight = args.kl_weight if args.regularizer == "kl" else args.codebook_weight
-    side = data.resolution // args.downsample_factor
-    latent_shape = (args.latent_channels, side, side)
+    space = latent_space(autoencoder)
+    side = data.resolution // space.downsample_factor
+    latent_shape = (space.latent_channels, side, side)
 
     # 3. optimisers: one for the generator (E, D, codebook), one for the discriminator
     optimizer_g = make_optimizer(model.parameters(), train)

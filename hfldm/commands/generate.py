@@ -52,17 +52,27 @@ def register(subparsers) -> None:
         "--compile", action="store_true", help="torch.compile the U-Net (fullgraph; minutes to compile)"
     )
     parser.add_argument("--max-images", type=int, default=256, help="refuse requests for more images")
+    parser.add_argument(
+        "--upscale",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="SR_MODEL",
+        help="then upscale every image with a super-resolution pipeline (LDM §4.4), a folder or Hub id "
+        "(bare --upscale: $HFLDM_SR_MODEL or the bundled 32 -> 64 px emoji model)",
+    )
+    parser.add_argument("--upscale-steps", type=int, default=50, help="sampling steps of --upscale")
     parser.add_argument("--out", required=True, help="output PNG file")
     parser.set_defaults(func=run)
 
 
-def resolve_model(model: str | None) -> str:
-    """A local folder with model_index.json, or a Hub id (None: the default model); FileNotFoundError
-    otherwise."""
-    from hfldm.resources import default_model
+def resolve_model(model: str | None, default_model=None) -> str:
+    """A local folder with model_index.json, or a Hub id (None: `default_model()`, by default
+    hfldm.resources.default_model); FileNotFoundError otherwise."""
+    from hfldm import resources
 
     default = model is None
-    model = default_model() if default else model
+    model = (default_model or resources.default_model)() if default else model
     path = Path(model)
     if path.exists():
         if not (path / "model_index.json").is_file():
@@ -70,8 +80,19 @@ def resolve_model(model: str | None) -> str:
         return str(path)
     if not default and HUB_ID.match(model) and not path.parent.is_dir():
         return model
-    hint = " (set HFLDM_MODEL, train one first, or pass --model)" if default else ""
+    variable = "HFLDM_SR_MODEL" if default_model is resources.default_sr_model else "HFLDM_MODEL"
+    hint = f" (set {variable}, train one first, or pass the model's flag)" if default else ""
     raise FileNotFoundError(f"model folder not found: {model}{hint}")
+
+
+def resolve_sr_model(model: str) -> str:
+    """`resolve_model` for --upscale ("default": the default SR model), its errors naming --upscale."""
+    from hfldm.resources import default_sr_model
+
+    try:
+        return resolve_model(None if model == "default" else model, default_sr_model)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"--upscale: {e}") from None
 
 
 def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
@@ -84,6 +105,8 @@ def check_args(args: argparse.Namespace) -> None:
     check_finite(args, "guidance_scale", "eta", "strength")
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if args.upscale_steps < 1:
+        raise ValueError(f"--upscale-steps must be at least 1, got {args.upscale_steps}")
     if args.num_images < 1:
         raise ValueError(f"--num-images must be at least 1, got {args.num_images}")
     if args.batch_size < 1 or args.max_images < 1:
@@ -114,8 +137,11 @@ def quiet_loading():
         transformers_logging.enable_progress_bar()
 
 
-def load_pipeline(model: str, scheduler: str, device: str | None):
-    """The saved LatentDiffusionPipeline on `device`, with its scheduler swapped if asked."""
+def load_pipeline(
+    model: str, scheduler: str, device: str | None, argument: str = "--model", pipeline_class=None
+):
+    """The saved pipeline (a LatentDiffusionPipeline unless `pipeline_class`) on `device`, with its scheduler
+    swapped if asked."""
     import importlib
 
     import torch
@@ -123,7 +149,7 @@ def load_pipeline(model: str, scheduler: str, device: str | None):
     from hfldm.pipelines.loading import load_pipeline as load
 
     with quiet_loading():
-        pipe = load(model, "--model")
+        pipe = load(model, argument, **({"pipeline_class": pipeline_class} if pipeline_class else {}))
     if scheduler != "saved":
         module, name = SCHEDULERS[scheduler]
         pipe.scheduler = getattr(importlib.import_module(module), name).from_config(pipe.scheduler.config)
@@ -196,6 +222,7 @@ def check_compiler() -> None:
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     model = resolve_model(args.model)
+    sr_model = None if args.upscale is None else resolve_sr_model(args.upscale)
     import torch
 
     check_device(args.device)
@@ -222,6 +249,12 @@ def run(args: argparse.Namespace) -> int:
             num_inference_steps=args.steps, num_images_per_prompt=n, eta=args.eta, generator=generator,
             image=image, strength=args.strength, **kwargs,
         ).images  # fmt: skip
+    if sr_model is not None:  # the cascade: text -> 32 px -> SR -> 64 px (LDM §4.4)
+        from hfldm.commands.upscale import load_sr_pipeline, upscale
+
+        del pipe  # one model in memory at a time
+        sr = load_sr_pipeline(sr_model, args.scheduler, args.device, "--upscale")
+        images = upscale(sr, images, args.upscale_steps, args.seed, args.eta)
     # one row per prompt / class label; a single prompt's images as a near-square grid
     several = len(images) > args.num_images
     grid = grid_of(images, args.num_images if several else math.ceil(math.sqrt(len(images))))
