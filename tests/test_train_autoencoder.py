@@ -58,3 +58,31 @@ def test_autoencoder_script_vq(digits, tmp_path):
     assert scalars["val/codebook_perplexity"][-1] <= used_codes + 1e-4  # exp(entropy) <= the support
     vae = VQAutoencoder.from_pretrained(out)
     assert vae.downsample_factor == 4 and vae.config.num_vq_embeddings == 32
+
+
+def test_init_from_fine_tunes_a_trained_autoencoder(digits, tmp_path):
+    """--init_from: the trained autoencoder's architecture and weights, not the flags'; 1/σ̂ reset to 1."""
+    import torch
+    from _ldm_fixtures import tiny_vae
+
+    start = tiny_vae("kl")  # f = 2, widths (8, 8), scaling_factor 0.5
+    start.save_pretrained(tmp_path / "start")
+    out = tmp_path / "tuned"
+    common = dict(
+        train_data_dir=digits, resolution=RESOLUTION, num_validation_images=8, regularizer="kl",
+        max_train_steps=2, train_batch_size=4, learning_rate=1e-6, lr_warmup_steps=0, logging_steps=1,
+        validation_steps=100, checkpointing_steps=100, disc_layers=2,
+    )  # fmt: skip
+    run_script("train_autoencoder.py", *flags(
+        **common, init_from=tmp_path / "start", base_channels=64, downsample_factor=4, output_dir=out,
+    ))  # fmt: skip
+    tuned = KLAutoencoder.from_pretrained(out)
+    assert tuned.config.block_out_channels == [8, 8] and tuned.downsample_factor == 2  # not the flags'
+    assert tuned.config.scaling_factor == 1.0 and tuned.config.sample_size == RESOLUTION
+    moved = max((a - b).abs().max().item() for a, b in zip(tuned.parameters(), start.parameters()))
+    assert 0 < moved < 1e-4  # two steps at lr 1e-6 from the given weights
+
+    result = run_script("train_autoencoder.py", *flags(
+        **{**common, "regularizer": "vq"}, init_from=tmp_path / "start", output_dir=tmp_path / "bad",
+    ), rc=2)  # fmt: skip
+    assert "--init_from" in result.stderr and "KL autoencoder but --regularizer is vq" in result.stderr
