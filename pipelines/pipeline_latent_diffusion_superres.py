@@ -55,7 +55,7 @@ CARD = """{front_matter}
 # Super-resolution latent diffusion
 
 ε_θ([z_t, y], t) with the low-resolution image y concatenated to z_t (Rombach et al. 2022, §4.4): images of
-h×w pixels (multiples of {multiple}) become {f}h×{f}w. Autoencoder `{vae}`, U-Net `{unet}`
+h×w pixels (multiples of {multiple}) become {s}h×{s}w. Autoencoder `{vae}`, U-Net `{unet}`
 ({in_channels} = {out_channels} latent + {cond} image channels), scheduler `{scheduler}`.
 
 ```python
@@ -124,6 +124,11 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
         return space_to_depth_factor(condition_channels(self.unet.config), self.config.condition_layout)
 
     @property
+    def upscale_factor(self) -> int:
+        """s = f / r: output sides over input sides."""
+        return self.vae_scale_factor // self.space_to_depth_factor
+
+    @property
     def size_multiple(self) -> int:
         """Low-resolution sides must be multiples of this: r × the U-Net's downsampling 2^(levels - 1)."""
         return self.space_to_depth_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
@@ -137,7 +142,7 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
         cfg = self.unet.config
         return CARD.format(
             front_matter=card_front_matter("image-to-image", ["super-resolution"]), repo=repo,
-            multiple=self.size_multiple, f=self.vae_scale_factor, vae=type(self.vae).__name__,
+            multiple=self.size_multiple, s=self.upscale_factor, vae=type(self.vae).__name__,
             unet=type(self.unet).__name__, in_channels=cfg.in_channels, out_channels=cfg.out_channels,
             cond=condition_channels(cfg), scheduler=type(self.scheduler).__name__,
         )  # fmt: skip

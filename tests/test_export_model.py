@@ -94,3 +94,26 @@ def test_code_only_rewrites_the_shipped_code_and_nothing_else(exported, tmp_path
     with pytest.raises(SystemExit):
         export_model.main(["--code-only", "--out", str(tmp_path / "nope")])
     assert "--out" in capsys.readouterr().err
+
+
+def test_a_super_resolution_pipeline_exports_without_captions(tmp_path):
+    from _superres_fixtures import low_res_images, sr_pipeline, upscale
+
+    from hfldm import LatentDiffusionSuperResolutionPipeline
+
+    pipe = sr_pipeline()
+    pipe.save_pretrained(tmp_path / "trained")
+    report = tmp_path / "eval.md"
+    report.write_text("| bicubic | sr-marker |\n")
+    assert export_model.main(["--pipeline", str(tmp_path / "trained"), "--out", str(tmp_path / "out"),
+                              "--report", str(report)]) == 0  # fmt: skip
+    out = tmp_path / "out"
+    with safe_open(str(out / "unet" / "diffusion_pytorch_model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    card = (out / "README.md").read_text()
+    assert "Super-resolution latent diffusion" in card and "become 2h×2w" in card and "sr-marker" in card
+    assert not (out / "example_captions.txt").exists()
+    loaded = LatentDiffusionSuperResolutionPipeline.from_pretrained(out)
+    loaded.set_progress_bar_config(disable=True)
+    images = low_res_images(1)
+    assert np.abs(upscale(pipe, images) - upscale(loaded, images)).max() < 0.02  # fp16 weights only

@@ -2,11 +2,13 @@
 
     python training/export_model.py --pipeline runs/ldm-emoji32 --data data/emoji/32 \
         --out models/hfldm-emoji [--report runs/eval-emoji32/report.md ...] [--training-notes notes.md]
+    python training/export_model.py --pipeline runs/ldm-superres-emoji64 --out models/hfldm-emoji-sr ...
     python training/export_model.py --code-only --out models/hfldm-emoji   # after changing hfldm's code
 
 `--code-only` rewrites only the code an exported folder ships (hfldm.pipelines.self_contained) and the
 model_index.json entries that point at it, from the current source; weights, card and examples stay.
 
+Either of hfldm's pipelines (model_index.json's class): text-to-image, or super-resolution (no captions).
 The example captions are held-out (test split) names that are not skin-tone variants of a training emoji,
 so the demo and the Space show what the model does on captions it never saw.
 """
@@ -23,9 +25,11 @@ from datasets import load_from_disk
 
 from hfldm.eval.subsets import skin_tone_variant_mask
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
-from hfldm.pipelines.saving import add_remote_code, pipeline_model_card
+from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSuperResolutionPipeline
+from hfldm.pipelines.saving import add_remote_code
 
 MAX_MB = 50
+PIPELINES = {cls.__name__: cls for cls in (LatentDiffusionPipeline, LatentDiffusionSuperResolutionPipeline)}
 
 
 def held_out_examples(data: Path, count: int) -> list[str]:
@@ -50,16 +54,25 @@ def folder_megabytes(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
+def pipeline_class(folder: Path):
+    """The hfldm pipeline class model_index.json of `folder` names (list form [file, class], or a class)."""
+    name = json.loads((folder / "model_index.json").read_text())["_class_name"]
+    name = name[-1] if isinstance(name, list) else name
+    if name not in PIPELINES:
+        raise SystemExit(f"error: {folder} holds a {name}, not one of {sorted(PIPELINES)}")
+    return PIPELINES[name]
+
+
 def refresh_code(folder: Path) -> None:
     """Rewrite the code files of the exported `folder` (and model_index.json's entries) from this source."""
-    pipe = LatentDiffusionPipeline.from_pretrained(folder, dtype=torch.float16)  # reads, writes no weights
+    pipe = pipeline_class(folder).from_pretrained(folder, dtype=torch.float16)  # reads, writes no weights
     add_remote_code(pipe, folder, pipe.pipeline_file())  # README.md exists: kept
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", help="trained pipeline folder (train_ldm.py output)")
-    parser.add_argument("--data", help="save_to_disk emoji dataset (for held-out captions)")
+    parser.add_argument("--data", help="save_to_disk emoji dataset (held-out captions; text models only)")
     parser.add_argument("--out", required=True, help="where to write the shipped model")
     parser.add_argument(
         "--report", action="append", default=[], help="`hfldm eval` report.md for the card (repeatable)"
@@ -74,21 +87,25 @@ def main(argv: list[str] | None = None) -> int:
         refresh_code(Path(args.out))
         print(f"rewrote the code of {args.out}: {folder_megabytes(Path(args.out)):.1f} MB")
         return 0
-    for flag, path in (("--pipeline", args.pipeline), ("--data", args.data)):
-        if path is None or not Path(path).exists():
-            parser.error(f"{flag}: {path or 'required'}{' does not exist' if path else ''}")
+    if args.pipeline is None or not (Path(args.pipeline) / "model_index.json").is_file():
+        parser.error(f"--pipeline: {args.pipeline or 'required'} is not a saved pipeline folder")
+    cls = pipeline_class(Path(args.pipeline))
+    captions = cls is LatentDiffusionPipeline  # the demo and the Space show held-out example captions
+    if captions and (args.data is None or not Path(args.data).exists()):
+        parser.error(f"--data: {args.data or 'required'}{' does not exist' if args.data else ''}")
 
-    pipe = LatentDiffusionPipeline.from_pretrained(args.pipeline)
+    pipe = cls.from_pretrained(args.pipeline)
     pipe.to(torch.float16)
     out = Path(args.out)
-    card = pipeline_model_card(pipe, repo=str(out))
+    card = pipe.default_model_card(repo=str(out))
     for extra in (args.training_notes, *args.report):
         if extra:
             card += "\n" + Path(extra).read_text()
     pipe.save_pretrained(out, model_card=card)
     load_text_encoder_in_float32(out)
-    examples = held_out_examples(Path(args.data), args.num_examples)
-    (out / "example_captions.txt").write_text("\n".join(examples) + "\n")
+    examples = held_out_examples(Path(args.data), args.num_examples) if captions else []
+    if examples:
+        (out / "example_captions.txt").write_text("\n".join(examples) + "\n")
     size = folder_megabytes(out)
     print(f"wrote {out}: {size:.1f} MB (fp16), {len(examples)} held-out example captions")
     if size > MAX_MB:
