@@ -48,6 +48,7 @@ from hfldm.training.loop import train_loop
 from hfldm.training.losses import diffusion_loss
 from hfldm.training.models import check_resolution, run_tokenizer, text_encoder_for, unet_from_yaml
 from hfldm.training.nonfinite import stop_on_nonfinite
+from hfldm.training.pretrained_pipeline import check_pretrained_flags, load_pretrained_parts
 from hfldm.training.randomness import batch_size_of, step_draws
 from hfldm.training.runtime import (
     make_accelerator,
@@ -73,6 +74,12 @@ class LDMArguments:
         "The frozen first stage: a folder (train_autoencoder.py output, or a pipeline's with vae/), or a Hub "
         "id (`repo` or `repo:subfolder`); hfldm's KL/VQ or diffusers' AutoencoderKL/VQModel/AutoencoderTiny.",
         aliases=["--pretrained_vae_model_name_or_path"],
+    )
+    pretrained_model_name_or_path: str | None = arg(
+        None,
+        "Fine-tune a whole trained pipeline (an hfldm folder, a diffusers LDMTextToImagePipeline folder, or a "
+        "Hub id): its autoencoder, U-Net, τ_θ with its tokenizer and noise schedule replace --autoencoder, "
+        "--unet_config, --text_encoder and the β-schedule / prediction flags.",
     )
     revision: str | None = arg(None, "Hub revision (branch, tag or commit) of --autoencoder.")
     variant: str | None = arg(None, "Weights variant of --autoencoder, e.g. fp16.")
@@ -131,11 +138,13 @@ class LDMArguments:
     guidance_scale: float = arg(3.0, "Classifier-free guidance scale w of the validation samples.")
 
     def validate(self) -> None:
-        if self.autoencoder is None:
+        if self.pretrained_model_name_or_path is not None:
+            check_pretrained_flags(self)
+        elif self.autoencoder is None:
             raise ValueError("--autoencoder: required (the folder written by train_autoencoder.py)")
         check_positive(self, "text_vocab_size", "text_hidden_size", "text_layers", "num_train_timesteps")
         check_positive(self, "max_text_length")
-        if self.train_text_encoder and self.text_encoder in ("none", "scratch"):
+        if self.train_text_encoder and self.text_encoder in ("none", "scratch") and not self.pretrained_model_name_or_path:
             raise ValueError(
                 f"--train_text_encoder: for a pretrained --text_encoder, not {self.text_encoder!r}"
             )
@@ -203,6 +212,36 @@ class LDMTrainer:
         return {"loss": loss.detach()}
 
 
+def new_parts(args, accelerator, train, texts, num_class_embeds, vae, latent_size, condition_channels):
+    """(tokenizer, τ_θ, a fresh U-Net, the DDPM forward process) from the flags."""
+    tokenizer = None
+    if args.text_encoder == "scratch":  # saved to output_dir first, reloaded on resume
+        resuming = train.resume_from_checkpoint is not None
+        tokenizer = run_tokenizer(accelerator, texts, args.text_vocab_size, train.output_dir, resuming)
+    tokenizer, text_encoder = text_encoder_for(
+        args.text_encoder, tokenizer, args.text_hidden_size, args.text_layers, args.max_text_length
+    )
+    cross_attention_dim = hidden_size(text_encoder) if text_encoder else None
+    unet = unet_from_yaml(
+        args.unet_config, vae, latent_size, cross_attention_dim, num_class_embeds, condition_channels
+    )
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
+        beta_start=args.beta_start, beta_end=args.beta_end, prediction_type=args.prediction_type,
+        clip_sample=False,  # scaled latents are not in [-1, 1]: clipping x̂_0 there ruins samples
+    )  # fmt: skip
+    return tokenizer, text_encoder, unet, noise_scheduler
+
+
+def check_pretrained_classes(num_class_embeds: int | None, pretrained_embeds: int | None) -> None:
+    """ValueError naming --label_column when the data's classes (+ the null class) differ from the U-Net's."""
+    if num_class_embeds != pretrained_embeds:
+        raise ValueError(
+            f"--label_column: the data has {(num_class_embeds or 1) - 1} classes, the pretrained U-Net "
+            f"{(pretrained_embeds or 1) - 1} (+ the null class)"
+        )
+
+
 def main() -> None:
     args, data, train = parse_args(LDMArguments, DataArguments, TrainingArguments, description=__doc__)
     check_training_arguments(train)
@@ -212,12 +251,20 @@ def main() -> None:
         check_superres(
             args.sr_factor, data.resolution, args.text_encoder, data.label_column, args.cached_latents
         )
-    kind = conditioning_kind(args.text_encoder, data.caption_column, data.label_column)
+    pretrained = args.pretrained_model_name_or_path and load_pretrained_parts(args.pretrained_model_name_or_path)
+    encoder_name = "pretrained" if pretrained and pretrained.text_encoder is not None else args.text_encoder
+    kind = conditioning_kind(encoder_name, data.caption_column, data.label_column)
+    if pretrained and kind != pretrained.kind:
+        raise ValueError(
+            f"--pretrained_model_name_or_path: a {pretrained.kind}-conditioned pipeline, but the data flags "
+            f"(--caption_column / --label_column) ask for {kind}"
+        )
     accelerator = make_accelerator(train, train.seed)
     set_seed(train.seed)
 
     # 1. data: images (or cached posteriors) with their captions or labels, and the frozen autoencoder
-    vae = load_autoencoder(args.autoencoder, revision=args.revision, variant=args.variant)
+    vae = pretrained.vae if pretrained else load_autoencoder(args.autoencoder, revision=args.revision,
+                                                             variant=args.variant)  # fmt: skip
     vae = vae.to(accelerator.device)
     latent_size = check_resolution(vae, data.resolution)
     latent_shape = (latent_space(vae).latent_channels, latent_size, latent_size)
@@ -234,35 +281,34 @@ def main() -> None:
     # 2. models: τ_θ, the U-Net, the noise schedule, the latent scale (the autoencoder stays frozen)
     texts = captions(source.dataset, source.text_column) if kind == "text" else []
     train_text_encoder = args.text_encoder == "scratch" or args.train_text_encoder
-    tokenizer = None
-    if args.text_encoder == "scratch":  # saved to output_dir first, reloaded on resume
-        resuming = train.resume_from_checkpoint is not None
-        tokenizer = run_tokenizer(accelerator, texts, args.text_vocab_size, train.output_dir, resuming)
-    tokenizer, text_encoder = text_encoder_for(
-        args.text_encoder, tokenizer, args.text_hidden_size, args.text_layers, args.max_text_length
-    )
-    if train_text_encoder:
-        text_encoder.requires_grad_(True).train()
     classes = num_classes(source.dataset, source.label_names, source.label_column) if kind == "class" else 0
     num_class_embeds = classes + 1 if kind == "class" else None  # + the null class ∅ of guidance
-    cross_attention_dim = hidden_size(text_encoder) if text_encoder else None
-    unet = unet_from_yaml(
-        args.unet_config, vae, latent_size, cross_attention_dim, num_class_embeds, task.condition_channels
-    )
+    if pretrained:
+        tokenizer, text_encoder, unet = pretrained.tokenizer, pretrained.text_encoder, pretrained.unet
+        noise_scheduler, text_attention_mask = pretrained.noise_scheduler, pretrained.text_attention_mask
+        check_pretrained_classes(num_class_embeds, unet.config.num_class_embeds)
+        if args.train_text_encoder and text_encoder is None:
+            raise ValueError("--train_text_encoder: the pretrained pipeline has no text encoder")
+        label_names = pretrained.label_names or source.label_names
+    else:
+        tokenizer, text_encoder, unet, noise_scheduler = new_parts(
+            args, accelerator, train, texts, num_class_embeds, vae, latent_size, task.condition_channels
+        )
+        text_attention_mask, label_names = True, source.label_names
+    if train_text_encoder:
+        text_encoder.requires_grad_(True).train()
     task.unet_config = unet.config
     if train.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
-    noise_scheduler = DDPMScheduler(
-        num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
-        beta_start=args.beta_start, beta_end=args.beta_end, prediction_type=args.prediction_type,
-        clip_sample=False,  # scaled latents are not in [-1, 1]: clipping x̂_0 there ruins samples
-    )  # fmt: skip
     scale_batches = lambda: make_dataloader(  # noqa: E731
         source.dataset, train.train_batch_size, train.seed, source.collate, shuffle=False
     )
-    scale = latent_scale(
-        vae, args.scaling_factor, scale_batches, args.scale_estimation_images, latent_shape, train.seed
-    )
+    if pretrained:  # its U-Net was trained at its autoencoder's scale: kept, never re-estimated
+        scale = args.scaling_factor or latent_space(vae).scaling_factor
+    else:
+        scale = latent_scale(
+            vae, args.scaling_factor, scale_batches, args.scale_estimation_images, latent_shape, train.seed
+        )
     accelerator.print(f"latent scale 1/std = {scale:.5f}")
     vae.register_to_config(scaling_factor=scale)  # saved with the pipeline's vae/
 
@@ -283,7 +329,7 @@ def main() -> None:
     first_step = resume(accelerator, train.output_dir, train.resume_from_checkpoint)
 
     condition = Conditioner(
-        kind, tokenizer, text_encoder, num_class_embeds, train_text_encoder, source.uncond
+        kind, tokenizer, text_encoder, num_class_embeds, train_text_encoder, source.uncond, text_attention_mask
     )
     trainer = LDMTrainer(
         accelerator, latent_space(vae), unet, noise_scheduler, condition, optimizer, lr_scheduler, trained,
@@ -298,7 +344,7 @@ def main() -> None:
         if superres:
             return assemble_superres_pipeline(accelerator, vae, unet, noise_scheduler)
         return assemble_pipeline(
-            accelerator, vae, unet, noise_scheduler, text_encoder, tokenizer, source.label_names
+            accelerator, vae, unet, noise_scheduler, text_encoder, tokenizer, label_names, text_attention_mask
         )
 
     def validate(step: int) -> None:

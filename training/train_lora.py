@@ -128,8 +128,9 @@ def main() -> None:
     unet, text_model = trained[0], trained[1] if len(trained) > 1 else text_encoder
     stop_on_nonfinite(accelerator, train.skip_nonfinite_steps, optimizer)
     condition = Conditioner(
-        kind, tokenizer, text_model, num_class_embeds, train_text_encoder=len(trained) > 1
-    )
+        kind, tokenizer, text_model, num_class_embeds, train_text_encoder=len(trained) > 1,
+        text_attention_mask=pipeline.config.text_attention_mask,
+    )  # fmt: skip
     trainer = LDMTrainer(
         accelerator, latent_space(vae), unet, noise_scheduler, condition, optimizer, lr_scheduler, trained,
         latent_shape, train.seed, args.cond_drop_prob, args.noise_offset, args.snr_gamma, flip,
@@ -150,8 +151,9 @@ def main() -> None:
 
     def validate(step: int) -> None:
         pipeline = assemble_pipeline(
-            accelerator, vae, unet, noise_scheduler, text_model, tokenizer, label_names
-        )
+            accelerator, vae, unet, noise_scheduler, text_model, tokenizer, label_names,
+            pipeline.config.text_attention_mask,
+        )  # fmt: skip
         grid = sample_grid(
             pipeline, args.validation_seeds, prompts, labels, args.num_inference_steps, args.guidance_scale
         )

@@ -20,7 +20,8 @@ class Conditioner:
     text: encoder_hidden_states (B, L, D) and encoder_attention_mask (B, L) from τ_θ of the captions, with
     dropped captions replaced by "" (gradients flow into τ_θ when it is trained); class: class_labels (B,),
     dropped ones set to the null class; none: no arguments. Text embeddings cached with the latents (frozen
-    τ_θ) are used as they are.
+    τ_θ) are used as they are. `text_attention_mask` is the pipeline's convention (False for CompVis' LDMs,
+    which attend to the padding): training and sampling encode captions alike.
     """
 
     def __init__(
@@ -31,11 +32,13 @@ class Conditioner:
         num_class_embeds: int | None = None,
         train_text_encoder: bool = False,
         uncond: dict | None = None,
+        text_attention_mask: bool = True,
     ):
         if kind not in ("text", "class", "none"):
             raise ValueError(f"kind: expected text, class or none, got {kind!r}")
         self.kind, self.tokenizer, self.text_encoder = kind, tokenizer, text_encoder
         self.num_class_embeds, self.train_text_encoder = num_class_embeds, train_text_encoder
+        self.text_attention_mask = text_attention_mask  # False: attend to the padding, as the pipeline does
         self.uncond = (
             uncond  # τ_θ("") of a latent cache: {"encoder_hidden_states": (L, D), "attention_mask": (L,)}
         )
@@ -47,7 +50,9 @@ class Conditioner:
         if self.kind == "text":
             texts = ["" if d else t for t, d in zip(batch["text"], drop.tolist())]
             with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
-                hidden, mask = encode_text(self.tokenizer, self.text_encoder, texts, device)
+                hidden, mask = encode_text(
+                    self.tokenizer, self.text_encoder, texts, device, self.text_attention_mask
+                )
             return {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}
         if self.kind == "class":
             labels = batch["labels"].to(device)

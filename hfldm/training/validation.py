@@ -112,9 +112,12 @@ def save_and_log(accelerator: Accelerator, image: Image.Image, output_dir: str, 
     return path
 
 
-def assemble_pipeline(accelerator: Accelerator, vae, unet, scheduler, text_encoder, tokenizer, label_names):
+def assemble_pipeline(
+    accelerator: Accelerator, vae, unet, scheduler, text_encoder, tokenizer, label_names,
+    text_attention_mask: bool = True,
+):  # fmt: skip
     """A LatentDiffusionPipeline of the (unwrapped) training components with a DDIM scheduler of the training
-    noise schedule, class names as id2label, progress bar off."""
+    noise schedule, class names as id2label, the training's text-mask convention, progress bar off."""
     from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
     from hfldm.schedulers.ddim import DDIMScheduler
 
@@ -125,6 +128,7 @@ def assemble_pipeline(accelerator: Accelerator, vae, unet, scheduler, text_encod
         accelerator.unwrap_model(text_encoder) if text_encoder is not None else None,
         tokenizer,
         id2label=dict(enumerate(label_names)) if label_names else None,
+        text_attention_mask=text_attention_mask,
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
