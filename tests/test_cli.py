@@ -70,3 +70,28 @@ def test_the_wheel_carries_the_bundled_models_and_configs(tmp_path):
         "hfldm/configs/ldm_emoji32.yaml" in names and "hfldm/pipelines/pipeline_latent_diffusion.py" in names
     )
     assert any(n.endswith("licenses/LICENSE") for n in names)
+
+
+def test_a_missing_optional_dependency_names_its_extra(monkeypatch, tmp_path, capsys):
+    """Required dependencies are inference's; `hfldm data` without `datasets` says which extra to install."""
+    import sys
+
+    from hfldm.cli import main as hfldm_main
+
+    for name in [m for m in sys.modules if m == "datasets" or m.startswith("datasets.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ModuleNotFoundError
+    assert hfldm_main(["data", "digits", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == 'hfldm data: error: this command needs the datasets package; pip install "hfldm[train]"'
+    assert not (tmp_path / "d").exists()
+
+
+def test_required_dependencies_are_those_of_inference():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    required = {d.split(">")[0].split("=")[0].split("<")[0] for d in project["dependencies"]}
+    assert not required & {"datasets", "accelerate", "peft", "torchmetrics", "scipy", "gradio"}
+    assert {"torch", "diffusers", "transformers", "safetensors"} <= required

@@ -10,10 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-import datasets
-
-from hfldm.data.emoji import EMOJI_FONT, EMOJI_TEST, build_emoji, is_test
-from hfldm.data.export import save_both
+# datasets (the `train` extra) is imported on use: `hfldm --help` and `hfldm generate` run without it
 
 
 def _resolutions(text: str) -> tuple[int, ...]:
@@ -35,8 +32,8 @@ def register(subparsers) -> None:
     emoji.add_argument("--resolution", type=_resolutions, default=(32, 64), help="e.g. 32,64")
     emoji.add_argument("--limit", type=int, default=None, help="keep the first N emoji (quick tests)")
     emoji.add_argument("--grid", default=None, help="also write a 64-sample contact sheet PNG here")
-    emoji.add_argument("--font", default=str(EMOJI_FONT), help="NotoColorEmoji.ttf")
-    emoji.add_argument("--emoji_test", default=str(EMOJI_TEST), help="Unicode emoji-test.txt")
+    emoji.add_argument("--font", default=None, help="NotoColorEmoji.ttf (default: Debian's)")
+    emoji.add_argument("--emoji_test", default=None, help="Unicode emoji-test.txt (default: Debian's)")
     emoji.set_defaults(func=run_emoji)
 
     digits = kinds.add_parser("digits", help="scikit-learn 8x8 digits, upsampled")
@@ -46,8 +43,12 @@ def register(subparsers) -> None:
 
 
 def run_emoji(args: argparse.Namespace) -> int:
+    from hfldm.data.emoji import EMOJI_FONT, EMOJI_TEST, build_emoji
+    from hfldm.data.export import save_both
+
     start = time.perf_counter()
-    build = build_emoji(args.resolution, limit=args.limit, font_path=args.font, emoji_test=args.emoji_test)
+    font, emoji_test = args.font or str(EMOJI_FONT), args.emoji_test or str(EMOJI_TEST)
+    build = build_emoji(args.resolution, limit=args.limit, font_path=font, emoji_test=emoji_test)
     for resolution, dataset in build.datasets.items():
         arrow_dir, folder = save_both(dataset, args.out, str(resolution))
         counts = ", ".join(f"{split} {len(rows)}" for split, rows in dataset.items())
@@ -68,7 +69,11 @@ def run_emoji(args: argparse.Namespace) -> int:
 
 
 def run_digits(args: argparse.Namespace) -> int:
+    import datasets
+
     from hfldm.data.digits import load_digits_dataset
+    from hfldm.data.emoji import is_test
+    from hfldm.data.export import save_both
 
     for resolution in args.resolution:
         rows = load_digits_dataset(resolution)
