@@ -138,10 +138,10 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
         """Number of denoising steps of the last call."""
         return self._num_timesteps
 
-    def default_model_card(self, repo: str) -> str:
+    def default_model_card(self, repo: str, **metadata) -> str:
         cfg = self.unet.config
         return CARD.format(
-            front_matter=card_front_matter("image-to-image", ["super-resolution"]), repo=repo,
+            front_matter=card_front_matter("image-to-image", ["super-resolution"], **metadata), repo=repo,
             multiple=self.size_multiple, s=self.upscale_factor, vae=type(self.vae).__name__,
             unet=type(self.unet).__name__, in_channels=cfg.in_channels, out_channels=cfg.out_channels,
             cond=condition_channels(cfg), scheduler=type(self.scheduler).__name__,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from _ldm_fixtures import text_pipeline
@@ -68,6 +69,11 @@ def test_fine_tunes_the_whole_pipeline(sources, digits, tmp_path, layout):
         moved = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
         assert 0 < moved < 1e-4
     np.testing.assert_allclose(sample(out), sample(source), atol=2e-3)  # fine-tuned, not replaced
+    card = (out / "README.md").read_text()
+    assert f"base_model: {source}" in card and "![validation samples](samples.png)" in card
+    assert "accelerate launch train_ldm.py --pretrained_model_name_or_path" in card
+    assert f'DiffusionPipeline.from_pretrained("{out}"' in card  # the usage names where the folder is
+    assert PIL.Image.open(out / "samples.png").size[0] > 0
 
 
 def test_flags_that_the_pipeline_replaces_are_refused(sources, digits, tmp_path, autoencoder):

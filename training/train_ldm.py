@@ -38,6 +38,7 @@ from hfldm.training.args import (
     parse_args,
     run,
 )
+from hfldm.training.card import SAMPLES_FILE, training_card, training_command
 from hfldm.training.checkpoints import resume
 from hfldm.training.conditioner import Conditioner
 from hfldm.training.data import captions, conditioning_kind, ldm_data, num_classes
@@ -347,16 +348,22 @@ def main() -> None:
             accelerator, vae, unet, noise_scheduler, text_encoder, tokenizer, label_names, text_attention_mask
         )
 
-    def validate(step: int) -> None:
+    def samples() -> tuple:
+        """(grid, metrics) of the EMA weights: low-res | bicubic | SR | real with PSNRs (superres), else
+        one sample per validation seed and condition."""
         with ema_weights(ema, accelerator.unwrap_model(unet)):
-            if superres:  # low-res | bicubic | SR | real of the first training images, no guidance
+            if superres:  # of the first training images, no guidance
                 x = next(iter(scale_batches()))["pixel_values"][: len(args.validation_seeds)]
-                grid, metrics = superres_grid(pipeline(), x, args.sr_factor, args.validation_seeds[0],
-                                              args.num_inference_steps)  # fmt: skip
-                accelerator.log(metrics, step=step)
-            else:
-                grid = sample_grid(pipeline(), args.validation_seeds, prompts, labels,
-                                   args.num_inference_steps, args.guidance_scale)  # fmt: skip
+                return superres_grid(pipeline(), x, args.sr_factor, args.validation_seeds[0],
+                                     args.num_inference_steps)  # fmt: skip
+            grid = sample_grid(pipeline(), args.validation_seeds, prompts, labels,
+                               args.num_inference_steps, args.guidance_scale)  # fmt: skip
+            return grid, {}
+
+    def validate(step: int) -> None:
+        grid, metrics = samples()
+        if metrics:
+            accelerator.log(metrics, step=step)
         save_and_log(accelerator, grid, train.output_dir, "samples", step)
 
     # 4. the loop, then the whole pipeline with the EMA weights, loadable by DiffusionPipeline.from_pretrained
@@ -365,9 +372,16 @@ def main() -> None:
                after_step=ema_step)  # fmt: skip
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        grid, metrics = samples()  # for the card
         if ema is not None:
             ema.copy_to(accelerator.unwrap_model(unet).parameters())
-        pipeline().save_pretrained(train.output_dir)
+        card = training_card(
+            pipeline(), repo_id or train.output_dir, grid, metrics, training_command(),
+            base_model=args.pretrained_model_name_or_path,
+            datasets=[data.dataset_name] if data.dataset_name else None,
+        )
+        pipeline().save_pretrained(train.output_dir, model_card=card)
+        grid.save(Path(train.output_dir) / SAMPLES_FILE)
         accelerator.print(f"saved the pipeline to {train.output_dir}")
         if repo_id is not None:
             push_folder(repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_ldm.py")
