@@ -1,8 +1,9 @@
 """hfldm Space: a Gradio app that samples a LatentDiffusionPipeline on CPU.
 
 The model comes from env `HFLDM_MODEL` (a pipeline folder or a Hub id), else from the bundled
-`models/hfldm-emoji`. The limits of request_limits.py (env HFLDM_MAX_STEPS, ...) are checked in `generate`,
-so that a client of the API cannot go past them either.
+`models/hfldm-emoji`; the Upscale tab's from env `HFLDM_SR_MODEL`, else `models/hfldm-emoji-sr`
+(upscale_tab.py). The limits of request_limits.py (env HFLDM_MAX_STEPS, ...) are checked in `generate`, so
+that a client of the API cannot go past them either.
 Run: `python space/app.py`; host and port from env HFLDM_HOST / HFLDM_PORT (else GRADIO_SERVER_NAME / _PORT,
 as on a Space), default 127.0.0.1:7860.
 """
@@ -20,6 +21,7 @@ import PIL.Image
 import torch
 from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from request_limits import MAX_SEED, Limits, check_request, whole_number
+from upscale_tab import example_images, serving_sr_pipeline, sr_model_source, upscale_tab
 
 import hfldm
 from hfldm.pipelines.loading import load_pipeline as load_saved_pipeline
@@ -163,9 +165,14 @@ def _settings(
 
 
 def build_demo(
-    pipe: hfldm.LatentDiffusionPipeline, limits: Limits, examples: Sequence[str] = ()
+    pipe: hfldm.LatentDiffusionPipeline,
+    limits: Limits,
+    examples: Sequence[str] = (),
+    sr_pipe=None,
+    sr_examples: Sequence[str] = (),
 ) -> gr.Blocks:
-    """The Blocks app around `generate`: one request runs at a time, `limits.queue_size` more may wait."""
+    """The Blocks app around `generate` (and, given `sr_pipe`, an Upscale tab, upscale_tab.py): one request
+    runs at a time, `limits.queue_size` more may wait."""
     text, classes = pipe.is_text_conditional, list(pipe.label2id)
     kind = "text-to-image" if text else "class-conditional" if classes else "unconditional"
     with gr.Blocks(title="hfldm latent diffusion") as demo:
@@ -173,7 +180,7 @@ def build_demo(
             f"# hfldm: latent diffusion on CPU\nA {kind} latent diffusion model (Rombach et al., 2022): "
             f"a U-Net denoises a latent {pipe.vae_scale_factor}× smaller than the image; a decoder paints it."
         )
-        with gr.Row():
+        with gr.Tab("Generate"), gr.Row():
             with gr.Column():
                 prompt = gr.Textbox(
                     label="Prompt", placeholder="e.g. cat face (empty: unconditional)", visible=text
@@ -229,6 +236,9 @@ def build_demo(
             conditioning = []
         inputs = [*conditioning, *settings]  # settings: steps, guidance, seed, randomise, ...
         gr.on([button.click, prompt.submit], run, inputs, [gallery, settings[2]], api_name="generate")
+        if sr_pipe is not None:
+            with gr.Tab("Upscale"):
+                upscale_tab(sr_pipe, limits, list(sr_examples))
     demo.queue(default_concurrency_limit=1, max_size=limits.queue_size)
     return demo
 
@@ -237,11 +247,14 @@ def main() -> None:
     source = model_source()
     limits = Limits.from_env()
     pipe = serving_pipeline(source)
-    demo = build_demo(pipe, limits, example_captions(pipe, source))
+    sr_source = sr_model_source([REPO_ROOT, SPACE_DIR])
+    sr_pipe = serving_sr_pipeline(sr_source) if sr_source else None
+    sr_examples = example_images(sr_source) if sr_source else []
+    demo = build_demo(pipe, limits, example_captions(pipe, source), sr_pipe, sr_examples)
     env = os.environ  # GRADIO_SERVER_NAME / _PORT: what Hugging Face Spaces sets
     host = env.get("HFLDM_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     port = int(env.get("HFLDM_PORT") or env.get("GRADIO_SERVER_PORT") or 7860)
-    print(f"hfldm Space: model {source}, {limits}", flush=True)
+    print(f"hfldm Space: model {source}, super-resolution {sr_source or 'none'}, {limits}", flush=True)
     demo.launch(server_name=host, server_port=port, ssr_mode=False, css=CSS, prevent_thread_lock=True)
     print(f"hfldm Space running on http://{host}:{port}/", flush=True)
     demo.block_thread()

@@ -17,6 +17,7 @@ from _ldm_fixtures import CAPTIONS, IMAGE_SIZE, class_pipeline, text_pipeline
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "space" / "app.py"
 __all__ = ["APP", "CAPTIONS", "IMAGE_SIZE", "SpaceProcess", "running_space", "save_tiny_pipeline"]
+__all__ += ["save_tiny_sr_pipeline"]
 
 
 def save_tiny_pipeline(folder: Path, class_conditional: bool = False) -> Path:
@@ -24,6 +25,17 @@ def save_tiny_pipeline(folder: Path, class_conditional: bool = False) -> Path:
     the first three CAPTIONS; returns `folder`."""
     (class_pipeline() if class_conditional else text_pipeline()).save_pretrained(folder)
     (folder / "example_captions.txt").write_text("\n".join(CAPTIONS[:3]) + "\n")
+    return folder
+
+
+def save_tiny_sr_pipeline(folder: Path) -> Path:
+    """The tiny random super-resolution pipeline (_superres_fixtures, 2x) saved to `folder`, with one example
+    low-resolution PNG in examples/."""
+    from _superres_fixtures import low_res_images, sr_pipeline
+
+    sr_pipeline().save_pretrained(folder)
+    (folder / "examples").mkdir()
+    low_res_images(1, size=8)[0].save(folder / "examples" / "example.png")
     return folder
 
 
@@ -50,6 +62,7 @@ class SpaceProcess:
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "HF_HUB_OFFLINE": "1",
             "OMP_NUM_THREADS": "1",
+            "HFLDM_SR_MODEL": "none",  # no Upscale tab unless a test gives a model
             **env,
         }
         self.log = tmp / "space.log"

@@ -88,8 +88,9 @@ def test_a_missing_optional_dependency_names_its_extra(monkeypatch, tmp_path, ca
 
 
 def test_required_dependencies_are_those_of_inference():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
     required = {d.split(">")[0].split("=")[0].split("<")[0] for d in project["dependencies"]}

@@ -3,6 +3,7 @@ class-conditional variant, and the running app called through gradio_client."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -11,11 +12,12 @@ import numpy as np
 import PIL.Image
 import pytest
 from _ldm_fixtures import ID2LABEL
-from _space_fixtures import APP, CAPTIONS, IMAGE_SIZE, SpaceProcess, save_tiny_pipeline
+from _space_fixtures import APP, CAPTIONS, IMAGE_SIZE, SpaceProcess, save_tiny_pipeline, save_tiny_sr_pipeline
 
 gradio_client = pytest.importorskip("gradio_client")
 sys.path.insert(0, str(APP.parent))
 app = pytest.importorskip("app")
+import upscale_tab  # noqa: E402
 from request_limits import Limits  # noqa: E402
 
 CLASSES = list(ID2LABEL.values())
@@ -26,12 +28,18 @@ def model_dir(tmp_path_factory) -> Path:
     return save_tiny_pipeline(tmp_path_factory.mktemp("space") / "model")
 
 
+@pytest.fixture(scope="module")
+def sr_dir(tmp_path_factory) -> Path:
+    return save_tiny_sr_pipeline(tmp_path_factory.mktemp("space") / "sr_model")
+
+
 @pytest.fixture(scope="module", autouse=True)
-def space(model_dir, tmp_path_factory):
+def space(model_dir, sr_dir, tmp_path_factory):
     """The app in a subprocess, started before the in-process tests so that its slow imports overlap them."""
     space = SpaceProcess(
-        model_dir, tmp_path_factory.mktemp("server"), HFLDM_MAX_IMAGES="3", HFLDM_QUEUE_SIZE="1"
-    )
+        model_dir, tmp_path_factory.mktemp("server"), HFLDM_MAX_IMAGES="3", HFLDM_QUEUE_SIZE="1",
+        HFLDM_SR_MODEL=str(sr_dir),
+    )  # fmt: skip
     yield space
     space.stop()
 
@@ -207,3 +215,56 @@ def test_running_app_through_gradio_client(space, tmp_path):
     with pytest.raises(QueueError, match="Queue is full"):
         predict(client, steps=1, n=1)
     assert [len(job.result(timeout=60)[0]) for job in (slow, waiting)] == [2, 1]
+
+
+# 3. the Upscale tab (upscale_tab.py) ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sr_pipe(sr_dir):
+    return upscale_tab.serving_sr_pipeline(str(sr_dir))
+
+
+def test_upscale_is_the_pipeline_and_refuses_what_the_limits_forbid(sr_pipe, sr_dir):
+    import torch
+
+    image = PIL.Image.open(upscale_tab.example_images(str(sr_dir))[0]).convert("RGB")
+    out = upscale_tab.upscale(sr_pipe, Limits(), image, steps=3, seed=5)
+    expected = sr_pipe(image, num_inference_steps=3, generator=torch.Generator().manual_seed(5)).images[0]
+    assert out.size == (16, 16) and np.array_equal(np.asarray(out), np.asarray(expected))
+    refusals = [
+        (None, {}, "Upload an image to upscale"),
+        (PIL.Image.new("RGB", (9, 8)), {}, "multiples of 2"),
+        (image, {"steps": 0}, "Steps must be between 1 and 100, got 0."),
+        (PIL.Image.new("RGB", (130, 130)), {}, "upscaled 2× it would pass this Space's 256 pixels"),
+        (image, {"limits": Limits(max_work=500)}, "= 0.0 M pixel-steps; this Space serves up to 0.0 M"),
+    ]
+    for request_image, kwargs, message in refusals:
+        limits = kwargs.pop("limits", Limits())
+        with pytest.raises(ValueError, match=re.escape(message)):
+            upscale_tab.upscale(sr_pipe, limits, request_image, **{"steps": 3, **kwargs})
+
+
+def test_sr_model_comes_from_env_else_the_bundled_folder(tmp_path):
+    assert upscale_tab.sr_model_source([tmp_path], {"HFLDM_SR_MODEL": "user/sr"}) == "user/sr"
+    assert upscale_tab.sr_model_source([tmp_path], {"HFLDM_SR_MODEL": "none"}) is None
+    assert upscale_tab.sr_model_source([tmp_path], {}) is None  # no tab
+    (tmp_path / upscale_tab.DEFAULT_SR_MODEL).mkdir(parents=True)
+    (tmp_path / upscale_tab.DEFAULT_SR_MODEL / "model_index.json").write_text("{}")
+    assert upscale_tab.sr_model_source([tmp_path], {}) == str(tmp_path / upscale_tab.DEFAULT_SR_MODEL)
+
+
+def test_upscale_endpoint_through_gradio_client(space, sr_pipe, sr_dir, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client = gradio_client.Client(space.url(), analytics_enabled=False, download_files=str(tmp_path / "dl"))
+    example = upscale_tab.example_images(str(sr_dir))[0]
+    out = client.predict(handle_file(example), 3, 5, api_name="/upscale")
+    expected = upscale_tab.upscale(sr_pipe, Limits(), PIL.Image.open(example).convert("RGB"), 3, 5)
+    assert Path(out).suffix == ".png"
+    assert np.array_equal(np.asarray(PIL.Image.open(out).convert("RGB")), np.asarray(expected))
+    odd = tmp_path / "odd.png"
+    PIL.Image.new("RGB", (9, 9)).save(odd)
+    with pytest.raises(AppError, match="this model takes sides that are multiples of 2"):
+        client.predict(handle_file(str(odd)), 3, 5, api_name="/upscale")

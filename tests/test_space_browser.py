@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-from _space_fixtures import IMAGE_SIZE, SpaceProcess, save_tiny_pipeline
+from _space_fixtures import IMAGE_SIZE, SpaceProcess, save_tiny_pipeline, save_tiny_sr_pipeline
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -42,7 +42,8 @@ IMAGE_STATS_JS = """images => images.map(img => {
 def test_generate_in_the_browser(tmp_path):
     model = os.environ.get("HFLDM_BROWSER_MODEL") or save_tiny_pipeline(tmp_path / "model")
     side = None if os.environ.get("HFLDM_BROWSER_MODEL") else IMAGE_SIZE  # the tiny model's default size
-    space = SpaceProcess(model, tmp_path)  # its imports overlap chromium's start
+    sr_model = os.environ.get("HFLDM_BROWSER_SR_MODEL") or save_tiny_sr_pipeline(tmp_path / "sr")
+    space = SpaceProcess(model, tmp_path, HFLDM_SR_MODEL=str(sr_model))  # imports overlap chromium's start
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM)
@@ -50,11 +51,14 @@ def test_generate_in_the_browser(tmp_path):
             page.goto(space.url())
             check_generate(page, side, tmp_path / "space.png")
             check_error_message(page)
+            check_upscale(page, tmp_path / "upscale.png")
             browser.close()
     finally:
         space.stop()
     if os.environ.get("HFLDM_SCREENSHOT"):
-        shutil.copyfile(tmp_path / "space.png", Path(os.environ["HFLDM_SCREENSHOT"]))
+        target = Path(os.environ["HFLDM_SCREENSHOT"])
+        shutil.copyfile(tmp_path / "space.png", target)
+        shutil.copyfile(tmp_path / "upscale.png", target.with_name(target.stem + "-upscale.png"))
 
 
 def check_generate(page, side: int | None, screenshot: Path) -> None:
@@ -85,3 +89,19 @@ def check_error_message(page) -> None:
     # the step is the model's: 4 for the tiny test model (f = 2, one halving), 8 for the emoji model
     expected = r"Image size must be a multiple of [48] up to \d+ pixels, got 18\."
     assert re.search(expected, toast.first.inner_text())
+
+
+def check_upscale(page, screenshot: Path) -> None:
+    """Open the Upscale tab, pick the example, click Upscale: an image of 2x the example's side, not blank."""
+    page.get_by_role("tab", name="Upscale").click()
+    page.locator("#sr-input").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Upscale", exact=True).wait_for(timeout=30_000)
+    page.locator("#sr-examples .gallery-item").first.click()
+    page.wait_for_function(f"() => [...document.querySelectorAll('#sr-input img')].some({LOADED_JS})")
+    low = page.locator("#sr-input img").first.evaluate(f"img => ({LOADED_JS})(img) && img.naturalWidth")
+    page.get_by_role("button", name="Upscale", exact=True).click()
+    page.wait_for_function(f"() => [...document.querySelectorAll('#sr-output img')].some({LOADED_JS})",
+                           timeout=120_000)  # fmt: skip
+    (stats,) = page.locator("#sr-output img").evaluate_all(IMAGE_STATS_JS)
+    assert stats["width"] == stats["height"] == 2 * low and stats["std"] > 1.0
+    page.screenshot(path=str(screenshot))

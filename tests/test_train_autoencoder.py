@@ -62,7 +62,6 @@ def test_autoencoder_script_vq(digits, tmp_path):
 
 def test_init_from_fine_tunes_a_trained_autoencoder(digits, tmp_path):
     """--init_from: the trained autoencoder's architecture and weights, not the flags'; 1/σ̂ reset to 1."""
-    import torch
     from _ldm_fixtures import tiny_vae
 
     start = tiny_vae("kl")  # f = 2, widths (8, 8), scaling_factor 0.5

@@ -52,15 +52,18 @@ def test_fine_tunes_the_whole_pipeline(sources, digits, tmp_path, layout):
         max_train_steps=2, train_batch_size=4, learning_rate=1e-7, lr_warmup_steps=0, use_ema=False,
         validation_steps=0, report_to="none", output_dir=out,
     ))  # fmt: skip
-    before, after = json.loads((source / "model_index.json").read_text()), json.loads(
-        (out / "model_index.json").read_text()
+    before, after = (
+        json.loads((source / "model_index.json").read_text()),
+        json.loads((out / "model_index.json").read_text()),
     )
     assert after["text_attention_mask"] is (layout == "hfldm")  # CompVis attends to the padding
     vae = "vqvae" if layout == "compvis" else "vae"
     scale_before = json.loads((source / vae / "config.json").read_text()).get("scaling_factor", 1.0)
     assert json.loads((out / "vae" / "config.json").read_text())["scaling_factor"] == scale_before  # kept
-    schedule = {k: json.loads((out / "scheduler" / "scheduler_config.json").read_text())[k]
-                for k in ("beta_schedule", "beta_start", "beta_end", "num_train_timesteps", "prediction_type")}
+    schedule = {
+        k: json.loads((out / "scheduler" / "scheduler_config.json").read_text())[k]
+        for k in ("beta_schedule", "beta_start", "beta_end", "num_train_timesteps", "prediction_type")
+    }
     source_schedule = json.loads((source / "scheduler" / "scheduler_config.json").read_text())
     assert schedule == {k: source_schedule[k] for k in schedule}  # the pipeline's forward process
     assert before["_class_name"] != after["_class_name"] or layout == "hfldm"

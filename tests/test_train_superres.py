@@ -79,7 +79,9 @@ def test_trained_sr_model_beats_bicubic_on_its_training_images(digits, trained_a
     assert psnr_bicubic == pytest.approx(26.25, abs=0.05)  # deterministic: the data and bicubic only
     assert psnr_sr > psnr_bicubic + 1.0  # measured: SR 28.78 dB, bicubic 26.25 dB
     card = (out / "README.md").read_text()  # the training card: samples, command, final validation PSNRs
-    assert "# Super-resolution latent diffusion" in card and "| psnr_sr |" in card and "| psnr_bicubic |" in card
+    assert (
+        "# Super-resolution latent diffusion" in card and "| psnr_sr |" in card and "| psnr_bicubic |" in card
+    )
     assert (out / "samples.png").is_file() and "--task superres" in card
 
 

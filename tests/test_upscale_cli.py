@@ -68,7 +68,10 @@ def test_generate_upscale_is_the_cascade(folders, tmp_path):
         (["upscale", "--model", "{tmp}/no-model", "--image", "{odd}"], "--model: model folder not found"),
         (["upscale", "--model", "{sr}", "--image", "{odd}", "--steps", "0"], "--steps must be at least 1"),
         (["upscale", "--model", "{sr}", "--image", "{odd}"], "is 15x15; this model needs sides"),
-        (["generate", "--model", "{text}", "--upscale", "{tmp}/no-model"], "--upscale: model folder not found"),
+        (
+            ["generate", "--model", "{text}", "--upscale", "{tmp}/no-model"],
+            "--upscale: model folder not found",
+        ),
         (["generate", "--model", "{text}", "--upscale", "--upscale-steps", "0"], "--upscale-steps must be"),
     ],
 )

@@ -83,9 +83,10 @@ class AutoencoderArguments:
     )
     init_from: str | None = arg(
         None,
-        "Start from this trained hfldm KL/VQ autoencoder (folder, pipeline folder or Hub id, `id:subfolder`): "
-        "its architecture and weights; the architecture flags above are then not used. Its scaling_factor "
-        "is reset to 1.0 so that train_ldm.py estimates 1/σ̂ of the fine-tuned latents anew.",
+        "Start from this trained hfldm KL/VQ autoencoder (folder, pipeline folder or Hub id, "
+        "`id:subfolder`): its architecture and weights; the architecture flags above are then not used. "
+        "Its scaling_factor is reset to 1.0 so that train_ldm.py estimates 1/σ̂ of the fine-tuned latents "
+        "anew.",
     )
     validation_split: str | None = arg(None, "Held-out split for PSNR/SSIM (default: last images of train).")
     num_validation_images: int = arg(64, "Held-out images scored at each validation.")

@@ -78,8 +78,8 @@ class LDMArguments:
     )
     pretrained_model_name_or_path: str | None = arg(
         None,
-        "Fine-tune a whole trained pipeline (an hfldm folder, a diffusers LDMTextToImagePipeline folder, or a "
-        "Hub id): its autoencoder, U-Net, τ_θ with its tokenizer and noise schedule replace --autoencoder, "
+        "Fine-tune a whole trained pipeline (an hfldm folder, a diffusers LDMTextToImagePipeline folder, or "
+        "a Hub id): its autoencoder, U-Net, τ_θ with its tokenizer and noise schedule replace --autoencoder, "
         "--unet_config, --text_encoder and the β-schedule / prediction flags.",
     )
     revision: str | None = arg(None, "Hub revision (branch, tag or commit) of --autoencoder.")
@@ -145,7 +145,11 @@ class LDMArguments:
             raise ValueError("--autoencoder: required (the folder written by train_autoencoder.py)")
         check_positive(self, "text_vocab_size", "text_hidden_size", "text_layers", "num_train_timesteps")
         check_positive(self, "max_text_length")
-        if self.train_text_encoder and self.text_encoder in ("none", "scratch") and not self.pretrained_model_name_or_path:
+        if (
+            self.train_text_encoder
+            and self.text_encoder in ("none", "scratch")
+            and not self.pretrained_model_name_or_path
+        ):
             raise ValueError(
                 f"--train_text_encoder: for a pretrained --text_encoder, not {self.text_encoder!r}"
             )
@@ -252,7 +256,9 @@ def main() -> None:
         check_superres(
             args.sr_factor, data.resolution, args.text_encoder, data.label_column, args.cached_latents
         )
-    pretrained = args.pretrained_model_name_or_path and load_pretrained_parts(args.pretrained_model_name_or_path)
+    pretrained = args.pretrained_model_name_or_path and load_pretrained_parts(
+        args.pretrained_model_name_or_path
+    )
     encoder_name = "pretrained" if pretrained and pretrained.text_encoder is not None else args.text_encoder
     kind = conditioning_kind(encoder_name, data.caption_column, data.label_column)
     if pretrained and kind != pretrained.kind:
@@ -330,7 +336,13 @@ def main() -> None:
     first_step = resume(accelerator, train.output_dir, train.resume_from_checkpoint)
 
     condition = Conditioner(
-        kind, tokenizer, text_encoder, num_class_embeds, train_text_encoder, source.uncond, text_attention_mask
+        kind,
+        tokenizer,
+        text_encoder,
+        num_class_embeds,
+        train_text_encoder,
+        source.uncond,
+        text_attention_mask,
     )
     trainer = LDMTrainer(
         accelerator, latent_space(vae), unet, noise_scheduler, condition, optimizer, lr_scheduler, trained,
@@ -376,7 +388,11 @@ def main() -> None:
         if ema is not None:
             ema.copy_to(accelerator.unwrap_model(unet).parameters())
         card = training_card(
-            pipeline(), repo_id or train.output_dir, grid, metrics, training_command(),
+            pipeline(),
+            repo_id or train.output_dir,
+            grid,
+            metrics,
+            training_command(),
             base_model=args.pretrained_model_name_or_path,
             datasets=[data.dataset_name] if data.dataset_name else None,
         )

@@ -127,9 +127,10 @@ def main() -> None:
     )
     unet, text_model = trained[0], trained[1] if len(trained) > 1 else text_encoder
     stop_on_nonfinite(accelerator, train.skip_nonfinite_steps, optimizer)
+    text_attention_mask = pipeline.config.text_attention_mask  # the pipeline's convention (CompVis: False)
     condition = Conditioner(
         kind, tokenizer, text_model, num_class_embeds, train_text_encoder=len(trained) > 1,
-        text_attention_mask=pipeline.config.text_attention_mask,
+        text_attention_mask=text_attention_mask,
     )  # fmt: skip
     trainer = LDMTrainer(
         accelerator, latent_space(vae), unet, noise_scheduler, condition, optimizer, lr_scheduler, trained,
@@ -151,9 +152,8 @@ def main() -> None:
 
     def validate(step: int) -> None:
         pipeline = assemble_pipeline(
-            accelerator, vae, unet, noise_scheduler, text_model, tokenizer, label_names,
-            pipeline.config.text_attention_mask,
-        )  # fmt: skip
+            accelerator, vae, unet, noise_scheduler, text_model, tokenizer, label_names, text_attention_mask
+        )
         grid = sample_grid(
             pipeline, args.validation_seeds, prompts, labels, args.num_inference_steps, args.guidance_scale
         )

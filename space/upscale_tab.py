@@ -1,0 +1,121 @@
+"""The Space's "Upscale" tab: the super-resolution LDM (LDM §4.4) on an uploaded image or a generated one.
+
+The model comes from env `HFLDM_SR_MODEL` (a pipeline folder or a Hub id), else from the bundled
+`models/hfldm-emoji-sr` when it is there; without one (or with HFLDM_SR_MODEL=none) the tab is not shown.
+Requests are bounded by the same request_limits.Limits as generation (steps; the output side by max_size;
+steps × output pixels by max_work).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import gradio as gr
+import PIL.Image
+import torch
+from request_limits import MAX_SEED, Limits, whole_number
+
+import hfldm
+from hfldm.pipelines.loading import load_pipeline
+
+DEFAULT_SR_MODEL = "models/hfldm-emoji-sr"  # relative to the repo root, or to the Space's folder
+EXAMPLES_DIR = "examples"  # optional, in the SR model folder: low-resolution PNGs shown as examples
+_SR_LOCK = threading.Lock()
+
+
+def sr_model_source(roots: list[Path], env: Mapping[str, str] = os.environ) -> str | None:
+    """HFLDM_SR_MODEL, else the bundled SR folder under one of `roots`, else None (no Upscale tab; also for
+    HFLDM_SR_MODEL=none)."""
+    if env.get("HFLDM_SR_MODEL"):
+        return None if env["HFLDM_SR_MODEL"] == "none" else env["HFLDM_SR_MODEL"]
+    for root in roots:
+        if (root / DEFAULT_SR_MODEL / "model_index.json").is_file():
+            return str(root / DEFAULT_SR_MODEL)
+    return None
+
+
+def serving_sr_pipeline(source: str) -> hfldm.LatentDiffusionSuperResolutionPipeline:
+    pipe = load_pipeline(
+        source, "HFLDM_SR_MODEL", pipeline_class=hfldm.LatentDiffusionSuperResolutionPipeline
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to("cpu")
+
+
+def example_images(source: str) -> list[str]:
+    folder = Path(source) / EXAMPLES_DIR
+    return sorted(str(p) for p in folder.glob("*.png")) if folder.is_dir() else []
+
+
+def upscale(
+    pipe, limits: Limits, image: PIL.Image.Image | None, steps: int = 50, seed: int = 0,
+    progress: Callable | None = None,
+) -> PIL.Image.Image:  # fmt: skip
+    """`image` upscaled by the SR pipeline's factor s with `steps` DDIM steps from `seed`; ValueError, worded
+    for the user, for a missing image or one outside `limits`, before any sampling."""
+    if image is None:
+        raise ValueError("Upload an image to upscale (or pick an example).")
+    steps, seed = whole_number(steps, "Steps"), whole_number(seed, "Seed")
+    if not 1 <= steps <= limits.max_steps:
+        raise ValueError(f"Steps must be between 1 and {limits.max_steps}, got {steps}.")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"Seed must be between 0 and {MAX_SEED}, got {seed}.")
+    s, multiple = pipe.upscale_factor, pipe.size_multiple
+    w, h = image.size
+    if w % multiple or h % multiple:
+        raise ValueError(
+            f"The image is {w}×{h} pixels; this model takes sides that are multiples of {multiple}."
+        )
+    if max(w, h) * s > limits.max_size:
+        raise ValueError(
+            f"The image is {w}×{h} pixels; upscaled {s}× it would pass this Space's {limits.max_size} pixels."
+        )
+    work = steps * w * h * s * s
+    if work > limits.max_work:
+        raise ValueError(
+            f"This request is {steps} steps × {w * s}×{h * s} pixels = {work / 1e6:.1f} M pixel-steps; this "
+            f"Space serves up to {limits.max_work / 1e6:.1f} M per request. Use fewer steps or a smaller "
+            "image."
+        )
+
+    def on_step_end(_pipe, i: int, _t, _tensors: dict) -> dict:
+        if progress is not None:
+            progress((i + 1, steps), desc="Upscaling")
+        return {}
+
+    with _SR_LOCK:
+        generator = torch.Generator("cpu").manual_seed(seed)
+        return pipe(
+            image.convert("RGB"), num_inference_steps=steps, generator=generator,
+            callback_on_step_end=on_step_end,
+        ).images[0]  # fmt: skip
+
+
+def upscale_tab(pipe, limits: Limits, examples: list[str]) -> None:
+    """The tab's components and its /upscale endpoint (inside the caller's gr.Blocks)."""
+    s = pipe.upscale_factor
+    gr.Markdown(
+        f"Super-resolution by concatenation (LDM §4.4): the low-resolution image is folded onto the latent "
+        f"grid and concatenated to z_t; the U-Net denoises a {s}× larger image's latent."
+    )
+    with gr.Row():
+        with gr.Column():
+            low = gr.Image(type="pil", label="Low-resolution image", image_mode="RGB", elem_id="sr-input")
+            if examples:
+                gr.Examples([[e] for e in examples], inputs=[low], label="Examples", elem_id="sr-examples")
+            steps = gr.Slider(1, limits.max_steps, value=min(50, limits.max_steps), step=1, precision=0,
+                              label="Upscaling steps")  # fmt: skip
+            seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Upscaling seed")
+            button = gr.Button("Upscale", variant="primary")
+        high = gr.Image(type="pil", label=f"Upscaled {s}×", format="png", elem_id="sr-output")
+
+    def run(image, steps_, seed_, progress=gr.Progress()):  # noqa: B008 (Gradio's progress idiom)
+        try:
+            return upscale(pipe, limits, image, steps_, seed_, progress)
+        except ValueError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    button.click(run, [low, steps, seed], [high], api_name="upscale")
