@@ -64,14 +64,10 @@ space: $(STAMP)
 train-default: $(STAMP) system-deps
 	BIN=$(BIN) OUT=$(MODEL) bash training/train_default.sh
 
-# the super-resolution model (32 -> 64 px): a 64 px autoencoder, then train_ldm.py --task superres; each stage
-# resumes from its latest checkpoint when run again (`latest` with none starts afresh)
-train-sr: $(STAMP)
-	test -d data/emoji/64 || $(MAKE) system-deps data
-	$(BIN)/accelerate launch training/train_autoencoder.py --config training/configs/autoencoder_emoji64.yaml \
-	    --resume_from_checkpoint latest
-	$(BIN)/accelerate launch training/train_ldm.py --config training/configs/ldm_superres_emoji64.yaml \
-	    --resume_from_checkpoint latest
+# the shipped super-resolution model (32 -> 64 px), end to end: the 64 px autoencoder, train_ldm.py --task
+# superres, evaluation, export + model card; each training stage resumes from its latest checkpoint
+train-sr: $(STAMP) system-deps
+	BIN=$(BIN) bash training/train_sr.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

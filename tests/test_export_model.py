@@ -107,6 +107,15 @@ def test_a_super_resolution_pipeline_exports_without_captions(tmp_path):
     report.write_text("| bicubic | sr-marker |\n")
     assert export_model.main(["--pipeline", str(tmp_path / "trained"), "--out", str(tmp_path / "out"),
                               "--report", str(report)]) == 0  # fmt: skip
+    assert export_model.main(["--pipeline", str(tmp_path / "trained"), "--out", str(tmp_path / "with-data"),
+                              "--data", str(emoji_like(tmp_path / "data"))]) == 0  # fmt: skip
+    examples = sorted((tmp_path / "with-data" / "examples").glob("*.png"))  # held-out, not variants, s× down
+    assert [p.name for p in examples] == [
+        "00-green-apple.png",
+        "01-dog-face.png",
+        "02-thumbs-up--dark-skin-tone.png",
+    ]
+    assert PIL.Image.open(examples[0]).size == (8, 8)
     out = tmp_path / "out"
     with safe_open(str(out / "unet" / "diffusion_pytorch_model.safetensors"), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}

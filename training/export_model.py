@@ -54,6 +54,25 @@ def folder_megabytes(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
+def held_out_low_res(data: Path, count: int, factor: int, out: Path) -> list[Path]:
+    """Write the first `count` held-out non-variant images of `data`, bicubically downsampled by `factor`, to
+    out/<index>-<caption>.png: the SR model's examples (the Space's Upscale tab, the demo)."""
+    from PIL import Image
+
+    splits = load_from_disk(str(data))
+    test = splits["test"]
+    keep = [i for i, v in enumerate(skin_tone_variant_mask(test["text"], splits["train"]["text"])) if not v]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n, row in enumerate(test.select(keep[:count])):
+        image = row["image"].convert("RGB")
+        small = image.resize((image.width // factor, image.height // factor), Image.Resampling.BICUBIC)
+        name = "".join(c if c.isalnum() else "-" for c in row["text"])[:40]
+        paths.append(out / f"{n:02d}-{name}.png")
+        small.save(paths[-1])
+    return paths
+
+
 def pipeline_class(folder: Path):
     """The hfldm pipeline class model_index.json of `folder` names (list form [file, class], or a class)."""
     name = json.loads((folder / "model_index.json").read_text())["_class_name"]
@@ -91,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--pipeline: {args.pipeline or 'required'} is not a saved pipeline folder")
     cls = pipeline_class(Path(args.pipeline))
     captions = cls is LatentDiffusionPipeline  # the demo and the Space show held-out example captions
-    if captions and (args.data is None or not Path(args.data).exists()):
+    if (captions or args.data is not None) and (args.data is None or not Path(args.data).exists()):
         parser.error(f"--data: {args.data or 'required'}{' does not exist' if args.data else ''}")
 
     pipe = cls.from_pretrained(args.pipeline)
@@ -106,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     examples = held_out_examples(Path(args.data), args.num_examples) if captions else []
     if examples:
         (out / "example_captions.txt").write_text("\n".join(examples) + "\n")
+    elif args.data is not None:  # super-resolution: held-out low-resolution example images
+        examples = held_out_low_res(Path(args.data), 8, pipe.upscale_factor, out / "examples")
     size = folder_megabytes(out)
-    print(f"wrote {out}: {size:.1f} MB (fp16), {len(examples)} held-out example captions")
+    print(f"wrote {out}: {size:.1f} MB (fp16), {len(examples)} held-out examples")
     if size > MAX_MB:
         print(f"error: {out} is {size:.1f} MB, over the {MAX_MB} MB budget", file=sys.stderr)
         return 1
