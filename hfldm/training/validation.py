@@ -75,7 +75,7 @@ def sample_grid(
     images, captions = [], []
     for condition in conditions:
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-        kwargs = {"prompt": [condition] * len(seeds)} if prompts else {}
+        kwargs = {"prompt": [condition] * len(seeds)} if prompts else {"num_images_per_prompt": len(seeds)}
         if class_labels:
             kwargs = {"class_labels": [condition] * len(seeds)}
         out = pipeline(

@@ -149,9 +149,10 @@ class RemoteCodeMixin:
         for a class loaded from a saved folder, without the prefix of its shipped copy's name)."""
         return Path(inspect.getfile(cls)).stem.removeprefix("hfldm_pipelines_")
 
-    def default_model_card(self, repo: str) -> str:
-        """The README.md that save_pretrained writes into a folder that has none (Markdown, front matter)."""
-        return pipeline_model_card(self, repo)
+    def default_model_card(self, repo: str, **metadata) -> str:
+        """The README.md that save_pretrained writes into a folder that has none (Markdown, front matter);
+        `metadata` (base_model, datasets, license) goes to the front matter."""
+        return pipeline_model_card(self, repo, **metadata)
 
     def save_pretrained(self, save_directory: str | Path, model_card: str | None = None, **kwargs) -> None:
         """diffusers' save_pretrained, plus the pipeline's file and a model card, so that the folder loads
