@@ -47,6 +47,12 @@ def whole_number(value: float | None, name: str) -> int:
     return int(value)
 
 
+def check_between(name: str, value: float, low: float, high: float) -> None:
+    """ValueError "<name> must be between <low> and <high>, got <value>." outside [low, high]."""
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
+
+
 def check_request(
     limits: Limits, steps: int, num_images: int, size: int, size_step: int, guidance_scale: float, seed: int,
     prompt: str,
@@ -55,18 +61,14 @@ def check_request(
 
     `size` is an image side in pixels and must be a multiple of `size_step` (what the model can divide).
     """
-    if not 1 <= steps <= limits.max_steps:
-        raise ValueError(f"Steps must be between 1 and {limits.max_steps}, got {steps}.")
-    if not 1 <= num_images <= limits.max_images:
-        raise ValueError(f"Number of images must be between 1 and {limits.max_images}, got {num_images}.")
+    check_between("Steps", steps, 1, limits.max_steps)
+    check_between("Number of images", num_images, 1, limits.max_images)
     if not size_step <= size <= limits.max_size or size % size_step:
         raise ValueError(
             f"Image size must be a multiple of {size_step} up to {limits.max_size} pixels, got {size}."
         )
-    if not 0 <= guidance_scale <= limits.max_guidance:
-        raise ValueError(f"Guidance scale must be between 0 and {limits.max_guidance}, got {guidance_scale}.")
-    if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"Seed must be between 0 and {MAX_SEED}, got {seed}.")
+    check_between("Guidance scale", guidance_scale, 0, limits.max_guidance)
+    check_between("Seed", seed, 0, MAX_SEED)
     work = steps * num_images * size * size
     if work > limits.max_work:
         raise ValueError(

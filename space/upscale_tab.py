@@ -16,7 +16,7 @@ from pathlib import Path
 import gradio as gr
 import PIL.Image
 import torch
-from request_limits import MAX_SEED, Limits, whole_number
+from request_limits import MAX_SEED, Limits, check_between, whole_number
 
 import hfldm
 from hfldm.pipelines.loading import load_pipeline
@@ -59,10 +59,8 @@ def upscale(
     if image is None:
         raise ValueError("Upload an image to upscale (or pick an example).")
     steps, seed = whole_number(steps, "Steps"), whole_number(seed, "Seed")
-    if not 1 <= steps <= limits.max_steps:
-        raise ValueError(f"Steps must be between 1 and {limits.max_steps}, got {steps}.")
-    if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"Seed must be between 0 and {MAX_SEED}, got {seed}.")
+    check_between("Steps", steps, 1, limits.max_steps)
+    check_between("Seed", seed, 0, MAX_SEED)
     s, multiple = pipe.upscale_factor, pipe.size_multiple
     w, h = image.size
     if w % multiple or h % multiple:

@@ -32,12 +32,17 @@ MAX_MB = 50
 PIPELINES = {cls.__name__: cls for cls in (LatentDiffusionPipeline, LatentDiffusionSuperResolutionPipeline)}
 
 
-def held_out_examples(data: Path, count: int) -> list[str]:
-    """`count` test captions that are not skin-tone variants of a training emoji, in dataset order."""
+def held_out_rows(data: Path, count: int):
+    """The first `count` test rows whose captions are not skin-tone variants of a training emoji."""
     splits = load_from_disk(str(data))
-    test, train = splits["test"]["text"], splits["train"]["text"]
-    variants = skin_tone_variant_mask(test, train)
-    return [caption for caption, variant in zip(test, variants) if not variant][:count]
+    test = splits["test"]
+    variants = skin_tone_variant_mask(test["text"], splits["train"]["text"])
+    return test.select([i for i, variant in enumerate(variants) if not variant][:count])
+
+
+def held_out_examples(data: Path, count: int) -> list[str]:
+    """`count` held-out captions (`held_out_rows`), in dataset order."""
+    return list(held_out_rows(data, count)["text"])
 
 
 def load_text_encoder_in_float32(folder: Path) -> None:
@@ -59,12 +64,9 @@ def held_out_low_res(data: Path, count: int, factor: int, out: Path) -> list[Pat
     out/<index>-<caption>.png: the SR model's examples (the Space's Upscale tab, the demo)."""
     from PIL import Image
 
-    splits = load_from_disk(str(data))
-    test = splits["test"]
-    keep = [i for i, v in enumerate(skin_tone_variant_mask(test["text"], splits["train"]["text"])) if not v]
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for n, row in enumerate(test.select(keep[:count])):
+    for n, row in enumerate(held_out_rows(data, count)):
         image = row["image"].convert("RGB")
         small = image.resize((image.width // factor, image.height // factor), Image.Resampling.BICUBIC)
         name = "".join(c if c.isalnum() else "-" for c in row["text"])[:40]

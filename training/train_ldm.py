@@ -387,8 +387,9 @@ def main() -> None:
         grid, metrics = samples()  # for the card
         if ema is not None:
             ema.copy_to(accelerator.unwrap_model(unet).parameters())
+        final = pipeline()
         card = training_card(
-            pipeline(),
+            final,
             repo_id or train.output_dir,
             grid,
             metrics,
@@ -396,7 +397,7 @@ def main() -> None:
             base_model=args.pretrained_model_name_or_path,
             datasets=[data.dataset_name] if data.dataset_name else None,
         )
-        pipeline().save_pretrained(train.output_dir, model_card=card)
+        final.save_pretrained(train.output_dir, model_card=card)
         grid.save(Path(train.output_dir) / SAMPLES_FILE)
         accelerator.print(f"saved the pipeline to {train.output_dir}")
         if repo_id is not None:

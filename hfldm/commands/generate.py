@@ -66,9 +66,9 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def resolve_model(model: str | None, default_model=None) -> str:
+def resolve_model(model: str | None, default_model=None, variable: str = "HFLDM_MODEL") -> str:
     """A local folder with model_index.json, or a Hub id (None: `default_model()`, by default
-    hfldm.resources.default_model); FileNotFoundError otherwise."""
+    hfldm.resources.default_model, which env `variable` overrides); FileNotFoundError otherwise."""
     from hfldm import resources
 
     default = model is None
@@ -80,19 +80,19 @@ def resolve_model(model: str | None, default_model=None) -> str:
         return str(path)
     if not default and HUB_ID.match(model) and not path.parent.is_dir():
         return model
-    variable = "HFLDM_SR_MODEL" if default_model is resources.default_sr_model else "HFLDM_MODEL"
     hint = f" (set {variable}, train one first, or pass the model's flag)" if default else ""
     raise FileNotFoundError(f"model folder not found: {model}{hint}")
 
 
-def resolve_sr_model(model: str) -> str:
-    """`resolve_model` for --upscale ("default": the default SR model), its errors naming --upscale."""
+def resolve_sr_model(model: str, argument: str = "--upscale") -> str:
+    """`resolve_model` for a super-resolution model ("default": the default SR model), its errors naming
+    `argument`."""
     from hfldm.resources import default_sr_model
 
     try:
-        return resolve_model(None if model == "default" else model, default_sr_model)
+        return resolve_model(None if model == "default" else model, default_sr_model, "HFLDM_SR_MODEL")
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"--upscale: {e}") from None
+        raise FileNotFoundError(f"{argument}: {e}") from None
 
 
 def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
@@ -147,9 +147,10 @@ def load_pipeline(
     import torch
 
     from hfldm.pipelines.loading import load_pipeline as load
+    from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
 
     with quiet_loading():
-        pipe = load(model, argument, **({"pipeline_class": pipeline_class} if pipeline_class else {}))
+        pipe = load(model, argument, pipeline_class=pipeline_class or LatentDiffusionPipeline)
     if scheduler != "saved":
         module, name = SCHEDULERS[scheduler]
         pipe.scheduler = getattr(importlib.import_module(module), name).from_config(pipe.scheduler.config)

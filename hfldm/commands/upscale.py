@@ -64,10 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from hfldm.commands.generate import open_image
 
     check_args(args)
-    try:
-        model = resolve_sr_model(args.model)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(str(e).replace("--upscale", "--model", 1)) from None
+    model = resolve_sr_model(args.model, "--model")
     check_device(args.device)
     images = [open_image(path) for path in args.image]
     pipe = load_sr_pipeline(model, args.scheduler, args.device)
