@@ -15,6 +15,7 @@ _EXPORTS = {
     "ConditionalUNet": "hfldm.unets.unet",
     "LatentDiffusionPipeline": "hfldm.pipelines.pipeline_latent_diffusion",
     "LatentDiffusionSuperResolutionPipeline": "hfldm.pipelines.pipeline_latent_diffusion_superres",
+    "LatentDiffusionInpaintPipeline": "hfldm.pipelines.pipeline_latent_diffusion_inpaint",
 }
 
 __all__ = list(_EXPORTS)

@@ -11,10 +11,13 @@ nothing; --cond_drop_prob of the samples train without it, for classifier-free g
 1/σ̂ is estimated from the data when the autoencoder's config still has scaling_factor 1.0 (LDM App. G).
 --task superres trains ε_θ([z_t, y], t) instead (LDM §4.4): y is the image degraded and downsampled by
 --sr_factor, brought to the latent grid by space-to-depth (hfldm.training.superres); the saved pipeline is
-then a LatentDiffusionSuperResolutionPipeline. Every random draw of a step comes from a generator seeded by
-(seed, step, sample index), so runs resume exactly and N processes × B images train like 1 process × N·B. The
-EMA U-Net draws validation grids from fixed prompts / classes and seeds, and the final LatentDiffusionPipeline
-(EMA weights) is saved to output_dir: DiffusionPipeline.from_pretrained(output_dir, trust_remote_code=True).
+then a LatentDiffusionSuperResolutionPipeline. --task inpaint trains ε_θ([z_t, E(x ⊙ (1 − m)), m↓], t,
+τ_θ(y)) (LDM §4.5; hfldm.training.inpaint) with a mask m drawn per sample; --init_from a text model widens
+its U-Net by zero-initialised input channels (the SD-2 recipe); it saves a LatentDiffusionInpaintPipeline.
+Every random draw of a step comes from a generator seeded by (seed, step, sample index), so runs resume
+exactly and N processes × B images train like 1 process × N·B. The EMA U-Net draws validation grids from
+fixed prompts / classes and seeds (hfldm.training.tasks), and the final pipeline (EMA weights) is saved to
+output_dir: DiffusionPipeline.from_pretrained(output_dir, trust_remote_code=True).
 """
 
 from dataclasses import dataclass, field
@@ -44,6 +47,7 @@ from hfldm.training.conditioner import Conditioner
 from hfldm.training.data import captions, conditioning_kind, ldm_data, num_classes
 from hfldm.training.ema import ema_weights, make_ema
 from hfldm.training.hub import hub_repo, push_folder
+from hfldm.training.inpaint import InpaintTask
 from hfldm.training.latents import batch_latents, latent_scale
 from hfldm.training.loop import train_loop
 from hfldm.training.losses import diffusion_loss
@@ -59,9 +63,9 @@ from hfldm.training.runtime import (
     optimizer_step,
     tracker_config,
 )
-from hfldm.training.superres import GenerationTask, SuperResolutionTask, check_superres
-from hfldm.training.superres_validation import assemble_superres_pipeline, superres_grid
-from hfldm.training.validation import assemble_pipeline, sample_grid, save_and_log, validation_conditions
+from hfldm.training.superres import SuperResolutionTask, check_superres
+from hfldm.training.tasks import GenerationTask, PipelineParts, ValidationSettings
+from hfldm.training.validation import save_and_log, validation_conditions
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -80,16 +84,23 @@ class LDMArguments:
         None,
         "Fine-tune a whole trained pipeline (an hfldm folder, a diffusers LDMTextToImagePipeline folder, or "
         "a Hub id): its autoencoder, U-Net, τ_θ with its tokenizer and noise schedule replace --autoencoder, "
-        "--unet_config, --text_encoder and the β-schedule / prediction flags.",
+        "--unet_config, --text_encoder and the β-schedule / prediction flags. With --task inpaint a text "
+        "model's U-Net is widened by zero-initialised input channels.",
+        aliases=["--init_from"],
     )
     revision: str | None = arg(None, "Hub revision (branch, tag or commit) of --autoencoder.")
     variant: str | None = arg(None, "Weights variant of --autoencoder, e.g. fp16.")
     unet_config: str = arg(
         str(CONFIGS / "unet_small.yaml"), "YAML of ConditionalUNet arguments (widths, depth)."
     )
-    task: Literal["generate", "superres"] = arg(
+    task: Literal["generate", "superres", "inpaint"] = arg(
         "generate",
-        "generate: text / class / unconditional LDM; superres: ε_θ([z_t, y], t), y the low-res image.",
+        "generate: text / class / unconditional LDM; superres: ε_θ([z_t, y], t), y the low-res image; "
+        "inpaint: ε_θ([z_t, E(x ⊙ (1 − m)), m↓], t, τ_θ(y)), m a mask drawn per sample.",
+    )
+    full_mask_prob: float = arg(
+        0.1,
+        "inpaint: share of samples whose mask is the whole image (the model also generates from nothing).",
     )
     sr_factor: int = arg(2, "superres: s, the upscaling (--resolution / s px inputs); must divide f.")
     sr_noise_std: float = arg(0.0, "superres: largest std of the Gaussian noise added to y ([-1, 1] units).")
@@ -163,8 +174,11 @@ class LDMArguments:
         check_positive(self, "sr_factor")
         if self.ema_decay > 1:
             raise ValueError(f"--ema_decay: must be in (0, 1], got {self.ema_decay}")
-        if not 0 <= self.cond_drop_prob <= 1:
-            raise ValueError(f"--cond_drop_prob: must be in [0, 1], got {self.cond_drop_prob}")
+        for name in ("cond_drop_prob", "full_mask_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"--{name}: must be in [0, 1], got {getattr(self, name)}")
+        if self.task == "inpaint" and self.cached_latents:
+            raise ValueError("--cached_latents: --task inpaint encodes the masked images; train from images")
         if self.text_encoder == "scratch" and self.text_hidden_size % 4:
             raise ValueError(
                 f"--text_hidden_size: must be divisible by the 4 attention heads, got {self.text_hidden_size}"
@@ -190,7 +204,7 @@ class LDMTrainer:
     snr_gamma: float | None
     random_flip: bool
     max_grad_norm: float
-    task: GenerationTask | SuperResolutionTask = field(default_factory=GenerationTask)  # what the U-Net sees
+    task: GenerationTask = field(default_factory=GenerationTask)  # what the U-Net sees (hfldm.training.tasks)
 
     def training_step(self, batch: dict, micro_step: int) -> dict:
         """One forward/backward pass of DDPM's Algorithm 1 in latent space; returns {"loss": the loss}."""
@@ -238,6 +252,18 @@ def new_parts(args, accelerator, train, texts, num_class_embeds, vae, latent_siz
     return tokenizer, text_encoder, unet, noise_scheduler
 
 
+def make_task(args, vae, seed: int, process_index: int) -> GenerationTask:
+    """The --task: what the U-Net sees beside z_t, the saved pipeline, the validation grid."""
+    if args.task == "superres":
+        f = latent_space(vae).downsample_factor
+        return SuperResolutionTask(
+            args.sr_factor, f, args.sr_noise_std, args.sr_blur_sigma, seed, process_index
+        )
+    if args.task == "inpaint":
+        return InpaintTask(latent_space(vae), args.full_mask_prob, seed, process_index)
+    return GenerationTask()
+
+
 def check_pretrained_classes(num_class_embeds: int | None, pretrained_embeds: int | None) -> None:
     """ValueError naming --label_column when the data's classes (+ the null class) differ from the U-Net's."""
     if num_class_embeds != pretrained_embeds:
@@ -276,8 +302,7 @@ def main() -> None:
     latent_size = check_resolution(vae, data.resolution)
     latent_shape = (latent_space(vae).latent_channels, latent_size, latent_size)
     f = latent_space(vae).downsample_factor
-    task = SuperResolutionTask(args.sr_factor, f, args.sr_noise_std, args.sr_blur_sigma, train.seed,
-                               accelerator.process_index) if superres else GenerationTask()  # fmt: skip
+    task = make_task(args, vae, train.seed, accelerator.process_index)
     if superres:
         check_superres(args.sr_factor, data.resolution, downsample_factor=f)
     source = ldm_data(data, kind, args.cached_latents, vae, args.text_encoder)
@@ -291,7 +316,8 @@ def main() -> None:
     classes = num_classes(source.dataset, source.label_names, source.label_column) if kind == "class" else 0
     num_class_embeds = classes + 1 if kind == "class" else None  # + the null class ∅ of guidance
     if pretrained:
-        tokenizer, text_encoder, unet = pretrained.tokenizer, pretrained.text_encoder, pretrained.unet
+        tokenizer, text_encoder = pretrained.tokenizer, pretrained.text_encoder
+        unet = task.adapt_pretrained(pretrained.unet)  # inpaint: + zero-initialised condition channels
         noise_scheduler, text_attention_mask = pretrained.noise_scheduler, pretrained.text_attention_mask
         check_pretrained_classes(num_class_embeds, unet.config.num_class_embeds)
         if args.train_text_encoder and text_encoder is None:
@@ -353,24 +379,15 @@ def main() -> None:
         kind, args.validation_prompts, args.validation_class_labels, texts, classes
     )
 
-    def pipeline():
-        if superres:
-            return assemble_superres_pipeline(accelerator, vae, unet, noise_scheduler)
-        return assemble_pipeline(
-            accelerator, vae, unet, noise_scheduler, text_encoder, tokenizer, label_names, text_attention_mask
-        )
+    parts = PipelineParts(accelerator, vae, unet, noise_scheduler, text_encoder, tokenizer, label_names,
+                          text_attention_mask)  # fmt: skip
+    settings = ValidationSettings(args.validation_seeds, prompts, labels, args.num_inference_steps,
+                                  args.guidance_scale)  # fmt: skip
 
     def samples() -> tuple:
-        """(grid, metrics) of the EMA weights: low-res | bicubic | SR | real with PSNRs (superres), else
-        one sample per validation seed and condition."""
+        """(grid, metrics) of the EMA weights, from the task (hfldm.training.tasks)."""
         with ema_weights(ema, accelerator.unwrap_model(unet)):
-            if superres:  # of the first training images, no guidance
-                x = next(iter(scale_batches()))["pixel_values"][: len(args.validation_seeds)]
-                return superres_grid(pipeline(), x, args.sr_factor, args.validation_seeds[0],
-                                     args.num_inference_steps)  # fmt: skip
-            grid = sample_grid(pipeline(), args.validation_seeds, prompts, labels,
-                               args.num_inference_steps, args.guidance_scale)  # fmt: skip
-            return grid, {}
+            return task.validation(task.pipeline(parts), next(iter(scale_batches())), settings)
 
     def validate(step: int) -> None:
         grid, metrics = samples()
@@ -387,7 +404,7 @@ def main() -> None:
         grid, metrics = samples()  # for the card
         if ema is not None:
             ema.copy_to(accelerator.unwrap_model(unet).parameters())
-        final = pipeline()
+        final = task.pipeline(parts)
         card = training_card(
             final,
             repo_id or train.output_dir,

@@ -34,11 +34,16 @@ class PretrainedParts:
 
 
 # flags whose part the pretrained pipeline brings: (flag, the value that means "not given")
-REPLACED_FLAGS = {"autoencoder": None, "text_encoder": "none", "cached_latents": None, "task": "generate"}
+REPLACED_FLAGS = {"autoencoder": None, "text_encoder": "none", "cached_latents": None}
 
 
 def check_pretrained_flags(args) -> None:
-    """ValueError naming a flag that contradicts --pretrained_model_name_or_path."""
+    """ValueError naming a flag that contradicts --pretrained_model_name_or_path (--init_from)."""
+    if args.task == "superres":
+        raise ValueError(
+            "--task: superres trains a new U-Net on [z_t, y]; --pretrained_model_name_or_path fine-tunes a "
+            "text / class / unconditional pipeline, or widens one for --task inpaint"
+        )
     for name, unset in REPLACED_FLAGS.items():
         if getattr(args, name) != unset:
             raise ValueError(

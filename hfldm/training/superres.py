@@ -8,8 +8,9 @@ by s = --sr_factor, plus N(0, σ_n² I) noise with σ_n ~ U(0, --sr_noise_std) (
 stream SUPERRES_STREAM, seeded by (seed, micro step, global index), so resumed and multi-process runs
 degrade every image as the uninterrupted run does.
 
-A task is what `LDMTrainer.training_step` asks for the U-Net's input: `GenerationTask` (text, class or
-unconditional LDM) gives z_t; `SuperResolutionTask` gives concat_condition(z_t, y).
+`SuperResolutionTask` is one of train_ldm.py's tasks (`hfldm.training.tasks`): it gives the U-Net
+concat_condition(z_t, y), saves a LatentDiffusionSuperResolutionPipeline and validates on low-res | bicubic |
+SR | real grids with their PSNRs.
 """
 
 from __future__ import annotations
@@ -25,15 +26,6 @@ from hfldm.unets.condition_layout import IMAGE_CHANNELS, to_latent_grid
 
 SUPERRES_STREAM = 2  # after randomness.TRAINING_STREAM and SCALE_STREAM
 CONDITION_LAYOUT = "space_to_depth"  # what train_ldm.py records in the saved pipeline's config
-
-
-class GenerationTask:
-    """Text / class / unconditional generation: the U-Net sees z_t alone."""
-
-    condition_channels = 0
-
-    def unet_input(self, z_t: torch.Tensor, batch: dict, micro_step: int, flip) -> torch.Tensor:
-        return z_t
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -100,6 +92,21 @@ class SuperResolutionTask:
         """[z_t, y] (B, c + 3·r², h, w), y brought to the latent grid by space-to-depth."""
         y = to_latent_grid(self.low_res(batch, micro_step, flip), self.space_to_depth).to(z_t.device)
         return concat_condition(z_t, y, self.unet_config)
+
+    def adapt_pretrained(self, unet):
+        raise ValueError("--task: superres trains a new U-Net (check_pretrained_flags says so first)")
+
+    def pipeline(self, parts):
+        from hfldm.training.superres_validation import assemble_superres_pipeline
+
+        return assemble_superres_pipeline(parts.accelerator, parts.vae, parts.unet, parts.scheduler)
+
+    def validation(self, pipeline, batch: dict, settings) -> tuple:
+        """low-res | bicubic | SR | real of the first images of the batch, no guidance; their PSNRs."""
+        from hfldm.training.superres_validation import superres_grid
+
+        x = batch["pixel_values"][: len(settings.seeds)]
+        return superres_grid(pipeline, x, self.sr_factor, settings.seeds[0], settings.num_inference_steps)
 
 
 def check_superres(

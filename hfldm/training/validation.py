@@ -114,14 +114,15 @@ def save_and_log(accelerator: Accelerator, image: Image.Image, output_dir: str, 
 
 def assemble_pipeline(
     accelerator: Accelerator, vae, unet, scheduler, text_encoder, tokenizer, label_names,
-    text_attention_mask: bool = True,
+    text_attention_mask: bool = True, pipeline_class=None,
 ):  # fmt: skip
-    """A LatentDiffusionPipeline of the (unwrapped) training components with a DDIM scheduler of the training
-    noise schedule, class names as id2label, the training's text-mask convention, progress bar off."""
+    """A LatentDiffusionPipeline (or `pipeline_class`, one with its arguments) of the (unwrapped) training
+    components with a DDIM scheduler of the training noise schedule, class names as id2label, the
+    training's text-mask convention, progress bar off."""
     from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
     from hfldm.schedulers.ddim import DDIMScheduler
 
-    pipeline = LatentDiffusionPipeline(
+    pipeline = (pipeline_class or LatentDiffusionPipeline)(
         vae,
         accelerator.unwrap_model(unet),
         DDIMScheduler.from_config(scheduler.config),
