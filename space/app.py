@@ -2,7 +2,8 @@
 
 The model comes from env `HFLDM_MODEL` (a pipeline folder or a Hub id), else from the bundled
 `models/hfldm-emoji`; the Upscale tab's from env `HFLDM_SR_MODEL`, else `models/hfldm-emoji-sr`
-(upscale_tab.py). The limits of request_limits.py (env HFLDM_MAX_STEPS, ...) are checked in `generate`, so
+(upscale_tab.py); the Inpaint tab's from env `HFLDM_INPAINT_MODEL`, else `models/hfldm-emoji-inpaint`
+(inpaint_tab.py). The limits of request_limits.py (env HFLDM_MAX_STEPS, ...) are checked in `generate`, so
 that a client of the API cannot go past them either.
 Run: `python space/app.py`; host and port from env HFLDM_HOST / HFLDM_PORT (else GRADIO_SERVER_NAME / _PORT,
 as on a Space), default 127.0.0.1:7860.
@@ -20,8 +21,10 @@ import gradio as gr
 import PIL.Image
 import torch
 from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from inpaint_tab import inpaint_model_source, inpaint_tab, serving_inpaint_pipeline
+from optional_models import example_images
 from request_limits import MAX_SEED, Limits, check_request, whole_number
-from upscale_tab import example_images, serving_sr_pipeline, sr_model_source, upscale_tab
+from upscale_tab import serving_sr_pipeline, sr_model_source, upscale_tab
 
 import hfldm
 from hfldm.pipelines.loading import load_pipeline as load_saved_pipeline
@@ -170,9 +173,12 @@ def build_demo(
     examples: Sequence[str] = (),
     sr_pipe=None,
     sr_examples: Sequence[str] = (),
+    inpaint_pipe=None,
+    inpaint_examples: Sequence[str] = (),
 ) -> gr.Blocks:
-    """The Blocks app around `generate` (and, given `sr_pipe`, an Upscale tab, upscale_tab.py): one request
-    runs at a time, `limits.queue_size` more may wait."""
+    """The Blocks app around `generate` (and, given `sr_pipe`, an Upscale tab, upscale_tab.py; given
+    `inpaint_pipe`, an Inpaint tab, inpaint_tab.py): one request runs at a time, `limits.queue_size` more
+    may wait."""
     text, classes = pipe.is_text_conditional, list(pipe.label2id)
     kind = "text-to-image" if text else "class-conditional" if classes else "unconditional"
     with gr.Blocks(title="hfldm latent diffusion") as demo:
@@ -239,6 +245,9 @@ def build_demo(
         if sr_pipe is not None:
             with gr.Tab("Upscale"):
                 upscale_tab(sr_pipe, limits, list(sr_examples))
+        if inpaint_pipe is not None:
+            with gr.Tab("Inpaint"):
+                inpaint_tab(inpaint_pipe, limits, list(inpaint_examples))
     demo.queue(default_concurrency_limit=1, max_size=limits.queue_size)
     return demo
 
@@ -250,11 +259,16 @@ def main() -> None:
     sr_source = sr_model_source([REPO_ROOT, SPACE_DIR])
     sr_pipe = serving_sr_pipeline(sr_source) if sr_source else None
     sr_examples = example_images(sr_source) if sr_source else []
-    demo = build_demo(pipe, limits, example_captions(pipe, source), sr_pipe, sr_examples)
+    inpaint_source = inpaint_model_source([REPO_ROOT, SPACE_DIR])
+    inpaint_pipe = serving_inpaint_pipeline(inpaint_source) if inpaint_source else None
+    inpaint_examples = example_images(inpaint_source) if inpaint_source else []
+    demo = build_demo(pipe, limits, example_captions(pipe, source), sr_pipe, sr_examples, inpaint_pipe,
+                      inpaint_examples)  # fmt: skip
     env = os.environ  # GRADIO_SERVER_NAME / _PORT: what Hugging Face Spaces sets
     host = env.get("HFLDM_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     port = int(env.get("HFLDM_PORT") or env.get("GRADIO_SERVER_PORT") or 7860)
-    print(f"hfldm Space: model {source}, super-resolution {sr_source or 'none'}, {limits}", flush=True)
+    print(f"hfldm Space: model {source}, super-resolution {sr_source or 'none'}, inpainting "
+          f"{inpaint_source or 'none'}, {limits}", flush=True)  # fmt: skip
     demo.launch(server_name=host, server_port=port, ssr_mode=False, css=CSS, prevent_thread_lock=True)
     print(f"hfldm Space running on http://{host}:{port}/", flush=True)
     demo.block_thread()

@@ -2,6 +2,7 @@
 
 The model comes from env `HFLDM_SR_MODEL` (a pipeline folder or a Hub id), else from the bundled
 `models/hfldm-emoji-sr` when it is there; without one (or with HFLDM_SR_MODEL=none) the tab is not shown.
+Its examples are the PNGs in the model folder's examples/ (optional_models.py).
 Requests are bounded by the same request_limits.Limits as generation (steps; the output side by max_size;
 steps × output pixels by max_work).
 """
@@ -16,25 +17,20 @@ from pathlib import Path
 import gradio as gr
 import PIL.Image
 import torch
+from optional_models import optional_model_source
 from request_limits import MAX_SEED, Limits, check_between, whole_number
 
 import hfldm
 from hfldm.pipelines.loading import load_pipeline
 
 DEFAULT_SR_MODEL = "models/hfldm-emoji-sr"  # relative to the repo root, or to the Space's folder
-EXAMPLES_DIR = "examples"  # optional, in the SR model folder: low-resolution PNGs shown as examples
 _SR_LOCK = threading.Lock()
 
 
 def sr_model_source(roots: list[Path], env: Mapping[str, str] = os.environ) -> str | None:
     """HFLDM_SR_MODEL, else the bundled SR folder under one of `roots`, else None (no Upscale tab; also for
     HFLDM_SR_MODEL=none)."""
-    if env.get("HFLDM_SR_MODEL"):
-        return None if env["HFLDM_SR_MODEL"] == "none" else env["HFLDM_SR_MODEL"]
-    for root in roots:
-        if (root / DEFAULT_SR_MODEL / "model_index.json").is_file():
-            return str(root / DEFAULT_SR_MODEL)
-    return None
+    return optional_model_source(roots, "HFLDM_SR_MODEL", DEFAULT_SR_MODEL, env)
 
 
 def serving_sr_pipeline(source: str) -> hfldm.LatentDiffusionSuperResolutionPipeline:
@@ -43,11 +39,6 @@ def serving_sr_pipeline(source: str) -> hfldm.LatentDiffusionSuperResolutionPipe
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to("cpu")
-
-
-def example_images(source: str) -> list[str]:
-    folder = Path(source) / EXAMPLES_DIR
-    return sorted(str(p) for p in folder.glob("*.png")) if folder.is_dir() else []
 
 
 def upscale(

@@ -17,7 +17,7 @@ from _ldm_fixtures import CAPTIONS, IMAGE_SIZE, class_pipeline, text_pipeline
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "space" / "app.py"
 __all__ = ["APP", "CAPTIONS", "IMAGE_SIZE", "SpaceProcess", "running_space", "save_tiny_pipeline"]
-__all__ += ["save_tiny_sr_pipeline"]
+__all__ += ["save_tiny_sr_pipeline", "save_tiny_inpaint_pipeline", "editor_value"]
 
 
 def save_tiny_pipeline(folder: Path, class_conditional: bool = False) -> Path:
@@ -37,6 +37,29 @@ def save_tiny_sr_pipeline(folder: Path) -> Path:
     (folder / "examples").mkdir()
     low_res_images(1, size=8)[0].save(folder / "examples" / "example.png")
     return folder
+
+
+def save_tiny_inpaint_pipeline(folder: Path) -> Path:
+    """The tiny random inpainting pipeline (_inpaint_fixtures, 16 px) saved to `folder`, with one example
+    image in examples/."""
+    from _inpaint_fixtures import images, inpaint_pipeline
+
+    inpaint_pipeline().save_pretrained(folder)
+    (folder / "examples").mkdir()
+    images(1)[0].save(folder / "examples" / "example.png")
+    return folder
+
+
+def editor_value(background, size: int = 64, box: tuple[int, int, int, int] = (16, 16, 48, 48)) -> dict:
+    """An ImageEditor value as Gradio's editor hands it over: the background enlarged to the `size` canvas
+    and one RGBA layer with an opaque square painted at `box` (left, top, right, bottom)."""
+    import PIL.Image
+    import PIL.ImageDraw
+
+    layer = PIL.Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    PIL.ImageDraw.Draw(layer).rectangle(box, fill=(255, 0, 255, 255))
+    return {"background": background.resize((size, size), PIL.Image.NEAREST), "layers": [layer],
+            "composite": None}  # fmt: skip
 
 
 def free_port() -> int:
@@ -63,6 +86,7 @@ class SpaceProcess:
             "HF_HUB_OFFLINE": "1",
             "OMP_NUM_THREADS": "1",
             "HFLDM_SR_MODEL": "none",  # no Upscale tab unless a test gives a model
+            "HFLDM_INPAINT_MODEL": "none",  # nor an Inpaint tab
             **env,
         }
         self.log = tmp / "space.log"

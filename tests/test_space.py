@@ -12,11 +12,22 @@ import numpy as np
 import PIL.Image
 import pytest
 from _ldm_fixtures import ID2LABEL
-from _space_fixtures import APP, CAPTIONS, IMAGE_SIZE, SpaceProcess, save_tiny_pipeline, save_tiny_sr_pipeline
+from _space_fixtures import (
+    APP,
+    CAPTIONS,
+    IMAGE_SIZE,
+    SpaceProcess,
+    editor_value,
+    save_tiny_inpaint_pipeline,
+    save_tiny_pipeline,
+    save_tiny_sr_pipeline,
+)
 
 gradio_client = pytest.importorskip("gradio_client")
 sys.path.insert(0, str(APP.parent))
 app = pytest.importorskip("app")
+import inpaint_tab  # noqa: E402
+import optional_models  # noqa: E402
 import upscale_tab  # noqa: E402
 from request_limits import Limits  # noqa: E402
 
@@ -33,12 +44,17 @@ def sr_dir(tmp_path_factory) -> Path:
     return save_tiny_sr_pipeline(tmp_path_factory.mktemp("space") / "sr_model")
 
 
+@pytest.fixture(scope="module")
+def inpaint_dir(tmp_path_factory) -> Path:
+    return save_tiny_inpaint_pipeline(tmp_path_factory.mktemp("space") / "inpaint_model")
+
+
 @pytest.fixture(scope="module", autouse=True)
-def space(model_dir, sr_dir, tmp_path_factory):
+def space(model_dir, sr_dir, inpaint_dir, tmp_path_factory):
     """The app in a subprocess, started before the in-process tests so that its slow imports overlap them."""
     space = SpaceProcess(
         model_dir, tmp_path_factory.mktemp("server"), HFLDM_MAX_IMAGES="3", HFLDM_QUEUE_SIZE="1",
-        HFLDM_SR_MODEL=str(sr_dir),
+        HFLDM_SR_MODEL=str(sr_dir), HFLDM_INPAINT_MODEL=str(inpaint_dir),
     )  # fmt: skip
     yield space
     space.stop()
@@ -228,7 +244,7 @@ def sr_pipe(sr_dir):
 def test_upscale_is_the_pipeline_and_refuses_what_the_limits_forbid(sr_pipe, sr_dir):
     import torch
 
-    image = PIL.Image.open(upscale_tab.example_images(str(sr_dir))[0]).convert("RGB")
+    image = PIL.Image.open(optional_models.example_images(str(sr_dir))[0]).convert("RGB")
     out = upscale_tab.upscale(sr_pipe, Limits(), image, steps=3, seed=5)
     expected = sr_pipe(image, num_inference_steps=3, generator=torch.Generator().manual_seed(5)).images[0]
     assert out.size == (16, 16) and np.array_equal(np.asarray(out), np.asarray(expected))
@@ -259,7 +275,7 @@ def test_upscale_endpoint_through_gradio_client(space, sr_pipe, sr_dir, tmp_path
     from gradio_client.exceptions import AppError
 
     client = gradio_client.Client(space.url(), analytics_enabled=False, download_files=str(tmp_path / "dl"))
-    example = upscale_tab.example_images(str(sr_dir))[0]
+    example = optional_models.example_images(str(sr_dir))[0]
     out = client.predict(handle_file(example), 3, 5, api_name="/upscale")
     expected = upscale_tab.upscale(sr_pipe, Limits(), PIL.Image.open(example).convert("RGB"), 3, 5)
     assert Path(out).suffix == ".png"
@@ -268,3 +284,72 @@ def test_upscale_endpoint_through_gradio_client(space, sr_pipe, sr_dir, tmp_path
     PIL.Image.new("RGB", (9, 9)).save(odd)
     with pytest.raises(AppError, match="this model takes sides that are multiples of 2"):
         client.predict(handle_file(str(odd)), 3, 5, api_name="/upscale")
+
+
+# 4. the Inpaint tab (inpaint_tab.py) ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inpaint_pipe(inpaint_dir):
+    return inpaint_tab.serving_inpaint_pipeline(str(inpaint_dir))
+
+
+def example_background(inpaint_dir) -> PIL.Image.Image:
+    return PIL.Image.open(optional_models.example_images(str(inpaint_dir))[0]).convert("RGB")
+
+
+def test_inpaint_repaints_what_is_painted_and_keeps_the_rest(inpaint_pipe, inpaint_dir):
+    """The 64 px canvas (the 16 px example enlarged 4×) with a painted square: the result is 16 px, the
+    square's 8×8 pixels repainted, every other pixel the example's."""
+    import torch
+
+    background = example_background(inpaint_dir)
+    out = inpaint_tab.inpaint(inpaint_pipe, Limits(), editor_value(background), "cat face", 3, 3.0, 5)
+    assert out.size == (IMAGE_SIZE, IMAGE_SIZE)
+    mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE), bool)
+    mask[4:12, 4:12] = True  # canvas pixels 16..48 of 64
+    result, source = np.asarray(out), np.asarray(background)
+    assert (result[~mask] == source[~mask]).all() and (result[mask] != source[mask]).any()
+    generator = torch.Generator().manual_seed(5)
+    expected = inpaint_pipe("cat face", image=background, mask_image=PIL.Image.fromarray(mask),
+                            num_inference_steps=3, generator=generator).images[0]  # fmt: skip
+    assert np.array_equal(result, np.asarray(expected))
+    refusals = [
+        (None, {}, "Upload an image to inpaint"),
+        ({"background": background, "layers": [], "composite": None}, {}, "Paint over the part"),
+        (editor_value(background), {"steps": 0}, "Steps must be between 1 and 100, got 0."),
+        (editor_value(background), {"prompt": "x" * 301}, "Prompt is 301 characters long"),
+    ]
+    for value, kwargs, message in refusals:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            inpaint_tab.inpaint(inpaint_pipe, Limits(), value, **{"steps": 3, **kwargs})
+
+
+def test_inpaint_model_comes_from_env_else_the_bundled_folder(tmp_path):
+    source = inpaint_tab.inpaint_model_source
+    assert source([tmp_path], {"HFLDM_INPAINT_MODEL": "user/inpaint"}) == "user/inpaint"
+    assert source([tmp_path], {"HFLDM_INPAINT_MODEL": "none"}) is None
+    assert source([tmp_path], {}) is None  # no tab
+    (tmp_path / inpaint_tab.DEFAULT_INPAINT_MODEL).mkdir(parents=True)
+    (tmp_path / inpaint_tab.DEFAULT_INPAINT_MODEL / "model_index.json").write_text("{}")
+    assert source([tmp_path], {}) == str(tmp_path / inpaint_tab.DEFAULT_INPAINT_MODEL)
+
+
+def test_inpaint_endpoint_through_gradio_client(space, inpaint_pipe, inpaint_dir, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client = gradio_client.Client(space.url(), analytics_enabled=False, download_files=str(tmp_path / "dl"))
+    value = editor_value(example_background(inpaint_dir))
+    files = {}
+    for name in ("background", "layer"):
+        files[name] = tmp_path / f"{name}.png"
+        (value["background"] if name == "background" else value["layers"][0]).save(files[name])
+    request = {"background": handle_file(str(files["background"])),
+               "layers": [handle_file(str(files["layer"]))], "composite": None}  # fmt: skip
+    out = client.predict(request, "cat face", 3, 3.0, 5, api_name="/inpaint")
+    expected = inpaint_tab.inpaint(inpaint_pipe, Limits(), value, "cat face", 3, 3.0, 5)
+    assert Path(out).suffix == ".png"
+    assert np.array_equal(np.asarray(PIL.Image.open(out).convert("RGB")), np.asarray(expected))
+    with pytest.raises(AppError, match="Paint over the part of the image to repaint"):
+        client.predict({**request, "layers": []}, "cat face", 3, 3.0, 5, api_name="/inpaint")

@@ -1,0 +1,123 @@
+"""The Space's "Inpaint" tab: the inpainting LDM (LDM §4.5) on an uploaded image with a mask painted on it.
+
+The model comes from env `HFLDM_INPAINT_MODEL` (a pipeline folder or a Hub id), else from the bundled
+`models/hfldm-emoji-inpaint` when it is there; without one (or with HFLDM_INPAINT_MODEL=none) the tab is not
+shown. The image is edited in Gradio's ImageEditor on a fixed canvas: whatever is painted on its layer (any
+colour) is repainted, the rest is kept. Image and mask are brought to the model's own size (a small model
+is trained at one size: emoji at 32 px) and the result is the model's size. Requests are bounded by the
+same request_limits.Limits as generation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import PIL.Image
+import torch
+from optional_models import optional_model_source
+from request_limits import MAX_SEED, Limits, check_request, whole_number
+
+import hfldm
+from hfldm.data.images import to_rgb
+from hfldm.pipelines.loading import load_pipeline
+
+DEFAULT_INPAINT_MODEL = "models/hfldm-emoji-inpaint"
+CANVAS = 256  # pixels of the editor's canvas: small images are shown (and painted on) enlarged
+_INPAINT_LOCK = threading.Lock()
+
+
+def inpaint_model_source(roots: list[Path], env: Mapping[str, str] = os.environ) -> str | None:
+    """HFLDM_INPAINT_MODEL, else the bundled inpainting folder under one of `roots`, else None (no tab)."""
+    return optional_model_source(roots, "HFLDM_INPAINT_MODEL", DEFAULT_INPAINT_MODEL, env)
+
+
+def serving_inpaint_pipeline(source: str) -> hfldm.LatentDiffusionInpaintPipeline:
+    pipe = load_pipeline(source, "HFLDM_INPAINT_MODEL", pipeline_class=hfldm.LatentDiffusionInpaintPipeline)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to("cpu")
+
+
+def editor_image_and_mask(value: dict | None) -> tuple[PIL.Image.Image, PIL.Image.Image]:
+    """(the background as RGB, transparency on white, and the mask: white where any layer is painted, its
+    alpha > 0) of an ImageEditor value;
+    ValueError, worded for the user, when there is no image or nothing is painted."""
+    background = (value or {}).get("background")
+    if background is None:
+        raise ValueError("Upload an image to inpaint (or pick an example), then paint over what to repaint.")
+    painted = np.zeros((background.height, background.width), dtype=bool)
+    for layer in value.get("layers") or []:
+        alpha = np.asarray(layer.convert("RGBA").resize(background.size, PIL.Image.NEAREST))[..., 3]
+        painted |= alpha > 0
+    if not painted.any():
+        raise ValueError("Paint over the part of the image to repaint (the brush marks the mask).")
+    return to_rgb(background), PIL.Image.fromarray(painted.astype(np.uint8) * 255)
+
+
+def inpaint(
+    pipe, limits: Limits, editor_value: dict | None, prompt: str = "", steps: int = 25,
+    guidance_scale: float = 3.0, seed: int = 0, progress: Callable | None = None,
+) -> PIL.Image.Image:  # fmt: skip
+    """The painted region of the editor's image repainted by the inpainting pipeline with `prompt`, at the
+    model's size; ValueError, worded for the user, for a request it cannot serve, before any sampling."""
+    image, mask = editor_image_and_mask(editor_value)
+    prompt = (prompt or "").strip()
+    steps, seed = whole_number(steps, "Steps"), whole_number(seed, "Seed")
+    height, width = pipe.default_image_size()
+    check_request(limits, steps, 1, height, pipe.size_multiple, guidance_scale, seed, prompt)
+    image = image.resize((width, height), PIL.Image.BOX) if image.size != (width, height) else image
+    mask = mask.resize((width, height), PIL.Image.BOX)  # then binarised at 0.5 by the pipeline
+
+    def on_step_end(_pipe, i: int, _t, _tensors: dict) -> dict:
+        if progress is not None:
+            progress((i + 1, steps), desc="Inpainting")
+        return {}
+
+    with _INPAINT_LOCK:
+        return pipe(
+            prompt if pipe.is_text_conditional else None, image=image, mask_image=mask,
+            num_inference_steps=steps, guidance_scale=float(guidance_scale),
+            generator=torch.Generator("cpu").manual_seed(seed), callback_on_step_end=on_step_end,
+        ).images[0]  # fmt: skip
+
+
+def inpaint_tab(pipe, limits: Limits, examples: list[str]) -> None:
+    """The tab's components and its /inpaint endpoint (inside the caller's gr.Blocks)."""
+    height, width = pipe.default_image_size()
+    gr.Markdown(
+        f"Inpainting by concatenation (LDM §4.5): the masked image's latent and the mask are concatenated to "
+        f"z_t, the prompt enters by cross-attention. Paint over what to repaint; the rest is kept exactly. "
+        f"Images are brought to the model's {width}×{height} pixels."
+    )
+    with gr.Row():
+        with gr.Column():
+            editor = gr.ImageEditor(
+                type="pil", label="Image: paint the region to repaint", image_mode="RGBA",  # keeps layer alpha
+                canvas_size=(CANVAS, CANVAS), fixed_canvas=True, layers=False, transforms=(),
+                brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=24),
+                sources=("upload", "clipboard"), elem_id="inpaint-editor",
+            )  # fmt: skip
+            if examples:
+                gr.Examples([[e] for e in examples], inputs=[editor], label="Examples")
+            prompt = gr.Textbox(label="Prompt", visible=pipe.is_text_conditional, elem_id="inpaint-prompt")
+            with gr.Row():
+                steps = gr.Slider(1, limits.max_steps, value=min(25, limits.max_steps), step=1, precision=0,
+                                  label="Steps")  # fmt: skip
+                guidance = gr.Slider(0, limits.max_guidance, value=3.0, step=0.5, label="Guidance scale")
+                seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+            button = gr.Button("Inpaint", variant="primary")
+        result = gr.Image(
+            type="pil", label="Inpainted", format="png", height=CANVAS, elem_id="inpaint-output"
+        )
+
+    def run(value, prompt_, steps_, guidance_, seed_, progress=gr.Progress()):  # noqa: B008
+        try:
+            return inpaint(pipe, limits, value, prompt_, steps_, guidance_, seed_, progress)
+        except ValueError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    button.click(run, [editor, prompt, steps, guidance, seed], [result], api_name="inpaint")
