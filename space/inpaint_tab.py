@@ -96,7 +96,7 @@ def inpaint_tab(pipe, limits: Limits, examples: list[str]) -> None:
     with gr.Row():
         with gr.Column():
             editor = gr.ImageEditor(
-                type="pil", label="Image: paint the region to repaint", image_mode="RGBA",  # keeps layer alpha
+                type="pil", label="Image: paint the region to repaint", image_mode="RGBA",  # layer alpha
                 canvas_size=(CANVAS, CANVAS), fixed_canvas=True, layers=False, transforms=(),
                 brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=24),
                 sources=("upload", "clipboard"), elem_id="inpaint-editor",
