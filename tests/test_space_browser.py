@@ -1,7 +1,10 @@
 """The Space in a real browser: Debian's chromium, driven by Playwright, types a prompt, clicks Generate
 and finds the gallery filled with images whose pixels vary. With env HFLDM_SCREENSHOT=<path> the screenshot
-is also saved there; with HFLDM_BROWSER_MODEL=<folder> the app serves that model instead of a tiny random one:
-  HFLDM_BROWSER_MODEL=models/hfldm-emoji HFLDM_SCREENSHOT=docs/space.png pytest tests/test_space_browser.py
+is also saved there; with HFLDM_BROWSER_MODEL=<folder> the app serves that model instead of a tiny random
+one (HFLDM_BROWSER_SR_MODEL, HFLDM_BROWSER_INPAINT_MODEL likewise for the Upscale and Inpaint tabs):
+  HFLDM_BROWSER_MODEL=models/hfldm-emoji HFLDM_BROWSER_SR_MODEL=models/hfldm-emoji-sr \
+  HFLDM_BROWSER_INPAINT_MODEL=models/hfldm-emoji-inpaint HFLDM_SCREENSHOT=docs/space.png \
+  pytest tests/test_space_browser.py
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-from _space_fixtures import IMAGE_SIZE, SpaceProcess, save_tiny_pipeline, save_tiny_sr_pipeline
+from _space_fixtures import (
+    IMAGE_SIZE,
+    SpaceProcess,
+    save_tiny_inpaint_pipeline,
+    save_tiny_pipeline,
+    save_tiny_sr_pipeline,
+)
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -43,7 +52,12 @@ def test_generate_in_the_browser(tmp_path):
     model = os.environ.get("HFLDM_BROWSER_MODEL") or save_tiny_pipeline(tmp_path / "model")
     side = None if os.environ.get("HFLDM_BROWSER_MODEL") else IMAGE_SIZE  # the tiny model's default size
     sr_model = os.environ.get("HFLDM_BROWSER_SR_MODEL") or save_tiny_sr_pipeline(tmp_path / "sr")
-    space = SpaceProcess(model, tmp_path, HFLDM_SR_MODEL=str(sr_model))  # imports overlap chromium's start
+    inpaint_model = os.environ.get("HFLDM_BROWSER_INPAINT_MODEL") or save_tiny_inpaint_pipeline(
+        tmp_path / "inpaint"
+    )
+    space = SpaceProcess(
+        model, tmp_path, HFLDM_SR_MODEL=str(sr_model), HFLDM_INPAINT_MODEL=str(inpaint_model)
+    )
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM)
@@ -52,6 +66,7 @@ def test_generate_in_the_browser(tmp_path):
             check_generate(page, side, tmp_path / "space.png")
             check_error_message(page)
             check_upscale(page, tmp_path / "upscale.png")
+            check_inpaint(page, side, tmp_path / "inpaint.png")
             browser.close()
     finally:
         space.stop()
@@ -59,6 +74,7 @@ def test_generate_in_the_browser(tmp_path):
         target = Path(os.environ["HFLDM_SCREENSHOT"])
         shutil.copyfile(tmp_path / "space.png", target)
         shutil.copyfile(tmp_path / "upscale.png", target.with_name(target.stem + "-upscale.png"))
+        shutil.copyfile(tmp_path / "inpaint.png", target.with_name(target.stem + "-inpaint.png"))
 
 
 def check_generate(page, side: int | None, screenshot: Path) -> None:
@@ -104,4 +120,33 @@ def check_upscale(page, screenshot: Path) -> None:
                            timeout=120_000)  # fmt: skip
     (stats,) = page.locator("#sr-output img").evaluate_all(IMAGE_STATS_JS)
     assert stats["width"] == stats["height"] == 2 * low and stats["std"] > 1.0
+    page.screenshot(path=str(screenshot))
+
+
+def check_inpaint(page, side: int | None, screenshot: Path) -> None:
+    """Open the Inpaint tab, pick the example, paint a stroke across the canvas with the mouse, type a
+    prompt, click Inpaint: an image of the model's side comes back, not blank."""
+    page.get_by_role("tab", name="Inpaint").click()
+    editor = page.locator("#inpaint-editor")
+    editor.wait_for(timeout=30_000)
+    page.locator("#inpaint-editor ~ div .gallery-item, .gallery-item").last.click()  # the example
+    canvas = editor.locator("canvas").first
+    canvas.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)  # the example is drawn onto the canvas
+    brush = editor.get_by_role("button", name=re.compile("brush|draw", re.I))
+    if brush.count():
+        brush.first.click()
+    box = canvas.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.3, y)
+    page.mouse.down()
+    for fraction in (0.4, 0.5, 0.6, 0.7):
+        page.mouse.move(box["x"] + box["width"] * fraction, y, steps=4)
+    page.mouse.up()
+    page.locator("#inpaint-prompt textarea").fill("cat face")
+    page.get_by_role("button", name="Inpaint", exact=True).click()
+    page.wait_for_function(f"() => [...document.querySelectorAll('#inpaint-output img')].some({LOADED_JS})",
+                           timeout=120_000)  # fmt: skip
+    (stats,) = page.locator("#inpaint-output img").evaluate_all(IMAGE_STATS_JS)
+    assert stats["width"] == stats["height"] == (side or stats["width"]) > 0 and stats["std"] > 1.0
     page.screenshot(path=str(screenshot))
