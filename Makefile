@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install system-deps test lint format bench bench-data demo space data train-default train-sr clean
+.PHONY: install system-deps test lint format bench bench-data demo space data train-default train-sr train-inpaint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -68,6 +68,11 @@ train-default: $(STAMP) system-deps
 # superres, evaluation, export + model card; each training stage resumes from its latest checkpoint
 train-sr: $(STAMP) system-deps
 	BIN=$(BIN) bash training/train_sr.sh
+
+# the shipped inpainting model (text-guided, 32 px): the text model's U-Net widened by zero-initialised
+# channels and fine-tuned on masked emoji, the from-scratch comparison, evaluation, export + model card
+train-inpaint: $(STAMP) system-deps
+	BIN=$(BIN) bash training/train_inpaint.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

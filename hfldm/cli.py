@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # sub-command modules, in the order `hfldm --help` lists them
-COMMANDS = ["data", "cache_latents", "generate", "upscale", "eval", "convert", "env"]
+COMMANDS = ["data", "cache_latents", "generate", "upscale", "inpaint", "eval", "convert", "env"]
 
 
 # third-party module -> the extra of pyproject.toml that installs it

@@ -4,7 +4,7 @@ The wheel carries `models/` as the package `hfldm.bundled` and `training/configs
 (pyproject.toml); an editable install maps the same names onto the repository's folders. The default model
 of `hfldm generate` / `eval` / the demo is env `HFLDM_MODEL` if set (a folder or a Hub id), else the
 bundled text-to-emoji model; that of `hfldm upscale` / `generate --upscale` is env `HFLDM_SR_MODEL`, else the
-bundled super-resolution model.
+bundled super-resolution model; that of `hfldm inpaint` env `HFLDM_INPAINT_MODEL`, else the bundled one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 DEFAULT_MODEL_NAME = "hfldm-emoji"
 DEFAULT_SR_MODEL_NAME = "hfldm-emoji-sr"  # 32 px -> 64 px, the second stage of `hfldm generate --upscale`
+DEFAULT_INPAINT_MODEL_NAME = "hfldm-emoji-inpaint"  # text-guided inpainting at 32 px, `hfldm inpaint`
 FEATURE_MODEL_NAME = "hfldm-textimage"
 
 
@@ -31,6 +32,11 @@ def default_model() -> str:
 def default_sr_model() -> str:
     """HFLDM_SR_MODEL, else the bundled super-resolution pipeline folder (emoji, 32 px -> 64 px)."""
     return os.environ.get("HFLDM_SR_MODEL") or str(bundled(DEFAULT_SR_MODEL_NAME))
+
+
+def default_inpaint_model() -> str:
+    """HFLDM_INPAINT_MODEL, else the bundled inpainting pipeline folder (emoji, 32 px)."""
+    return os.environ.get("HFLDM_INPAINT_MODEL") or str(bundled(DEFAULT_INPAINT_MODEL_NAME))
 
 
 def config_file(name: str) -> Path:

@@ -41,7 +41,8 @@ for name, folder, steps, call_kwargs in json.loads(sys.argv[1]):
     pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
     pipe.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(0)
-    call_kwargs = {k: np.asarray(v, dtype=np.float32) if k == "image" else v for k, v in call_kwargs.items()}
+    call_kwargs = {k: np.asarray(v, dtype=np.float32) if k in ("image", "mask_image") else v
+                   for k, v in call_kwargs.items()}
     out = pipe(num_inference_steps=steps, generator=generator, output_type="np", **call_kwargs)
     images[name] = out.images
     modules[name] = [type(m).__module__ for m in (pipe, pipe.unet, pipe.vae, pipe.scheduler)]

@@ -8,9 +8,10 @@
 `--code-only` rewrites only the code an exported folder ships (hfldm.pipelines.self_contained) and the
 model_index.json entries that point at it, from the current source; weights, card and examples stay.
 
-Either of hfldm's pipelines (model_index.json's class): text-to-image, or super-resolution (no captions).
-The example captions are held-out (test split) names that are not skin-tone variants of a training emoji,
-so the demo and the Space show what the model does on captions it never saw.
+Any of hfldm's pipelines (model_index.json's class): text-to-image (example captions), super-resolution
+(example low-resolution images) or inpainting (both: captions and full-size images to paint on). The
+examples are held-out (test split) emoji whose names are not skin-tone variants of a training emoji, so the
+demo and the Space show what the model does on what it never saw.
 """
 
 from __future__ import annotations
@@ -25,11 +26,18 @@ from datasets import load_from_disk
 
 from hfldm.eval.subsets import skin_tone_variant_mask
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
+from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSuperResolutionPipeline
 from hfldm.pipelines.saving import add_remote_code
 
 MAX_MB = 50
-PIPELINES = {cls.__name__: cls for cls in (LatentDiffusionPipeline, LatentDiffusionSuperResolutionPipeline)}
+# the examples each pipeline ships: (example captions?, example images downsampled by the upscaling or 1)
+EXAMPLES = {
+    LatentDiffusionPipeline: (True, None),
+    LatentDiffusionSuperResolutionPipeline: (False, lambda pipe: pipe.upscale_factor),
+    LatentDiffusionInpaintPipeline: (True, lambda pipe: 1),
+}
+PIPELINES = {cls.__name__: cls for cls in EXAMPLES}
 
 
 def held_out_rows(data: Path, count: int):
@@ -59,9 +67,9 @@ def folder_megabytes(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
-def held_out_low_res(data: Path, count: int, factor: int, out: Path) -> list[Path]:
-    """Write the first `count` held-out non-variant images of `data`, bicubically downsampled by `factor`, to
-    out/<index>-<caption>.png: the SR model's examples (the Space's Upscale tab, the demo)."""
+def held_out_images(data: Path, count: int, factor: int, out: Path) -> list[Path]:
+    """Write the first `count` held-out non-variant images of `data`, bicubically downsampled by `factor` (1:
+    as they are), to out/<index>-<caption>.png: the examples of the Space's Upscale / Inpaint tabs."""
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
@@ -111,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.pipeline is None or not (Path(args.pipeline) / "model_index.json").is_file():
         parser.error(f"--pipeline: {args.pipeline or 'required'} is not a saved pipeline folder")
     cls = pipeline_class(Path(args.pipeline))
-    captions = cls is LatentDiffusionPipeline  # the demo and the Space show held-out example captions
+    captions, image_factor = EXAMPLES[cls]
     if (captions or args.data is not None) and (args.data is None or not Path(args.data).exists()):
         parser.error(f"--data: {args.data or 'required'}{' does not exist' if args.data else ''}")
 
@@ -127,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     examples = held_out_examples(Path(args.data), args.num_examples) if captions else []
     if examples:
         (out / "example_captions.txt").write_text("\n".join(examples) + "\n")
-    elif args.data is not None:  # super-resolution: held-out low-resolution example images
-        examples = held_out_low_res(Path(args.data), 8, pipe.upscale_factor, out / "examples")
+    if image_factor is not None and args.data is not None:  # held-out images for the Space's tabs
+        examples += held_out_images(Path(args.data), 8, image_factor(pipe), out / "examples")
     size = folder_megabytes(out)
     print(f"wrote {out}: {size:.1f} MB (fp16), {len(examples)} held-out examples")
     if size > MAX_MB:
