@@ -41,3 +41,20 @@ def concat_condition(z_t: torch.Tensor, condition: torch.Tensor, unet_config) ->
             f"match z_t, got {tuple(condition.shape)}"
         )
     return torch.cat([z_t, condition.to(z_t.dtype)], dim=1)
+
+
+def with_condition_channels(unet, channels: int):
+    """A copy of a trained U-Net that takes `channels` more input channels, their conv_in weights zero: the
+    new U-Net computes what the old one did on z_t whatever the condition holds (Stable Diffusion 2's
+    inpainting model was initialised from the text model so). Any ModelMixin with a `conv_in` convolution
+    (hfldm's ConditionalUNet, diffusers' UNet2DModel / UNet2DConditionModel)."""
+    config = {k: v for k, v in unet.config.items() if not k.startswith("_")}
+    widened = type(unet).from_config({**config, "in_channels": unet.config.in_channels + channels})
+    state = unet.state_dict()
+    weight = state["conv_in.weight"]  # (out, in, k, k)
+    zeros = weight.new_zeros(weight.shape[0], channels, *weight.shape[2:])
+    state["conv_in.weight"] = torch.cat([weight, zeros], dim=1)
+    widened.load_state_dict(state)
+    if widened.dtype != weight.dtype:
+        widened = widened.to(weight.dtype)
+    return widened.to(weight.device).train(unet.training)

@@ -35,6 +35,7 @@ from .hfldm_pipelines_saving import RemoteCodeMixin
 from .hfldm_schedulers_ddim import DDIMScheduler
 from .hfldm_schedulers_ddpm import DDPMScheduler
 from .hfldm_text_encoder import encode_text
+from .hfldm_unets_concat import concat_condition
 from .hfldm_unets_null_class import null_class_label
 from .hfldm_unets_unet import ConditionalUNet
 
@@ -140,9 +141,9 @@ class LatentDiffusionPipeline(
     def prepare_latents(
         self, batch_size: int, height: int, width: int, dtype, generator, latents
     ) -> torch.Tensor:
-        """z_T ~ N(0, σ_init² I) of shape (batch_size, unet.config.in_channels, height / f, width / f)."""
+        """z_T ~ N(0, σ_init² I) of shape (batch_size, unet.config.out_channels, height / f, width / f)."""
         f = self.vae_scale_factor
-        shape = (batch_size, self.unet.config.in_channels, height // f, width // f)
+        shape = (batch_size, self.unet.config.out_channels, height // f, width // f)
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=dtype)
         elif tuple(latents.shape) != shape:
@@ -160,6 +161,77 @@ class LatentDiffusionPipeline(
             return latents
         image = self.latent_space.decode_latents(self.latent_space.unscale_latents(latents))
         return self.image_processor.postprocess(image, output_type=output_type)
+
+    def encode_conditions(
+        self, prompt, negative_prompt, class_labels, num_images_per_prompt: int, guidance_scale: float,
+        default_batch_size: int = 1,
+    ) -> tuple[int, bool, dict]:  # fmt: skip
+        """The U-Net's conditioning kwargs for a call: `(batch_size, do_cfg, unet_kwargs)`.
+
+        batch_size is the number of prompts / class labels (else `default_batch_size`); do_cfg says whether
+        guidance has an unconditional half to mix with; unet_kwargs are τ_θ(y) with its mask and the class
+        labels, (2 ×) batch_size × num_images_per_prompt rows, the unconditional half first under CFG.
+        """
+        label_ids = self.class_label_ids(class_labels) if class_labels is not None else None
+        prompts = as_list(prompt) if prompt is not None else None
+        batch_size = len(prompts or label_ids or []) or default_batch_size
+        if self.is_text_conditional and prompts is None:
+            prompts = [""] * batch_size
+        conditional = any(prompts or []) or label_ids is not None or negative_prompt is not None
+        do_cfg = conditional and guidance_scale != 1.0
+        if label_ids is None and self.num_class_embeds is not None:
+            label_ids = [null_class_label(self.num_class_embeds)] * batch_size
+        kwargs = dict(encoder_hidden_states=None, encoder_attention_mask=None, class_labels=None)
+        if prompts is not None:
+            negative = [negative_prompt] * batch_size if isinstance(negative_prompt, str) else negative_prompt
+            kwargs["encoder_hidden_states"], kwargs["encoder_attention_mask"] = self.encode_prompt(
+                prompts, negative, num_images_per_prompt, do_cfg
+            )
+        if label_ids is not None:
+            kwargs["class_labels"] = self.encode_class_labels(label_ids, num_images_per_prompt, do_cfg)
+        return batch_size, do_cfg, kwargs
+
+    def denoise(
+        self, latents: torch.Tensor, timesteps: torch.Tensor, unet_kwargs: dict, do_cfg: bool,
+        guidance_scale: float, extra_step_kwargs: dict, callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: tuple[str, ...] = ("latents",),
+        condition: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """The reverse process z_t -> z_{t-1} over `timesteps`, with classifier-free guidance; returns z_0.
+
+        `condition`: a spatial condition concatenated to z_t at every step (inpainting's [E(x ⊙ (1 − m)), m↓],
+        LDM §3.3 `hfldm.unets.concat`), the same for both halves of guidance.
+        """
+        if condition is not None and do_cfg:
+            condition = torch.cat([condition] * 2)
+        self._num_timesteps = len(timesteps)
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                latent_input = torch.cat([latents] * 2) if do_cfg else latents
+                latent_input = self.scheduler.scale_model_input(latent_input, t)
+                if condition is not None:  # only z_t is scaled for σ-parameterised schedulers
+                    latent_input = concat_condition(latent_input, condition, self.unet.config)
+                noise_pred = self.unet(latent_input, t, **unet_kwargs).sample
+                if do_cfg:
+                    # classifier-free guidance: ε̃ = ε(z_t, ∅) + w (ε(z_t, y) - ε(z_t, ∅))
+                    eps_uncond, eps_cond = noise_pred.chunk(2)
+                    noise_pred = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+                latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
+
+                if callback_on_step_end is not None:
+                    tensors = {
+                        "latents": latents,
+                        "encoder_hidden_states": unet_kwargs["encoder_hidden_states"],
+                    }
+                    outputs = callback_on_step_end(
+                        self, i, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs}
+                    )
+                    latents = outputs.pop("latents", latents)
+                    unet_kwargs["encoder_hidden_states"] = outputs.pop(
+                        "encoder_hidden_states", unet_kwargs["encoder_hidden_states"]
+                    )
+                progress_bar.update()
+        return latents
 
     @torch.no_grad()
     def __call__(
@@ -217,29 +289,14 @@ class LatentDiffusionPipeline(
             default_height, default_width = self.default_image_size()
             height, width = height or default_height, width or default_width
 
-        # 1. the conditions y, the batch size, and whether guidance has an unconditional half to mix with
+        # 1. the conditions y (τ_θ(y), class labels; unconditional half first under guidance), the batch
         z0 = self.encode_image(image, height, width) if image is not None else None
-        label_ids = self.class_label_ids(class_labels) if class_labels is not None else None
-        prompts = as_list(prompt) if prompt is not None else None
-        batch_size = len(prompts or label_ids or []) or (len(z0) if z0 is not None else 1)
-        if self.is_text_conditional and prompts is None:
-            prompts = [""] * batch_size
-        conditional = any(prompts or []) or label_ids is not None or negative_prompt is not None
-        do_cfg = conditional and guidance_scale != 1.0
-        if label_ids is None and self.num_class_embeds is not None:
-            label_ids = [null_class_label(self.num_class_embeds)] * batch_size
+        batch_size, do_cfg, unet_kwargs = self.encode_conditions(
+            prompt, negative_prompt, class_labels, num_images_per_prompt, guidance_scale,
+            default_batch_size=len(z0) if z0 is not None else 1,
+        )  # fmt: skip
 
-        # 2. τ_θ(y) and class labels, unconditional half first
-        encoder_hidden_states = encoder_attention_mask = unet_class_labels = None
-        if prompts is not None:
-            negative = [negative_prompt] * batch_size if isinstance(negative_prompt, str) else negative_prompt
-            encoder_hidden_states, encoder_attention_mask = self.encode_prompt(
-                prompts, negative, num_images_per_prompt, do_cfg
-            )
-        if label_ids is not None:
-            unet_class_labels = self.encode_class_labels(label_ids, num_images_per_prompt, do_cfg)
-
-        # 3. timesteps and z_T (image-to-image: z_0 = E(x) noised to the first kept timestep)
+        # 2. timesteps and z_T (image-to-image: z_0 = E(x) noised to the first kept timestep)
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
         timesteps = self.scheduler.timesteps
         if z0 is not None:
@@ -248,37 +305,15 @@ class LatentDiffusionPipeline(
         else:
             n = batch_size * num_images_per_prompt
             latents = self.prepare_latents(n, height, width, self.unet.dtype, generator, latents)
-        extra_step_kwargs = scheduler_step_kwargs(self.scheduler, generator, eta)
 
-        # 4. denoising loop z_t -> z_{t-1}
-        self._num_timesteps = len(timesteps)
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                latent_input = torch.cat([latents] * 2) if do_cfg else latents
-                latent_input = self.scheduler.scale_model_input(latent_input, t)
-                noise_pred = self.unet(
-                    latent_input,
-                    t,
-                    encoder_hidden_states=encoder_hidden_states,
-                    class_labels=unet_class_labels,
-                    encoder_attention_mask=encoder_attention_mask,
-                ).sample
-                if do_cfg:
-                    # classifier-free guidance: ε̃ = ε(z_t, ∅) + w (ε(z_t, y) - ε(z_t, ∅))
-                    eps_uncond, eps_cond = noise_pred.chunk(2)
-                    noise_pred = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-                latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
+        # 3. denoising loop z_t -> z_{t-1}
+        latents = self.denoise(
+            latents, timesteps, unet_kwargs, do_cfg, guidance_scale,
+            scheduler_step_kwargs(self.scheduler, generator, eta), callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )  # fmt: skip
 
-                if callback_on_step_end is not None:
-                    tensors = {"latents": latents, "encoder_hidden_states": encoder_hidden_states}
-                    outputs = callback_on_step_end(
-                        self, i, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs}
-                    )
-                    latents = outputs.pop("latents", latents)
-                    encoder_hidden_states = outputs.pop("encoder_hidden_states", encoder_hidden_states)
-                progress_bar.update()
-
-        # 5. x = D(z_0)
+        # 4. x = D(z_0)
         images = self.decode_latents(latents, output_type)
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=images) if return_dict else (images,)

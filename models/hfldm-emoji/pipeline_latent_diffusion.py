@@ -37,5 +37,6 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_text_encoder import __name__
     from .hfldm_text_lora import __name__
     from .hfldm_unets_blocks import __name__
+    from .hfldm_unets_concat import __name__
     from .hfldm_unets_null_class import __name__
     from .hfldm_unets_unet import __name__
