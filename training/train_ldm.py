@@ -252,10 +252,11 @@ def new_parts(args, accelerator, train, texts, num_class_embeds, vae, latent_siz
     return tokenizer, text_encoder, unet, noise_scheduler
 
 
-def make_task(args, vae, seed: int, process_index: int) -> GenerationTask:
+def make_task(args, vae, resolution: int, seed: int, process_index: int) -> GenerationTask:
     """The --task: what the U-Net sees beside z_t, the saved pipeline, the validation grid."""
     if args.task == "superres":
         f = latent_space(vae).downsample_factor
+        check_superres(args.sr_factor, resolution, downsample_factor=f)
         return SuperResolutionTask(
             args.sr_factor, f, args.sr_noise_std, args.sr_blur_sigma, seed, process_index
         )
@@ -277,8 +278,7 @@ def main() -> None:
     args, data, train = parse_args(LDMArguments, DataArguments, TrainingArguments, description=__doc__)
     check_training_arguments(train)
     repo_id = hub_repo(train.push_to_hub, train.hub_model_id, train.output_dir, train.hub_token)
-    superres = args.task == "superres"
-    if superres:
+    if args.task == "superres":  # what it can check before loading anything
         check_superres(
             args.sr_factor, data.resolution, args.text_encoder, data.label_column, args.cached_latents
         )
@@ -301,10 +301,7 @@ def main() -> None:
     vae = vae.to(accelerator.device)
     latent_size = check_resolution(vae, data.resolution)
     latent_shape = (latent_space(vae).latent_channels, latent_size, latent_size)
-    f = latent_space(vae).downsample_factor
-    task = make_task(args, vae, train.seed, accelerator.process_index)
-    if superres:
-        check_superres(args.sr_factor, data.resolution, downsample_factor=f)
+    task = make_task(args, vae, data.resolution, train.seed, accelerator.process_index)
     source = ldm_data(data, kind, args.cached_latents, vae, args.text_encoder)
     train_loader = make_dataloader(
         source.dataset, train.train_batch_size, train.seed, source.collate, train.dataloader_num_workers
