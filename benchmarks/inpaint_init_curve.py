@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="data/emoji/32")
     parser.add_argument("--out", default="docs/inpaint_init")
     args = parser.parse_args()
-    runs = dict(item.split("=", 1) for item in args.run)
+    runs = dict(item.rsplit("=", 1) for item in args.run)  # labels may hold "="
     test = load_emoji_split(args.dataset)["test"]
     x = test.images * 2 - 1
     masks = held_out_masks(len(x), x.shape[-2], x.shape[-1], seed=0)

@@ -96,7 +96,7 @@ def main() -> None:
     x, captions = test.images[:n] * 2 - 1, test.captions[:n]
     curves = {}
     for item in args.model:
-        label, folder = item.split("=", 1)
+        label, folder = item.rsplit("=", 1)  # labels may hold "=", folders rarely do
         pipe = load_pipeline(folder, "--model")
         curves[label] = curve(pipe, x, captions, args.timesteps, args.batch_size)
     out = Path(args.out)
