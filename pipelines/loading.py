@@ -1,8 +1,11 @@
-"""One way to load a saved hfldm pipeline (text-to-image, or super-resolution) for the CLI, the Space and
-fine-tuning: a folder with model_index.json or a Hub id, with one-line errors naming the user's argument."""
+"""One way to load a saved hfldm pipeline (text-to-image, super-resolution, inpainting) for the CLI, the Space
+and fine-tuning: a folder with model_index.json or a Hub id, with one-line errors naming the user's argument.
+A local folder saved by a subclass of the class asked for (an inpainting folder where a
+LatentDiffusionPipeline is asked for) loads as that subclass."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
+from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline  # noqa: F401
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/repo
 
@@ -30,7 +34,24 @@ def load_pipeline(
         raise FileNotFoundError(f"{argument}: {source} is not a saved pipeline (no model_index.json in it)")
     if not path.exists() and not HUB_ID.match(str(source)):
         raise FileNotFoundError(f"{argument}: no such folder {source} (nor a Hub id user/repo)")
+    pipeline_class = saved_subclass(path, pipeline_class)
     try:
         return pipeline_class.from_pretrained(source, dtype=dtype)
     except (OSError, ValueError) as e:  # a Hub id that cannot be reached or found
         raise FileNotFoundError(f"{argument}: could not load {source}: {str(e).splitlines()[0]}") from None
+
+
+def saved_subclass(folder: Path, pipeline_class: type[DiffusionPipeline]) -> type[DiffusionPipeline]:
+    """The subclass of `pipeline_class` (itself included) whose name the local `folder`'s model_index.json
+    records, else `pipeline_class`."""
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return pipeline_class
+    name = json.loads(index.read_text()).get("_class_name")
+    name = name[-1] if isinstance(name, list) else name
+    classes, seen = [pipeline_class], []
+    while classes:
+        cls = classes.pop()
+        seen.append(cls)
+        classes += cls.__subclasses__()
+    return next((cls for cls in seen if cls.__name__ == name), pipeline_class)

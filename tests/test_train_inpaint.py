@@ -164,3 +164,20 @@ def test_inpaint_resume_after_sigkill_matches_the_uninterrupted_run(digits, auto
     assert json.loads((tmp_path / "run/model_index.json").read_text())["_class_name"][1] == (
         "LatentDiffusionInpaintPipeline"
     )
+
+
+def test_an_inpainting_folder_fine_tunes_as_it_is(tmp_path):
+    """--init_from an inpainting pipeline: it loads as one (not as the text pipeline asked for by default)
+    and its U-Net is kept; a U-Net with another condition is refused naming the flag."""
+    from _inpaint_fixtures import inpaint_pipeline
+
+    from hfldm import LatentDiffusionInpaintPipeline
+    from hfldm.pipelines.loading import load_pipeline
+
+    inpaint_pipeline().save_pretrained(tmp_path / "inpaint")
+    pipe = load_pipeline(str(tmp_path / "inpaint"))
+    assert type(pipe) is LatentDiffusionInpaintPipeline
+    task = InpaintTask(latent_space(pipe.vae), 0.1, seed=0, process_index=0)
+    assert task.adapt_pretrained(pipe.unet) is pipe.unet
+    with pytest.raises(ValueError, match="--init_from: its U-Net takes 3 condition channels"):
+        task.adapt_pretrained(with_condition_channels(_tiny_text_unet(), 3))
