@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -66,3 +69,25 @@ def tiny_unet(block_out_channels=(8, 16), **kwargs) -> ConditionalUNet:
     )
     torch.nn.init.normal_(unet.conv_out.weight, std=0.1)  # zero-initialised: make ε_θ depend on its input
     return unet.eval()
+
+
+def killed_and_resumed(args_for: Callable[[Path], list[str]], tmp: Path, checkpoint: str = "checkpoint-4"):
+    """train_ldm.py twice with the flags `args_for(output_dir)`: tmp/ref runs to the end; tmp/run is killed
+    with SIGKILL as soon as its `checkpoint` exists (before it saved a pipeline), then resumed with
+    `--resume_from_checkpoint latest`. Returns (ref, run) once both have finished."""
+    script = [sys.executable, str(ROOT / "training/train_ldm.py")]
+    quiet = dict(cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, text=True)
+    ref, run = tmp / "ref", tmp / "run"
+    reference = subprocess.Popen([*script, *args_for(ref)], stderr=subprocess.PIPE, **quiet)
+    victim = subprocess.Popen([*script, *args_for(run)], stderr=subprocess.DEVNULL, **quiet)
+    deadline = time.time() + 300
+    while not (run / checkpoint).is_dir() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (run / "model_index.json").exists()
+    resumed = run_script("train_ldm.py", *args_for(run), "--resume_from_checkpoint", "latest")
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    _, stderr = reference.communicate(timeout=600)
+    assert reference.returncode == 0, stderr[-3000:]
+    return ref, run

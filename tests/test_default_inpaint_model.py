@@ -65,22 +65,11 @@ def test_repaints_the_hole_of_held_out_examples(pipe):
 
 
 def test_the_folder_ships_the_code_save_pretrained_writes_from_this_source(tmp_path):
-    import json
+    from _shipped_code import assert_ships_current_code
 
     from hfldm import LatentDiffusionInpaintPipeline
-    from hfldm.pipelines.self_contained import write_folder_code
 
-    pipe = LatentDiffusionInpaintPipeline.from_pretrained(MODEL)
-    index = json.loads((MODEL / "model_index.json").read_text())
-    expected_index = dict(index)
-    write_folder_code(pipe, tmp_path, pipe.pipeline_file(), expected_index)
-    hint = "refresh it: python training/export_model.py --code-only --out models/hfldm-emoji-inpaint"
-    assert index == expected_index, hint
-    expected = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*.py")}
-    shipped = {p.relative_to(MODEL): p.read_bytes() for p in MODEL.rglob("*.py")}
-    assert sorted(shipped) == sorted(expected), hint
-    for path, text in expected.items():
-        assert shipped[path] == text, f"{path}: {hint}"
+    assert_ships_current_code(LatentDiffusionInpaintPipeline, MODEL, tmp_path)
 
 
 def test_loads_and_inpaints_without_hfldm(tmp_path):

@@ -60,22 +60,11 @@ def test_same_seed_same_image(pipe):
 def test_the_folder_ships_the_code_save_pretrained_writes_from_this_source(tmp_path):
     """The folder's code (what trust_remote_code runs: the entry files and the copies of hfldm's source)
     and its model_index.json entries are what save_pretrained writes today, file for file."""
-    import json
+    from _shipped_code import assert_ships_current_code
 
     from hfldm import LatentDiffusionPipeline
-    from hfldm.pipelines.self_contained import write_folder_code
 
-    pipe = LatentDiffusionPipeline.from_pretrained(MODEL)
-    index = json.loads((MODEL / "model_index.json").read_text())
-    expected_index = dict(index)
-    write_folder_code(pipe, tmp_path, pipe.pipeline_file(), expected_index)
-    hint = "refresh it: python training/export_model.py --code-only --out models/hfldm-emoji"
-    assert index == expected_index, hint
-    expected = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*.py")}
-    shipped = {p.relative_to(MODEL): p.read_bytes() for p in MODEL.rglob("*.py")}
-    assert sorted(shipped) == sorted(expected), hint
-    for path, text in expected.items():
-        assert shipped[path] == text, f"{path}: {hint}"
+    assert_ships_current_code(LatentDiffusionPipeline, MODEL, tmp_path)
 
 
 def test_loads_and_generates_without_hfldm(tmp_path):

@@ -50,22 +50,11 @@ def test_upscaled_examples_agree_with_their_low_resolution_input(pipe):
 
 
 def test_the_folder_ships_the_code_save_pretrained_writes_from_this_source(tmp_path):
-    import json
+    from _shipped_code import assert_ships_current_code
 
     from hfldm import LatentDiffusionSuperResolutionPipeline
-    from hfldm.pipelines.self_contained import write_folder_code
 
-    pipe = LatentDiffusionSuperResolutionPipeline.from_pretrained(MODEL)
-    index = json.loads((MODEL / "model_index.json").read_text())
-    expected_index = dict(index)
-    write_folder_code(pipe, tmp_path, pipe.pipeline_file(), expected_index)
-    hint = "refresh it: python training/export_model.py --code-only --out models/hfldm-emoji-sr"
-    assert index == expected_index, hint
-    expected = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*.py")}
-    shipped = {p.relative_to(MODEL): p.read_bytes() for p in MODEL.rglob("*.py")}
-    assert sorted(shipped) == sorted(expected), hint
-    for path, text in expected.items():
-        assert shipped[path] == text, f"{path}: {hint}"
+    assert_ships_current_code(LatentDiffusionSuperResolutionPipeline, MODEL, tmp_path)
 
 
 def test_loads_and_upscales_without_hfldm(tmp_path):

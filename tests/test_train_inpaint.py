@@ -3,18 +3,12 @@ m↓] beside z_t, --init_from a text pipeline widening its U-Net by zero-initial
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
 import torch
 from _training_helpers import (
-    ENV,
     RESOLUTION,
-    ROOT,
     flags,
+    killed_and_resumed,
     ldm_args,
     max_difference,
     run_script,
@@ -141,27 +135,12 @@ def test_inpaint_resume_after_sigkill_matches_the_uninterrupted_run(digits, auto
         max_samples=64, train_batch_size=8, max_train_steps=12, checkpointing_steps=4, task="inpaint"
     )
     extra += flags(random_flip=True, gradient_accumulation_steps=2, full_mask_prob=0.2)
-    script = [sys.executable, str(ROOT / "training/train_ldm.py")]
-    quiet = dict(cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, text=True)
-    reference_args, victim_args = (
-        ldm_args(digits, autoencoder, tmp_path / n, *extra) for n in ("ref", "run")
-    )
-    reference = subprocess.Popen([*script, *reference_args], stderr=subprocess.PIPE, **quiet)
-    victim = subprocess.Popen([*script, *victim_args], stderr=subprocess.DEVNULL, **quiet)
-    deadline = time.time() + 300
-    while not (tmp_path / "run/checkpoint-4").is_dir() and victim.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    victim.send_signal(signal.SIGKILL)
-    assert victim.wait() == -signal.SIGKILL, "the run ended before it could be killed"
-    resumed = run_script("train_ldm.py", *victim_args, "--resume_from_checkpoint", "latest")
-    assert "resuming from" in resumed.stdout + resumed.stderr
-    _, stderr = reference.communicate(timeout=600)
-    assert reference.returncode == 0, stderr[-3000:]
+    ref, run = killed_and_resumed(lambda out: ldm_args(digits, autoencoder, out, *extra), tmp_path)
     for name in ("checkpoint-12/model.safetensors", "unet/diffusion_pytorch_model.safetensors"):
-        assert max_difference(load_file(tmp_path / "ref" / name), load_file(tmp_path / "run" / name)) <= 1e-6
+        assert max_difference(load_file(ref / name), load_file(run / name)) <= 1e-6
     import json
 
-    assert json.loads((tmp_path / "run/model_index.json").read_text())["_class_name"][1] == (
+    assert json.loads((run / "model_index.json").read_text())["_class_name"][1] == (
         "LatentDiffusionInpaintPipeline"
     )
 

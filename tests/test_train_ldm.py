@@ -3,17 +3,25 @@ to a loadable pipeline, 2 processes = 1 process with twice the batch."""
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import datasets
 import numpy as np
 import pytest
 import torch
-from _training_helpers import ENV, RESOLUTION, ROOT, ema_shadow, flags, ldm_args, max_difference, run_script
+from _training_helpers import (
+    ENV,
+    RESOLUTION,
+    ROOT,
+    ema_shadow,
+    flags,
+    killed_and_resumed,
+    ldm_args,
+    max_difference,
+    run_script,
+)
 from safetensors.torch import load_file
 
 from hfldm import KLAutoencoder
@@ -28,26 +36,7 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(digits, autoencoder,
     extra += flags(gradient_accumulation_steps=2, cond_drop_prob=0.5, snr_gamma=5, noise_offset=0.1)
     extra += flags(lr_scheduler="cosine", lr_warmup_steps=3, checkpointing_steps=4, checkpoints_total_limit=2)
     extra += flags(random_flip=True)
-    script = [sys.executable, str(ROOT / "training/train_ldm.py")]
-    quiet = dict(cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, text=True)
-    reference_args = ldm_args(digits, autoencoder, tmp_path / "ref", *extra)
-    reference = subprocess.Popen([*script, *reference_args], stderr=subprocess.PIPE, **quiet)
-    victim_args = ldm_args(digits, autoencoder, tmp_path / "run", *extra)
-    victim = subprocess.Popen([*script, *victim_args], stderr=subprocess.DEVNULL, **quiet)
-    deadline = time.time() + 300
-    while (
-        not (tmp_path / "run" / "checkpoint-4").is_dir() and victim.poll() is None and time.time() < deadline
-    ):
-        time.sleep(0.01)
-    victim.send_signal(signal.SIGKILL)
-    assert victim.wait() == -signal.SIGKILL, "the run ended before it could be killed"
-    assert not (tmp_path / "run" / "model_index.json").exists()
-    resumed = run_script("train_ldm.py", *victim_args, "--resume_from_checkpoint", "latest")
-    assert "resuming from" in resumed.stdout + resumed.stderr
-    _, stderr = reference.communicate(timeout=600)
-    assert reference.returncode == 0, stderr[-3000:]
-
-    ref, run = tmp_path / "ref", tmp_path / "run"
+    ref, run = killed_and_resumed(lambda out: ldm_args(digits, autoencoder, out, *extra), tmp_path)
     assert sorted(p.name for p in run.glob("checkpoint-*")) == [
         "checkpoint-12",
         "checkpoint-16",

@@ -181,15 +181,16 @@ def calls(conditions: list, num_images: int, batch_size: int):
             yield conditions[start : start + per_call], num_images
 
 
-def open_image(path: str):
-    """The --image file as an RGB PIL image; ValueError naming --image when it is not an image."""
+def open_image(path: str, flag: str = "--image", mode: str = "RGB"):
+    """The `flag` file as a PIL image in `mode` (RGB: grayscale, palette, RGBA, CMYK converted, as the data
+    loader does; L for a mask); ValueError naming `flag` when it is not an image."""
     import PIL.Image
 
     try:
         with PIL.Image.open(path) as image:
-            return image.convert("RGB")  # grayscale, palette, RGBA, CMYK: converted, as the data loader does
+            return image.convert(mode)
     except (PIL.UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"--image: {path} is not an image PIL can read ({type(e).__name__})") from None
+        raise ValueError(f"{flag}: {path} is not an image PIL can read ({type(e).__name__})") from None
 
 
 def check_device(device: str | None) -> None:

@@ -57,17 +57,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--out must be a .png file, got {args.out}")
 
 
-def open_mask(path: str):
-    """The --mask file as a grayscale PIL image; ValueError naming --mask when it is not an image."""
-    import PIL.Image
-
-    try:
-        with PIL.Image.open(path) as mask:
-            return mask.convert("L")
-    except (PIL.UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"--mask: {path} is not an image PIL can read ({type(e).__name__})") from None
-
-
 def run(args: argparse.Namespace) -> int:
     import math
 
@@ -82,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"--model: {e}") from None
     check_device(args.device)
-    image, mask = open_image(args.image), open_mask(args.mask)
+    image, mask = open_image(args.image), open_image(args.mask, "--mask", mode="L")
     pipe = load_pipeline(model, args.scheduler, args.device, "--model", LatentDiffusionInpaintPipeline)
     if args.prompt is not None and not pipe.is_text_conditional:
         raise ValueError("--prompt: this inpainting model has no text encoder")

@@ -19,6 +19,7 @@ import torch
 
 from hfldm.autoencoders.latent_space import LatentSpace
 from hfldm.data.masks import held_out_masks, random_mask
+from hfldm.training.latents import mirrored
 from hfldm.training.randomness import global_indices, sample_generators
 from hfldm.training.tasks import GenerationTask, PipelineParts, ValidationSettings
 from hfldm.unets.concat import concat_condition, condition_channels, with_condition_channels
@@ -60,9 +61,7 @@ class InpaintTask(GenerationTask):
 
     def unet_input(self, z_t: torch.Tensor, batch: dict, micro_step: int, flip) -> torch.Tensor:
         """[z_t, E(x ⊙ (1 − m))·scale, m↓] (B, 2c + 1, h, w), x mirrored where `flip` as z_0's image is."""
-        x = batch["pixel_values"]
-        if flip is not None:
-            x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
+        x = mirrored(batch["pixel_values"], flip)
         mask = self.masks(len(x), x.shape[-2], x.shape[-1], micro_step).to(x.device, x.dtype)
         return concat_condition(z_t, self.condition(x, mask).to(z_t.device), self.unet_config)
 

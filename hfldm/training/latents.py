@@ -15,6 +15,14 @@ from hfldm.autoencoders.latent_space import latent_space
 from hfldm.training.randomness import SCALE_STREAM, batch_size_of, per_sample_normal, sample_generators
 
 
+def mirrored(images: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+    """Images (B, C, H, W) flipped left-right where `flip` (B,) is True (all of them as they are for None):
+    --random_flip, applied alike to what every part of a training step reads from the batch's pixels."""
+    if flip is None:
+        return images
+    return torch.where(flip.to(images.device)[:, None, None, None], images.flip(-1), images)
+
+
 @torch.no_grad()
 def batch_latents(
     batch: dict, vae, posterior_noise: torch.Tensor, flip: torch.Tensor | None = None
@@ -25,10 +33,7 @@ def batch_latents(
     if "latent_mean" in batch:
         mean = batch["latent_mean"]
         return mean + batch["latent_std"] * posterior_noise.to(mean)  # z = μ + σ·η ~ q(z|x)
-    pixels = batch["pixel_values"]
-    if flip is not None:
-        pixels = torch.where(flip.to(pixels.device)[:, None, None, None], pixels.flip(-1), pixels)
-    return latent_space(vae).latents(pixels, posterior_noise)
+    return latent_space(vae).latents(mirrored(batch["pixel_values"], flip), posterior_noise)
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hfldm.training.latents import mirrored
 from hfldm.training.randomness import global_indices, sample_generators
 from hfldm.unets.concat import concat_condition
 from hfldm.unets.condition_layout import IMAGE_CHANNELS, to_latent_grid
@@ -82,9 +83,7 @@ class SuperResolutionTask:
 
     def low_res(self, batch: dict, micro_step: int, flip: torch.Tensor | None) -> torch.Tensor:
         """y of this process's samples at forward pass `micro_step`, mirrored where `flip` as x is."""
-        x = batch["pixel_values"]
-        if flip is not None:
-            x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
+        x = mirrored(batch["pixel_values"], flip)
         indices = global_indices(len(x), self.process_index)
         return self.degrade(x, sample_generators(self.seed, micro_step, indices, SUPERRES_STREAM))
 

@@ -22,6 +22,7 @@ from diffusers import ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import PipelineImageInput, VaeImageProcessor
 
+from .hfldm_autoencoders_latent_space import latent_space
 from .hfldm_pipelines_images import rgb_batch
 from .hfldm_pipelines_inpaint_inputs import check_inputs, mask_batch
 from .hfldm_pipelines_inputs import broadcast_batch
@@ -62,7 +63,7 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
 
     def __init__(self, vae, unet, scheduler, text_encoder=None, tokenizer=None, id2label=None,
                  text_attention_mask: bool = True):  # fmt: skip
-        c = self._latent_channels(vae)
+        c = latent_space(vae).latent_channels
         cfg = unet.config
         if cfg.out_channels != c or condition_channels(cfg) != inpaint_condition_channels(c):
             raise ValueError(
@@ -76,12 +77,6 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
             vae_scale_factor=self.vae_scale_factor, do_normalize=False, do_binarize=True,
             do_convert_grayscale=True, vae_latent_channels=0,
         )  # fmt: skip
-
-    @staticmethod
-    def _latent_channels(vae) -> int:
-        from .hfldm_autoencoders_latent_space import latent_space
-
-        return latent_space(vae).latent_channels
 
     def default_model_card(self, repo: str, **metadata) -> str:
         c = self.unet.config.out_channels
