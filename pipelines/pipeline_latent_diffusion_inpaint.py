@@ -105,7 +105,7 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
         latents = self.latent_space.scale_latents(self.latent_space.latents(masked_image(x, mask)))
         return inpaint_condition(latents, mask_to_latent_grid(mask, self.vae_scale_factor))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(
         self,
         prompt: str | list[str] | None = None,

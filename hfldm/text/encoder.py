@@ -49,19 +49,23 @@ def encode_text(
     texts: list[str],
     device: torch.device | str | None = None,
     attention_mask: bool = True,
+    padding: str = "max_length",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """τ_θ(y) for a batch of texts.
 
     Returns `(hidden_states, attention_mask)`: hidden_states (B, L, D) is the encoder's `last_hidden_state`,
     attention_mask (B, L) is 1 on tokens and 0 on padding (pass it to the U-Net as `encoder_attention_mask`).
-    Every text is padded (or truncated) to `text_max_length(tokenizer)` tokens. With `attention_mask=False`
-    τ_θ and the U-Net attend to the padding too, as CompVis' LDMs were trained (LDMTextToImagePipeline):
-    the encoder gets no mask and the returned mask is None.
+    Texts are truncated to `text_max_length(tokenizer)` tokens and padded to it (`padding="max_length"`:
+    fixed shapes, what latent caches store) or to the batch's longest text (`padding="longest"`: the same
+    τ_θ(y) on the real tokens for less work, since the mask hides the padding from τ_θ and the U-Net). With
+    `attention_mask=False` τ_θ and the U-Net attend to the padding too, as CompVis' LDMs were trained
+    (LDMTextToImagePipeline): the encoder gets no mask, the returned mask is None, and the padding is part
+    of the condition, so it is always padded to the full length.
     """
     device = device if device is not None else text_encoder.device
     tokens = tokenizer(
         list(texts),
-        padding="max_length",
+        padding=padding if attention_mask else "max_length",
         max_length=text_max_length(tokenizer),
         truncation=True,
         return_tensors="pt",

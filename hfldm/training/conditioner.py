@@ -50,8 +50,8 @@ class Conditioner:
         if self.kind == "text":
             texts = ["" if d else t for t, d in zip(batch["text"], drop.tolist())]
             with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
-                hidden, mask = encode_text(
-                    self.tokenizer, self.text_encoder, texts, device, self.text_attention_mask
+                hidden, mask = encode_text(  # to the batch's longest caption: the mask hides the rest
+                    self.tokenizer, self.text_encoder, texts, device, self.text_attention_mask, "longest"
                 )
             return {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}
         if self.kind == "class":

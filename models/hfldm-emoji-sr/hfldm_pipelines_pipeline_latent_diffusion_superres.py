@@ -162,7 +162,7 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
         image = self.latent_space.decode_latents(latents)  # a VQ decoder quantises first
         return self.image_processor.postprocess(image, output_type=output_type)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(
         self,
         image: PipelineImageInput,

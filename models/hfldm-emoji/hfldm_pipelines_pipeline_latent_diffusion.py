@@ -30,6 +30,7 @@ from .hfldm_pipelines_compvis import CompVisLoadingMixin
 from .hfldm_pipelines_images import rgb_batch
 from .hfldm_pipelines_inputs import as_list, broadcast_batch, check_inputs, class_label_ids
 from .hfldm_pipelines_lora_loading import LoraLoadingMixin
+from .hfldm_pipelines_null_text import NullTextCache, cat_tokens
 from .hfldm_pipelines_sampling import LatentSpaceMixin, scheduler_step_kwargs, sdedit_start
 from .hfldm_pipelines_saving import RemoteCodeMixin
 from .hfldm_schedulers_ddim import DDIMScheduler
@@ -80,6 +81,7 @@ class LatentDiffusionPipeline(
         self.register_to_config(id2label=id2label, text_attention_mask=text_attention_mask)
         self.label2id = {name: i for i, name in (id2label or {}).items()}
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+        self._null_text = NullTextCache()
 
     @property
     def size_multiple(self) -> int:
@@ -122,10 +124,24 @@ class LatentDiffusionPipeline(
         Returns `(encoder_hidden_states, encoder_attention_mask)` of shapes (B', L, D) and (B', L) (None
         without `text_attention_mask`), B' = len(prompt) · num_images_per_prompt, doubled under CFG.
         """
-        texts = ((negative_prompt or [""] * len(prompt)) if do_cfg else []) + list(prompt)
-        hidden, mask = encode_text(
-            self.tokenizer, self.text_encoder, texts, self._execution_device, self.config.text_attention_mask
-        )
+        masked = self.config.text_attention_mask
+        padding = "longest" if masked else "max_length"  # masked padding is work without effect
+
+        def encode(texts: list[str]):
+            return encode_text(
+                self.tokenizer, self.text_encoder, texts, self._execution_device, masked, padding
+            )
+
+        parts = [encode(list(prompt))]
+        if do_cfg and negative_prompt is None:  # τ_θ(""), the same for every call
+            hidden, mask = self._null_text(
+                self.tokenizer, self.text_encoder, self._execution_device, masked, padding
+            )
+            n = len(prompt)
+            parts.insert(0, (hidden.expand(n, -1, -1), mask.expand(n, -1) if mask is not None else None))
+        elif do_cfg:
+            parts.insert(0, encode(negative_prompt))
+        hidden, mask = cat_tokens(parts)
         hidden = hidden.to(self.unet.dtype).repeat_interleave(num_images_per_prompt, dim=0)
         return hidden, mask.repeat_interleave(num_images_per_prompt, dim=0) if mask is not None else None
 
@@ -233,7 +249,7 @@ class LatentDiffusionPipeline(
                 progress_bar.update()
         return latents
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(
         self,
         prompt: str | list[str] | None = None,
