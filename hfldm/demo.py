@@ -38,6 +38,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sr-model", default=DEFAULT_SR_MODEL, help="super-resolution pipeline folder")
     parser.add_argument("--sr-steps", type=int, default=25, help="DDIM steps of the upscaling")
     parser.add_argument("--no-upscale", action="store_true", help="keep the text model's resolution")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        help="U-Net / text encoder precision: auto (bfloat16 where the CPU computes it natively, else "
+        "float32), float32 or bfloat16",
+    )
     parser.add_argument("--out", default="outputs/demo.png", help="output PNG")
     parser.add_argument("--work-dir", default="outputs/demo-digits", help="where the fallback trains")
     args = parser.parse_args(argv)
@@ -92,9 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     from diffusers import DiffusionPipeline
 
     from hfldm.data.grid import image_grid
+    from hfldm.precision import half_precision, resolve_dtype
     from hfldm.schedulers.ddim import DDIMScheduler
 
+    dtype = resolve_dtype(args.dtype)
     pipe = DiffusionPipeline.from_pretrained(str(model), trust_remote_code=True)
+    if dtype != torch.float32:
+        half_precision(pipe, dtype)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(desc="denoising")
     if digits:
@@ -114,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     upscaled = not digits and not args.no_upscale and (Path(args.sr_model) / "model_index.json").is_file()
     if upscaled:  # the cascade: each 32 px image upscaled by the SR LDM, image i with seed + i
         sr = DiffusionPipeline.from_pretrained(args.sr_model, trust_remote_code=True)
+        if dtype != torch.float32:
+            half_precision(sr, dtype)
         sr.set_progress_bar_config(desc="upscaling")
         generators = [torch.Generator("cpu").manual_seed(args.seed + i) for i in range(len(images))]
         images = sr(images, num_inference_steps=args.sr_steps, generator=generators).images
@@ -123,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     side = images[0].width
     print(
-        f"wrote {out.resolve()}: {len(images)} images of {side} px ({args.steps} DDIM steps), {seconds:.1f} s"
+        f"wrote {out.resolve()}: {len(images)} images of {side} px ({args.steps} DDIM steps, "
+        f"{str(dtype).removeprefix('torch.')}), {seconds:.1f} s"
     )
     if upscaled:
         upscaling = time.perf_counter() - sampled

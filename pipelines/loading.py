@@ -14,6 +14,7 @@ from diffusers import DiffusionPipeline
 
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline  # noqa: F401
+from hfldm.precision import half_precision
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/repo
 
@@ -24,7 +25,9 @@ def load_pipeline(
     dtype: torch.dtype = torch.float32,
     pipeline_class: type[DiffusionPipeline] = LatentDiffusionPipeline,
 ) -> DiffusionPipeline:
-    """The `pipeline_class` saved at `source` (a local folder or a Hub id), its weights in `dtype`.
+    """The `pipeline_class` saved at `source` (a local folder or a Hub id), its U-Net and text encoder in
+    `dtype`, its autoencoder in fp32 (`hfldm.precision.half_precision`; weights are read in fp32 first, so
+    fp16-saved weights don't lose bits on their way to bf16).
 
     FileNotFoundError naming `argument` for a folder that holds no pipeline, or a Hub id that cannot be
     reached or found.
@@ -36,9 +39,10 @@ def load_pipeline(
         raise FileNotFoundError(f"{argument}: no such folder {source} (nor a Hub id user/repo)")
     pipeline_class = saved_subclass(path, pipeline_class)
     try:
-        return pipeline_class.from_pretrained(source, dtype=dtype)
+        pipe = pipeline_class.from_pretrained(source, dtype=torch.float32)
     except (OSError, ValueError) as e:  # a Hub id that cannot be reached or found
         raise FileNotFoundError(f"{argument}: could not load {source}: {str(e).splitlines()[0]}") from None
+    return pipe if dtype == torch.float32 else half_precision(pipe, dtype)
 
 
 def saved_subclass(folder: Path, pipeline_class: type[DiffusionPipeline]) -> type[DiffusionPipeline]:

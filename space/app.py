@@ -28,6 +28,7 @@ from upscale_tab import serving_sr_pipeline, sr_model_source, upscale_tab
 
 import hfldm
 from hfldm.pipelines.loading import load_pipeline as load_saved_pipeline
+from hfldm.precision import resolve_dtype
 
 SPACE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SPACE_DIR.parent
@@ -61,9 +62,12 @@ def model_source(env: Mapping[str, str] = os.environ) -> str:
 
 
 def serving_pipeline(source: str, env: Mapping[str, str] = os.environ) -> hfldm.LatentDiffusionPipeline:
-    """The pipeline saved at `source` (folder or Hub id), float32 on CPU, built by the installed hfldm;
-    with env HFLDM_COMPILE=1 its U-Net is torch.compile'd (fullgraph: the first request compiles, minutes)."""
-    pipe = load_saved_pipeline(source, "HFLDM_MODEL")
+    """The pipeline saved at `source` (folder or Hub id) on CPU, built by the installed hfldm; its U-Net and
+    τ_θ in env HFLDM_DTYPE (default auto: bfloat16 where the CPU computes it natively, else float32; the
+    autoencoder stays float32); with env HFLDM_COMPILE=1 its U-Net is torch.compile'd (fullgraph: the first
+    request compiles, minutes)."""
+    dtype = resolve_dtype(env.get("HFLDM_DTYPE", "auto"), "HFLDM_DTYPE")
+    pipe = load_saved_pipeline(source, "HFLDM_MODEL", dtype)
     pipe.set_progress_bar_config(disable=True)
     if env.get("HFLDM_COMPILE") == "1":
         pipe.unet = torch.compile(pipe.unet, fullgraph=True)

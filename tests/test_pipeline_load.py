@@ -18,7 +18,9 @@ from diffusers import DiffusionPipeline
 
 from hfldm import LatentDiffusionPipeline
 from hfldm.cli import main as hfldm_main
+from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.self_contained import flat_source
+from hfldm.precision import default_dtype, half_precision, has_fast_bf16, resolve_dtype
 
 CALLS = {"text": {"prompt": "cat face"}, "class": {"class_labels": ["dog face"]}}
 
@@ -142,6 +144,40 @@ def test_bfloat16_load_and_generate_on_cpu(saved, dtype_kwarg):
     images = sample(pipe, **CALLS["text"])
     assert images.dtype == np.float32 and np.isfinite(images).all()
     assert np.abs(images - original).max() < 0.05  # bf16 keeps ~3 significant digits
+
+
+def test_half_precision_keeps_the_latents_and_the_decode_in_float32(saved):
+    """hfldm.precision.half_precision: U-Net and τ_θ in bf16, the autoencoder in fp32; z_t and the scheduler's
+    arithmetic stay fp32 in every pipeline (a bf16 z_t would round away the last steps' small updates)."""
+    folder, original = saved["text"]
+    pipe = half_precision(LatentDiffusionPipeline.from_pretrained(folder), torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    assert (pipe.unet.dtype, pipe.text_encoder.dtype, pipe.vae.dtype) == (torch.bfloat16,) * 2 + (
+        torch.float32,
+    )
+    seen = []
+
+    def record(_pipe, _i, _t, tensors):
+        seen.append(tensors["latents"].dtype)
+        return tensors
+
+    images = sample(pipe, **CALLS["text"], callback_on_step_end=record)
+    assert seen and set(seen) == {torch.float32}
+    assert np.abs(images - original).max() < 0.05
+    # the CLI's, the demo's and the Space's loader does the same
+    loaded = load_pipeline(str(folder), dtype=torch.bfloat16)
+    assert (loaded.unet.dtype, loaded.text_encoder.dtype, loaded.vae.dtype) == (torch.bfloat16,) * 2 + (
+        torch.float32,
+    )
+
+
+def test_dtype_names_and_the_hardware_default():
+    assert resolve_dtype("auto") == default_dtype() == (torch.bfloat16 if has_fast_bf16() else torch.float32)
+    assert resolve_dtype("bfloat16") == torch.bfloat16 and resolve_dtype("float32") == torch.float32
+    with pytest.raises(ValueError, match="--dtype: expected auto"):
+        resolve_dtype("half")
+    with pytest.raises(ValueError, match="--dtype: float16 needs a GPU"):
+        resolve_dtype("float16", device="cpu")
 
 
 def _png(path: Path) -> np.ndarray:

@@ -45,6 +45,9 @@ def report() -> dict[str, str]:
     lines["torch bf16 kernels (AVX512-BF16 / AMX)"] = str(
         torch.backends.mkldnn.is_available() and torch.cpu._is_avx512_bf16_supported()
     )
+    from hfldm.precision import describe
+
+    lines["default inference dtype (hfldm generate, demo, Space)"] = describe("cpu")
     lines["torch threads"] = str(torch.get_num_threads())
     lines["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "unset")
     lines["CUDA"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"

@@ -51,6 +51,13 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile the U-Net (fullgraph; minutes to compile)"
     )
+    parser.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default="auto",
+        help="U-Net and text encoder precision (auto: bfloat16 where the device computes it natively, "
+        "else float32; `hfldm env` says which); the autoencoder and the sampler stay float32",
+    )
     parser.add_argument("--max-images", type=int, default=256, help="refuse requests for more images")
     parser.add_argument(
         "--upscale",
@@ -138,23 +145,27 @@ def quiet_loading():
 
 
 def load_pipeline(
-    model: str, scheduler: str, device: str | None, argument: str = "--model", pipeline_class=None
-):
+    model: str, scheduler: str, device: str | None, argument: str = "--model", pipeline_class=None,
+    dtype: str = "float32",
+):  # fmt: skip
     """The saved pipeline (a LatentDiffusionPipeline unless `pipeline_class`) on `device`, with its scheduler
-    swapped if asked."""
+    swapped if asked; U-Net and τ_θ in `dtype` (a `hfldm.precision.resolve_dtype` name)."""
     import importlib
 
     import torch
 
     from hfldm.pipelines.loading import load_pipeline as load
     from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
+    from hfldm.precision import resolve_dtype
 
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_dtype = resolve_dtype(dtype, "--dtype", device)
     with quiet_loading():
-        pipe = load(model, argument, pipeline_class=pipeline_class or LatentDiffusionPipeline)
+        pipe = load(model, argument, torch_dtype, pipeline_class=pipeline_class or LatentDiffusionPipeline)
     if scheduler != "saved":
         module, name = SCHEDULERS[scheduler]
         pipe.scheduler = getattr(importlib.import_module(module), name).from_config(pipe.scheduler.config)
-    pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    pipe.to(device)
     return pipe
 
 
@@ -238,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
             f"--num-images: {len(conditions)} prompt(s) × {args.num_images} = {total} images is more than "
             f"--max-images {args.max_images} (raise it if you mean it; they are drawn --batch-size at a time)"
         )
-    pipe = load_pipeline(model, args.scheduler, args.device)
+    pipe = load_pipeline(model, args.scheduler, args.device, dtype=args.dtype)
     if args.compile:  # compile-clean: no graph breaks, no recompiles across the steps (tests/test_compile.py)
         pipe.unet = torch.compile(pipe.unet, fullgraph=True)
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}

@@ -154,7 +154,7 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
             output_type=output_type, callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             eta=eta,
         )  # fmt: skip
-        device, dtype = self._execution_device, self.unet.dtype
+        device, dtype = self._execution_device, torch.float32  # z_t and the scheduler's maths in fp32
         n_images, height, width = shape
 
         # 1. x in [-1, 1] and m in {0, 1}, (N, ·, H, W); the conditions y; [E(x ⊙ (1 − m)), m↓]

@@ -37,7 +37,7 @@ from .hfldm_autoencoders_latent_space import latent_space
 from .hfldm_autoencoders_vq import VQAutoencoder
 from .hfldm_pipelines_component_names import renamed_components
 from .hfldm_pipelines_images import rgb_batch
-from .hfldm_pipelines_sampling import LatentSpaceMixin, scheduler_step_kwargs
+from .hfldm_pipelines_sampling import LatentSpaceMixin, predict_noise, scheduler_step_kwargs
 from .hfldm_pipelines_saving import RemoteCodeMixin, card_front_matter
 from .hfldm_pipelines_superres_inputs import batch_shape, check_inputs
 from .hfldm_schedulers_ddim import DDIMScheduler
@@ -198,7 +198,7 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
             self, image_shape=(batch_size, height, width), num_inference_steps=num_inference_steps,
             output_type=output_type, callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )  # fmt: skip
-        device, dtype = self._execution_device, self.unet.dtype
+        device, dtype = self._execution_device, torch.float32  # z_t and the scheduler's maths in fp32
 
         # 1. y: the low-resolution image in [-1, 1], (B, 3, h, w) -> the latent grid (B, 3·r², h/r, w/r)
         r = self.space_to_depth_factor
@@ -216,7 +216,7 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
             for i, t in enumerate(timesteps):
                 # only z_t is scaled for σ-parameterised schedulers: y enters the U-Net as it was trained
                 z_t = self.scheduler.scale_model_input(latents, t)
-                noise_pred = self.unet(concat_condition(z_t, y, self.unet.config), t).sample
+                noise_pred = predict_noise(self.unet, concat_condition(z_t, y, self.unet.config), t)
                 latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
 
                 if callback_on_step_end is not None:

@@ -24,6 +24,12 @@ class LatentSpaceMixin:
         return self.latent_space.downsample_factor
 
 
+def predict_noise(unet, latent_input: torch.Tensor, t, **unet_kwargs) -> torch.Tensor:
+    """ε_θ(z_t, t, ...) in fp32 from a U-Net in any dtype: z_t and the scheduler's arithmetic stay fp32 (a
+    bf16 z_t would round away the small updates of the last steps), only the U-Net runs in its dtype."""
+    return unet(latent_input.to(unet.dtype), t, **unet_kwargs).sample.float()
+
+
 def scheduler_step_kwargs(scheduler, generator, eta: float) -> dict:
     """η and the generator, for the schedulers whose `step` takes them (DDIM's η, DDPM's noise)."""
     accepted = set(inspect.signature(scheduler.step).parameters)

@@ -31,7 +31,7 @@ from .hfldm_pipelines_images import rgb_batch
 from .hfldm_pipelines_inputs import as_list, broadcast_batch, check_inputs, class_label_ids
 from .hfldm_pipelines_lora_loading import LoraLoadingMixin
 from .hfldm_pipelines_null_text import NullTextCache, cat_tokens
-from .hfldm_pipelines_sampling import LatentSpaceMixin, scheduler_step_kwargs, sdedit_start
+from .hfldm_pipelines_sampling import LatentSpaceMixin, predict_noise, scheduler_step_kwargs, sdedit_start
 from .hfldm_pipelines_saving import RemoteCodeMixin
 from .hfldm_schedulers_ddim import DDIMScheduler
 from .hfldm_schedulers_ddpm import DDPMScheduler
@@ -227,7 +227,7 @@ class LatentDiffusionPipeline(
                 latent_input = self.scheduler.scale_model_input(latent_input, t)
                 if condition is not None:  # only z_t is scaled for σ-parameterised schedulers
                     latent_input = concat_condition(latent_input, condition, self.unet.config)
-                noise_pred = self.unet(latent_input, t, **unet_kwargs).sample
+                noise_pred = predict_noise(self.unet, latent_input, t, **unet_kwargs)
                 if do_cfg:
                     # classifier-free guidance: ε̃ = ε(z_t, ∅) + w (ε(z_t, y) - ε(z_t, ∅))
                     eps_uncond, eps_cond = noise_pred.chunk(2)
@@ -316,11 +316,11 @@ class LatentDiffusionPipeline(
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
         timesteps = self.scheduler.timesteps
         if z0 is not None:
-            z0 = broadcast_batch(z0, batch_size, num_images_per_prompt).to(self.unet.dtype)
+            z0 = broadcast_batch(z0, batch_size, num_images_per_prompt).float()
             latents, timesteps = sdedit_start(self.scheduler, z0, strength, num_inference_steps, generator)
         else:
             n = batch_size * num_images_per_prompt
-            latents = self.prepare_latents(n, height, width, self.unet.dtype, generator, latents)
+            latents = self.prepare_latents(n, height, width, torch.float32, generator, latents)
 
         # 3. denoising loop z_t -> z_{t-1}
         latents = self.denoise(
