@@ -18,7 +18,9 @@ Modes, each side in the same one, each from the same starting weights:
   compiled  torch.compile(model) (inductor), float32; the first (compiling) step is timed and printed
 
 `--step forward` times one no-grad forward instead (one sampling step); `--adamw fused` uses
-AdamW(fused=True) on both sides.
+AdamW(fused=True) on both sides; `--adamw defaults` gives each side its training script's default, the
+step a user of each gets: hfldm's `make_optimizer` (fused AdamW, hfldm.training.runtime) against diffusers'
+`train_text_to_image.py` (`torch.optim.AdamW(...)`, torch's default foreach implementation).
 
     python benchmarks/bench_unet.py [--modes fp32,bf16,compiled] [--step train|forward] [--threads N]
 """
@@ -130,7 +132,11 @@ def run_mode(mode: str, ours: torch.nn.Module, diffusers_unet: torch.nn.Module, 
     """Time interleaved train-step pairs of fresh copies of both models in `mode`; returns
     (ours ms, diffusers ms, median of per-pair ratios, pairs kept), wall clock."""
     models = {"ours": copy.deepcopy(ours), "diffusers": copy.deepcopy(diffusers_unet)}
-    steps = {name: make_step(model, batch, mode, args.step, args.adamw) for name, model in models.items()}
+    adamw = {"ours": "fused", "diffusers": "foreach"} if args.adamw == "defaults" else {}
+    steps = {
+        name: make_step(model, batch, mode, args.step, adamw.get(name, args.adamw))
+        for name, model in models.items()
+    }
     for name, step in steps.items():
         first = timed(step)[0]
         if mode == "compiled":
@@ -168,7 +174,10 @@ def main() -> None:
         "--step", choices=("train", "forward"), default="train", help="what one timed step is"
     )
     parser.add_argument(
-        "--adamw", choices=("foreach", "fused"), default="foreach", help="AdamW implementation"
+        "--adamw",
+        choices=("foreach", "fused", "defaults"),
+        default="foreach",
+        help="AdamW implementation (defaults: hfldm's fused, diffusers' scripts' foreach)",
     )
     parser.add_argument(
         "--stall", type=float, default=1.5, help="drop a pair if a probe exceeds this x its min"
