@@ -44,9 +44,11 @@ format: $(STAMP)
 test: $(STAMP) lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
+# the train step against diffusers (each side's training-script optimiser), then sampling end to end,
+# its scaling with the batch and the demo's / Space's start-up (docs/speed.md); compiled modes take minutes
 bench: $(STAMP)
-	# compiled mode too: `python benchmarks/bench_unet.py --modes compiled` (minutes of compiling first)
-	$(BIN)/python benchmarks/bench_unet.py --modes fp32,bf16
+	$(BIN)/python benchmarks/bench_unet.py --modes fp32,bf16 --adamw defaults --threads 1 --batch-size 16
+	$(BIN)/python benchmarks/bench_sampling.py --modes fp32,bf16
 
 bench-data: $(STAMP)
 	$(BIN)/python benchmarks/bench_data_path.py

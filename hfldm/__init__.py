@@ -12,6 +12,7 @@ _EXPORTS = {
     "DDIMScheduler": "hfldm.schedulers.ddim",
     "KLAutoencoder": "hfldm.autoencoders.kl",
     "VQAutoencoder": "hfldm.autoencoders.vq",
+    "IdentityAutoencoder": "hfldm.autoencoders.identity",
     "ConditionalUNet": "hfldm.unets.unet",
     "LatentDiffusionPipeline": "hfldm.pipelines.pipeline_latent_diffusion",
     "LatentDiffusionSuperResolutionPipeline": "hfldm.pipelines.pipeline_latent_diffusion_superres",

@@ -1,6 +1,7 @@
 """One loader for every first stage hfldm can diffuse in: hfldm's KL/VQ autoencoders and diffusers'
 AutoencoderKL, VQModel and AutoencoderTiny, from an autoencoder folder, a pipeline folder (its `vae/`, or
-`vqvae/` in CompVis' layout) or a Hub id (`repo`, `repo:subfolder`).
+`vqvae/` in CompVis' layout) or a Hub id (`repo`, `repo:subfolder`); `identity` is the f = 1 first stage
+(pixel-space diffusion, `IdentityAutoencoder`).
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from pathlib import Path
 
 from diffusers import AutoencoderKL, AutoencoderTiny, VQModel
 
+from hfldm.autoencoders.identity import IdentityAutoencoder
 from hfldm.autoencoders.kl import KLAutoencoder
 from hfldm.autoencoders.vq import VQAutoencoder
 
 AUTOENCODER_CLASSES = {
-    cls.__name__: cls for cls in (KLAutoencoder, VQAutoencoder, AutoencoderKL, VQModel, AutoencoderTiny)
+    cls.__name__: cls
+    for cls in (KLAutoencoder, VQAutoencoder, IdentityAutoencoder, AutoencoderKL, VQModel, AutoencoderTiny)
 }
+IDENTITY = "identity"  # --autoencoder identity: no first stage, diffusion in pixel space
 PIPELINE_SUBFOLDERS = ("vae", "vqvae")  # hfldm / diffusers pipelines; CompVis' LDMs in diffusers
 
 
@@ -53,8 +57,11 @@ def load_autoencoder(
     """The autoencoder in `path`, frozen and in eval mode; any class of AUTOENCODER_CLASSES.
 
     `path` is a local folder (an autoencoder's, or a pipeline's with vae/ or vqvae/) or a Hub id, optionally
-    `id:subfolder`. Errors are one-line ValueErrors naming `argument`.
+    `id:subfolder`, or "identity" (f = 1: E and D are the identity, the model diffuses pixels). Errors are
+    one-line ValueErrors naming `argument`.
     """
+    if str(path) == IDENTITY and not Path(IDENTITY).exists():
+        return IdentityAutoencoder().requires_grad_(False).eval()
     path, subfolder = _split_subfolder(str(path), subfolder)
     config, subfolder = _find_config(path, subfolder, revision, argument)
     class_name = config["_class_name"]

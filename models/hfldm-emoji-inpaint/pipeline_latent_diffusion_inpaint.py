@@ -12,6 +12,7 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_pipelines_pipeline_latent_diffusion_inpaint import __name__
     from .hfldm_autoencoders_base import __name__
     from .hfldm_autoencoders_encoder_decoder import __name__
+    from .hfldm_autoencoders_identity import __name__
     from .hfldm_autoencoders_kl import __name__
     from .hfldm_autoencoders_latent_space import __name__
     from .hfldm_autoencoders_regularizers import __name__

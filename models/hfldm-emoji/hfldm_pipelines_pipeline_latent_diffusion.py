@@ -24,6 +24,7 @@ from diffusers.schedulers import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .hfldm_autoencoders_identity import IdentityAutoencoder
 from .hfldm_autoencoders_kl import KLAutoencoder
 from .hfldm_autoencoders_vq import VQAutoencoder
 from .hfldm_pipelines_compvis import CompVisLoadingMixin
@@ -47,7 +48,7 @@ class LatentDiffusionPipeline(
     r"""Text-, class- or unconditional latent diffusion, with classifier-free guidance and image-to-image.
 
     Args:
-        vae: the autoencoder (E, D) whose latent space the U-Net models (KL or VQ).
+        vae: the autoencoder (E, D) whose latent space the U-Net models (KL or VQ; the identity for f = 1).
         unet: the denoiser ε_θ(z_t, t, y).
         scheduler: any diffusers scheduler (DDPM, DDIM, DPM-Solver, Euler, PNDM, hfldm's own).
         text_encoder: τ_θ, a `transformers` model with `last_hidden_state` (None: no text conditioning).
@@ -63,7 +64,7 @@ class LatentDiffusionPipeline(
 
     def __init__(
         self,
-        vae: KLAutoencoder | VQAutoencoder | AutoencoderKL | VQModel,
+        vae: KLAutoencoder | VQAutoencoder | IdentityAutoencoder | AutoencoderKL | VQModel,
         unet: ConditionalUNet | UNet2DConditionModel,
         scheduler: DDPMScheduler | DDIMScheduler | SchedulerMixin,
         text_encoder: PreTrainedModel | None = None,
