@@ -24,11 +24,10 @@ from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from inpaint_tab import inpaint_model_source, inpaint_tab, serving_inpaint_pipeline
 from optional_models import example_images
 from request_limits import MAX_SEED, Limits, check_request, whole_number
+from serving import serving_pipeline_of, step_progress
 from upscale_tab import serving_sr_pipeline, sr_model_source, upscale_tab
 
 import hfldm
-from hfldm.pipelines.loading import load_pipeline as load_saved_pipeline
-from hfldm.precision import resolve_dtype
 
 SPACE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SPACE_DIR.parent
@@ -66,12 +65,10 @@ def serving_pipeline(source: str, env: Mapping[str, str] = os.environ) -> hfldm.
     τ_θ in env HFLDM_DTYPE (default auto: bfloat16 where the CPU computes it natively, else float32; the
     autoencoder stays float32); with env HFLDM_COMPILE=1 its U-Net is torch.compile'd (fullgraph: the first
     request compiles, minutes)."""
-    dtype = resolve_dtype(env.get("HFLDM_DTYPE", "auto"), "HFLDM_DTYPE")
-    pipe = load_saved_pipeline(source, "HFLDM_MODEL", dtype)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = serving_pipeline_of(source, "HFLDM_MODEL", env=env)
     if env.get("HFLDM_COMPILE") == "1":
         pipe.unet = torch.compile(pipe.unet, fullgraph=True)
-    return pipe.to("cpu")
+    return pipe
 
 
 def example_captions(pipe: hfldm.LatentDiffusionPipeline, source: str) -> list[str]:
@@ -117,11 +114,6 @@ def generate(
     if pipe.label2id and class_name not in pipe.label2id:
         raise ValueError(f"Unknown class {class_name!r}; choose one of the listed classes.")
 
-    def on_step_end(_pipe, i: int, _t, _tensors: dict) -> dict:
-        if progress is not None:
-            progress((i + 1, steps), desc="Denoising")
-        return {}
-
     text = pipe.is_text_conditional
     with _PIPE_LOCK:
         pipe.scheduler = SCHEDULERS[scheduler].from_config(pipe.scheduler.config)
@@ -135,7 +127,7 @@ def generate(
             guidance_scale=float(guidance_scale),
             num_images_per_prompt=num_images,
             generator=torch.Generator("cpu").manual_seed(seed),
-            callback_on_step_end=on_step_end,
+            callback_on_step_end=step_progress(progress, steps, "Denoising"),
         ).images
 
 

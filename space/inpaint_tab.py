@@ -21,10 +21,10 @@ import PIL.Image
 import torch
 from optional_models import optional_model_source
 from request_limits import MAX_SEED, Limits, check_request, whole_number
+from serving import serving_pipeline_of, step_progress
 
 import hfldm
 from hfldm.data.images import to_rgb
-from hfldm.pipelines.loading import load_pipeline
 
 DEFAULT_INPAINT_MODEL = "models/hfldm-emoji-inpaint"
 CANVAS = 256  # pixels of the editor's canvas: small images are shown (and painted on) enlarged
@@ -37,9 +37,7 @@ def inpaint_model_source(roots: list[Path], env: Mapping[str, str] = os.environ)
 
 
 def serving_inpaint_pipeline(source: str) -> hfldm.LatentDiffusionInpaintPipeline:
-    pipe = load_pipeline(source, "HFLDM_INPAINT_MODEL", pipeline_class=hfldm.LatentDiffusionInpaintPipeline)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to("cpu")
+    return serving_pipeline_of(source, "HFLDM_INPAINT_MODEL", hfldm.LatentDiffusionInpaintPipeline)
 
 
 def editor_image_and_mask(value: dict | None) -> tuple[PIL.Image.Image, PIL.Image.Image]:
@@ -72,16 +70,12 @@ def inpaint(
     image = image.resize((width, height), PIL.Image.BOX) if image.size != (width, height) else image
     mask = mask.resize((width, height), PIL.Image.BOX)  # then binarised at 0.5 by the pipeline
 
-    def on_step_end(_pipe, i: int, _t, _tensors: dict) -> dict:
-        if progress is not None:
-            progress((i + 1, steps), desc="Inpainting")
-        return {}
-
     with _INPAINT_LOCK:
         return pipe(
             prompt if pipe.is_text_conditional else None, image=image, mask_image=mask,
             num_inference_steps=steps, guidance_scale=float(guidance_scale),
-            generator=torch.Generator("cpu").manual_seed(seed), callback_on_step_end=on_step_end,
+            generator=torch.Generator("cpu").manual_seed(seed),
+            callback_on_step_end=step_progress(progress, steps, "Inpainting"),
         ).images[0]  # fmt: skip
 
 

@@ -19,9 +19,9 @@ import PIL.Image
 import torch
 from optional_models import optional_model_source
 from request_limits import MAX_SEED, Limits, check_between, whole_number
+from serving import serving_pipeline_of, step_progress
 
 import hfldm
-from hfldm.pipelines.loading import load_pipeline
 
 DEFAULT_SR_MODEL = "models/hfldm-emoji-sr"  # relative to the repo root, or to the Space's folder
 _SR_LOCK = threading.Lock()
@@ -34,11 +34,7 @@ def sr_model_source(roots: list[Path], env: Mapping[str, str] = os.environ) -> s
 
 
 def serving_sr_pipeline(source: str) -> hfldm.LatentDiffusionSuperResolutionPipeline:
-    pipe = load_pipeline(
-        source, "HFLDM_SR_MODEL", pipeline_class=hfldm.LatentDiffusionSuperResolutionPipeline
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to("cpu")
+    return serving_pipeline_of(source, "HFLDM_SR_MODEL", hfldm.LatentDiffusionSuperResolutionPipeline)
 
 
 def upscale(
@@ -70,16 +66,11 @@ def upscale(
             "image."
         )
 
-    def on_step_end(_pipe, i: int, _t, _tensors: dict) -> dict:
-        if progress is not None:
-            progress((i + 1, steps), desc="Upscaling")
-        return {}
-
     with _SR_LOCK:
         generator = torch.Generator("cpu").manual_seed(seed)
         return pipe(
             image.convert("RGB"), num_inference_steps=steps, generator=generator,
-            callback_on_step_end=on_step_end,
+            callback_on_step_end=step_progress(progress, steps, "Upscaling"),
         ).images[0]  # fmt: skip
 
 

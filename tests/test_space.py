@@ -353,3 +353,16 @@ def test_inpaint_endpoint_through_gradio_client(space, inpaint_pipe, inpaint_dir
     assert np.array_equal(np.asarray(PIL.Image.open(out).convert("RGB")), np.asarray(expected))
     with pytest.raises(AppError, match="Paint over the part of the image to repaint"):
         client.predict({**request, "layers": []}, "cat face", 3, 3.0, 5, api_name="/inpaint")
+
+
+def test_every_tab_loads_its_model_in_the_dtype_of_hfldm_dtype(model_dir):
+    import torch
+    from serving import serving_pipeline_of
+
+    from hfldm.precision import default_dtype
+
+    pipe = serving_pipeline_of(str(model_dir), "HFLDM_MODEL", env={"HFLDM_DTYPE": "bfloat16"})
+    assert (pipe.unet.dtype, pipe.vae.dtype) == (torch.bfloat16, torch.float32)
+    assert app.serving_pipeline(str(model_dir), env={}).unet.dtype == default_dtype()
+    with pytest.raises(ValueError, match="HFLDM_DTYPE: expected auto"):
+        serving_pipeline_of(str(model_dir), "HFLDM_MODEL", env={"HFLDM_DTYPE": "fp8"})
