@@ -107,6 +107,11 @@ class LDMArguments:
     sr_blur_sigma: float = arg(
         0.0, "superres: largest σ (high-res pixels) of the Gaussian blur before downsampling."
     )
+    torch_compile: bool = arg(
+        False,
+        "torch.compile the U-Net's training forward (fullgraph, inductor; the first steps compile, minutes "
+        "on a CPU). The saved weights, EMA and validation use the same, uncompiled module.",
+    )
     text_encoder: str = arg(
         "none",
         "τ_θ: none, minilm (frozen, 384-d), scratch (a transformer trained jointly on the captions, LDM), or "
@@ -367,8 +372,11 @@ def main() -> None:
         source.uncond,
         text_attention_mask,
     )
+    # compile-clean (tests/test_compile.py): one graph, no breaks; only the forward is compiled, so the
+    # prepared module that accelerate checkpoints, EMA and validation stay the plain one
+    forward = torch.compile(unet, fullgraph=True) if args.torch_compile else unet
     trainer = LDMTrainer(
-        accelerator, latent_space(vae), unet, noise_scheduler, condition, optimizer, lr_scheduler, trained,
+        accelerator, latent_space(vae), forward, noise_scheduler, condition, optimizer, lr_scheduler, trained,
         latent_shape, train.seed, args.cond_drop_prob, args.noise_offset, args.snr_gamma, data.random_flip,
         train.max_grad_norm, task,
     )  # fmt: skip

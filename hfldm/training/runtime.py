@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 
 import datasets
@@ -17,6 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from hfldm.data import loader as data_loader
+from hfldm.precision import has_fast_bf16
 from hfldm.training.args import TrainingArguments
 
 
@@ -25,6 +27,12 @@ def make_accelerator(train: TrainingArguments, seed: int) -> Accelerator:
     output_dir/logs, and optimiser steps every `gradient_accumulation_steps` batches, across epochs."""
     if train.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("--mixed_precision: fp16 needs a CUDA GPU; use bf16 on CPU")
+    if train.mixed_precision == "bf16" and not torch.cuda.is_available() and not has_fast_bf16("cpu"):
+        warnings.warn(
+            "--mixed_precision bf16: this CPU has no AVX512-BF16 or AMX, so bf16 is emulated and training "
+            "runs many times slower than in fp32 (the results are the same; `hfldm env` shows the features)",
+            stacklevel=2,
+        )
     # zero-initialised layers leave tiny weights, gradients and Adam moments: as subnormal floats they make
     # CPU arithmetic 10x slower as training goes on. Flushing them to zero changes nothing measurable.
     torch.set_flush_denormal(True)
