@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         from hfldm.commands.upscale import load_sr_pipeline, upscale
 
         del pipe  # one model in memory at a time
-        sr = load_sr_pipeline(sr_model, args.scheduler, args.device, "--upscale")
+        sr = load_sr_pipeline(sr_model, args.scheduler, args.device, "--upscale", args.dtype)
         images = upscale(sr, images, args.upscale_steps, args.seed, args.eta)
     # one row per prompt / class label; a single prompt's images as a near-square grid
     several = len(images) > args.num_images

@@ -30,11 +30,14 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def load_sr_pipeline(model: str, scheduler: str, device: str | None, argument: str = "--model"):
-    """The saved LatentDiffusionSuperResolutionPipeline on `device`, scheduler swapped if asked."""
+def load_sr_pipeline(
+    model: str, scheduler: str, device: str | None, argument: str = "--model", dtype: str = "float32"
+):
+    """The saved LatentDiffusionSuperResolutionPipeline on `device`, scheduler swapped if asked, its U-Net
+    in `dtype` (a `hfldm.precision.resolve_dtype` name)."""
     from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSuperResolutionPipeline
 
-    return load_pipeline(model, scheduler, device, argument, LatentDiffusionSuperResolutionPipeline)
+    return load_pipeline(model, scheduler, device, argument, LatentDiffusionSuperResolutionPipeline, dtype)
 
 
 def upscale(pipe, images: list, steps: int, seed: int, eta: float = 0.0) -> list:
