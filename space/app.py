@@ -43,7 +43,12 @@ SCHEDULERS = {
     "DPM-Solver": DPMSolverMultistepScheduler,
     "Euler": EulerDiscreteScheduler,
 }
-CSS = "#gallery img { image-rendering: pixelated; }"  # small samples scaled up without blur
+# small images (32 / 64 px) scaled up to their frame without blur
+CSS = """#gallery img { image-rendering: pixelated; }
+#inpaint-output img, #sr-output img {
+  image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain;
+}
+"""
 
 
 # ---------------------------------------------------------------------------------------------------- model
