@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, result = [], {}
     for arm, folder in arms.items():
-        pipe = load_pipeline(folder, "ddim", args.device, "--arm")
+        pipe = load_pipeline(folder, "ddim", args.device, "--arm", dtype=args.dtype)
         if not pipe.is_text_conditional:
             raise ValueError(f"--arm: {folder} is not a text-conditional pipeline")
         data = load_eval_set(args, pipe)

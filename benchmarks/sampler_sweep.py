@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_args(args)
     runs = parse_runs(args.runs)
-    pipe = load_pipeline(resolve_model(args.model), "saved", args.device)
+    pipe = load_pipeline(resolve_model(args.model), "saved", args.device, dtype=args.dtype)
     saved_config = pipe.scheduler.config
     data = load_eval_set(args, pipe)
     text_image_model, features = load_feature_model(args.feature_model)

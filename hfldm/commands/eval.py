@@ -56,6 +56,13 @@ def add_eval_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", default="label", help="class labels (class models)")
     parser.add_argument("--image-column", default="image", help="images")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default="float32",
+        help="U-Net and text encoder precision of the model under test (the autoencoder, the sampler and "
+        "the feature network stay float32); auto: bfloat16 where the device computes it natively",
+    )
 
 
 def parse_num_samples(text: str) -> int | None:
@@ -269,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     from hfldm.eval.report import evaluate, generate_images, reconstruction_figures
     from hfldm.nn.finite import nonfinite_rows
 
-    pipe = load_pipeline(model, args.scheduler, args.device)
+    pipe = load_pipeline(model, args.scheduler, args.device, dtype=args.dtype)
     data = load_eval_set(args, pipe)
     text_image_model, features = load_feature_model(args.feature_model)
     w = guidance_scale(pipe, args.guidance_scale)
