@@ -371,6 +371,7 @@ def main() -> None:
         train_text_encoder,
         source.uncond,
         text_attention_mask,
+        padding="max_length" if args.torch_compile else "longest",  # one shape for the compiled graph
     )
     # compile-clean (tests/test_compile.py): one graph, no breaks; only the forward is compiled, so the
     # prepared module that accelerate checkpoints, EMA and validation stay the plain one

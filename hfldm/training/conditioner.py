@@ -21,7 +21,9 @@ class Conditioner:
     dropped captions replaced by "" (gradients flow into τ_θ when it is trained); class: class_labels (B,),
     dropped ones set to the null class; none: no arguments. Text embeddings cached with the latents (frozen
     τ_θ) are used as they are. `text_attention_mask` is the pipeline's convention (False for CompVis' LDMs,
-    which attend to the padding): training and sampling encode captions alike.
+    which attend to the padding): training and sampling encode captions alike. Captions are padded to the
+    batch's longest (`padding="longest"`), or to the tokenizer's length for a compiled U-Net, whose graph
+    would otherwise see a new shape in every batch.
     """
 
     def __init__(
@@ -33,12 +35,14 @@ class Conditioner:
         train_text_encoder: bool = False,
         uncond: dict | None = None,
         text_attention_mask: bool = True,
+        padding: str = "longest",
     ):
         if kind not in ("text", "class", "none"):
             raise ValueError(f"kind: expected text, class or none, got {kind!r}")
         self.kind, self.tokenizer, self.text_encoder = kind, tokenizer, text_encoder
         self.num_class_embeds, self.train_text_encoder = num_class_embeds, train_text_encoder
         self.text_attention_mask = text_attention_mask  # False: attend to the padding, as the pipeline does
+        self.padding = padding  # "longest" (less work), or "max_length": one shape for a compiled U-Net
         self.uncond = (
             uncond  # τ_θ("") of a latent cache: {"encoder_hidden_states": (L, D), "attention_mask": (L,)}
         )
@@ -51,7 +55,7 @@ class Conditioner:
             texts = ["" if d else t for t, d in zip(batch["text"], drop.tolist())]
             with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
                 hidden, mask = encode_text(  # to the batch's longest caption: the mask hides the rest
-                    self.tokenizer, self.text_encoder, texts, device, self.text_attention_mask, "longest"
+                    self.tokenizer, self.text_encoder, texts, device, self.text_attention_mask, self.padding
                 )
             return {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}
         if self.kind == "class":
