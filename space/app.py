@@ -45,7 +45,7 @@ SCHEDULERS = {
 }
 # small images (32 / 64 px) scaled up to their frame without blur
 CSS = """#gallery img { image-rendering: pixelated; }
-#inpaint-output img, #sr-output img {
+#inpaint-output img, #sr-input img, #sr-output img {
   image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain;
 }
 """

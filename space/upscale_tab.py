@@ -25,6 +25,7 @@ import hfldm
 
 DEFAULT_SR_MODEL = "models/hfldm-emoji-sr"  # relative to the repo root, or to the Space's folder
 _SR_LOCK = threading.Lock()
+FRAME = 256  # pixels of the image frames: small images are shown enlarged
 
 
 def sr_model_source(roots: list[Path], env: Mapping[str, str] = os.environ) -> str | None:
@@ -83,14 +84,16 @@ def upscale_tab(pipe, limits: Limits, examples: list[str]) -> None:
     )
     with gr.Row():
         with gr.Column():
-            low = gr.Image(type="pil", label="Low-resolution image", image_mode="RGB", elem_id="sr-input")
+            low = gr.Image(
+                type="pil", label="Low-resolution image", image_mode="RGB", height=FRAME, elem_id="sr-input"
+            )
             if examples:
                 gr.Examples([[e] for e in examples], inputs=[low], label="Examples", elem_id="sr-examples")
             steps = gr.Slider(1, limits.max_steps, value=min(50, limits.max_steps), step=1, precision=0,
                               label="Upscaling steps")  # fmt: skip
             seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Upscaling seed")
             button = gr.Button("Upscale", variant="primary")
-        high = gr.Image(type="pil", label=f"Upscaled {s}×", format="png", elem_id="sr-output")
+        high = gr.Image(type="pil", label=f"Upscaled {s}×", format="png", height=FRAME, elem_id="sr-output")
 
     def run(image, steps_, seed_, progress=gr.Progress()):  # noqa: B008 (Gradio's progress idiom)
         try:

@@ -105,6 +105,7 @@ def check_error_message(page) -> None:
     # the step is the model's: 4 for the tiny test model (f = 2, one halving), 8 for the emoji model
     expected = r"Image size must be a multiple of [48] up to \d+ pixels, got 18\."
     assert re.search(expected, toast.first.inner_text())
+    toast.first.wait_for(state="hidden", timeout=30_000)  # toasts time out: keep the next screenshots clear
 
 
 def check_upscale(page, screenshot: Path) -> None:
