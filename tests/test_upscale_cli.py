@@ -73,6 +73,14 @@ def test_generate_upscale_is_the_cascade(folders, tmp_path):
             "--upscale: model folder not found",
         ),
         (["generate", "--model", "{text}", "--upscale", "--upscale-steps", "0"], "--upscale-steps must be"),
+        (
+            ["upscale", "--model", "{sr}", "--image", "{odd}", "--dtype", "float16"],
+            "--dtype: float16 needs a GPU",
+        ),
+        (
+            ["generate", "--model", "{text}", "--dtype", "float16", "--device", "cpu"],
+            "--dtype: float16 needs",
+        ),
     ],
 )
 def test_bad_inputs_give_one_line_errors(folders, tmp_path, capsys, argv, message):

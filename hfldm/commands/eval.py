@@ -18,6 +18,7 @@ from hfldm.commands.generate import (
     DEFAULT_MODEL,
     HUB_ID,
     SCHEDULERS,
+    add_dtype_flag,
     load_pipeline,
     quiet_loading,
     resolve_model,
@@ -56,13 +57,7 @@ def add_eval_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", default="label", help="class labels (class models)")
     parser.add_argument("--image-column", default="image", help="images")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    parser.add_argument(
-        "--dtype",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        default="float32",
-        help="U-Net and text encoder precision of the model under test (the autoencoder, the sampler and "
-        "the feature network stay float32); auto: bfloat16 where the device computes it natively",
-    )
+    add_dtype_flag(parser, default="float32")  # the model under test; the feature network stays float32
 
 
 def parse_num_samples(text: str) -> int | None:

@@ -51,13 +51,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile the U-Net (fullgraph; minutes to compile)"
     )
-    parser.add_argument(
-        "--dtype",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        default="auto",
-        help="U-Net and text encoder precision (auto: bfloat16 where the device computes it natively, "
-        "else float32; `hfldm env` says which); the autoencoder and the sampler stay float32",
-    )
+    add_dtype_flag(parser)
     parser.add_argument("--max-images", type=int, default=256, help="refuse requests for more images")
     parser.add_argument(
         "--upscale",
@@ -71,6 +65,17 @@ def register(subparsers) -> None:
     parser.add_argument("--upscale-steps", type=int, default=50, help="sampling steps of --upscale")
     parser.add_argument("--out", required=True, help="output PNG file")
     parser.set_defaults(func=run)
+
+
+def add_dtype_flag(parser, default: str = "auto") -> None:
+    """--dtype of the commands that sample: the U-Net's and text encoder's precision (`hfldm.precision`)."""
+    parser.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default=default,
+        help=f"U-Net and text encoder precision (default {default}; auto: bfloat16 where the device computes "
+        "it natively, else float32, `hfldm env` says which); the autoencoder and the sampler stay float32",
+    )
 
 
 def resolve_model(model: str | None, default_model=None, variable: str = "HFLDM_MODEL") -> str:

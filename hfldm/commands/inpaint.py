@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hfldm.commands.generate import (
     SCHEDULERS,
+    add_dtype_flag,
     check_device,
     grid_of,
     load_pipeline,
@@ -39,6 +40,7 @@ def register(subparsers) -> None:
     parser.add_argument("--scheduler", choices=["saved", *SCHEDULERS], default="saved", help="sampler")
     parser.add_argument("--no-paste-back", action="store_true", help="return D(z_0) outside the mask too")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add_dtype_flag(parser)
     parser.add_argument("--out", required=True, help="output PNG file")
     parser.set_defaults(func=run)
 
@@ -72,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--model: {e}") from None
     check_device(args.device)
     image, mask = open_image(args.image), open_image(args.mask, "--mask", mode="L")
-    pipe = load_pipeline(model, args.scheduler, args.device, "--model", LatentDiffusionInpaintPipeline)
+    pipe = load_pipeline(
+        model, args.scheduler, args.device, "--model", LatentDiffusionInpaintPipeline, args.dtype
+    )
     if args.prompt is not None and not pipe.is_text_conditional:
         raise ValueError("--prompt: this inpainting model has no text encoder")
     multiple = pipe.size_multiple

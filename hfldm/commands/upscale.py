@@ -10,7 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hfldm.commands.generate import SCHEDULERS, check_device, grid_of, load_pipeline, resolve_sr_model
+from hfldm.commands.generate import (
+    SCHEDULERS,
+    add_dtype_flag,
+    check_device,
+    grid_of,
+    load_pipeline,
+    resolve_sr_model,
+)
 
 
 def register(subparsers) -> None:
@@ -26,6 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument("--scheduler", choices=["saved", *SCHEDULERS], default="saved", help="sampler")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add_dtype_flag(parser)
     parser.add_argument("--out", required=True, help="output PNG file (a grid for several images)")
     parser.set_defaults(func=run)
 
@@ -70,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     model = resolve_sr_model(args.model, "--model")
     check_device(args.device)
     images = [open_image(path) for path in args.image]
-    pipe = load_sr_pipeline(model, args.scheduler, args.device)
+    pipe = load_sr_pipeline(model, args.scheduler, args.device, dtype=args.dtype)
     multiple = pipe.size_multiple
     for path, image in zip(args.image, images):
         if image.width % multiple or image.height % multiple:
