@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 
+from hfldm.precision import has_fast_bf16
 from hfldm.unets.convert import diffusers_unet_to_hfldm
 from hfldm.unets.unet import ConditionalUNet
 
@@ -68,11 +69,6 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 MODES = ("fp32", "bf16", "compiled")
-
-
-def bf16_supported() -> bool:
-    """True when this CPU has bf16 instructions (AVX512-BF16 or AMX); without them bf16 is emulated."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def make_step(
@@ -213,7 +209,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         if mode not in MODES:
             raise SystemExit(f"--modes: unknown mode {mode!r}; choose from {', '.join(MODES)}")
-        if mode == "bf16" and not bf16_supported() and not args.force_bf16:
+        if mode == "bf16" and not has_fast_bf16("cpu") and not args.force_bf16:
             print(f"\n[{mode}] skipped: this CPU has no AVX512-BF16 or AMX, bf16 would be emulated")
             print("        (torch.cpu._is_avx512_bf16_supported() is False); --force-bf16 runs it anyway")
             continue

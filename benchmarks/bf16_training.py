@@ -26,6 +26,7 @@ from inpaint_init_curve import draws
 from hfldm.data.digits import load_digits_dataset
 from hfldm.data.images import to_tensor
 from hfldm.pipelines.loading import load_pipeline
+from hfldm.precision import has_fast_bf16
 from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.training.losses import diffusion_loss
 
@@ -104,7 +105,7 @@ def main() -> None:
     bf16_gap = abs(losses["bf16, seed 0"] - losses["fp32, seed 0"])
     result = dict(
         steps=args.steps, losses=losses, train_seconds=seconds, seed_gap=seed_gap, bf16_gap=bf16_gap,
-        holds=bf16_gap <= seed_gap, fast_bf16=torch.cpu._is_avx512_bf16_supported(),
+        holds=bf16_gap <= seed_gap, fast_bf16=has_fast_bf16("cpu"),
     )  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
