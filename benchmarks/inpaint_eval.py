@@ -37,6 +37,7 @@ from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 from hfldm.resources import bundled
 from hfldm.training.inpaint_validation import masked_psnr
+from hfldm.training.validation import comparison_grid
 from hfldm.unets.inpaint_condition import masked_image
 
 
@@ -123,20 +124,6 @@ def table(results: dict, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(columns: list[torch.Tensor], path: Path, scale: int = 2) -> None:
-    from PIL import Image
-
-    from hfldm.training.validation import to_pil
-
-    cells = [to_pil(c * 2 - 1) for c in columns]
-    w, h = cells[0][0].size
-    grid = Image.new("RGB", (len(cells) * w, len(cells[0]) * h), "white")
-    for column, images in enumerate(cells):
-        for row, image in enumerate(images):
-            grid.paste(image, (column * w, row * h))
-    grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST).save(path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -203,7 +190,8 @@ def main() -> None:
     out.with_suffix(".md").write_text(table(results, header))
     shown = (masked_image(x[:16] * 2 - 1, masks[:16]) + 1) / 2 + masks[:16]  # holes white, as drawn
     picks = list(methods.values())
-    figure([shown.clamp(0, 1), picks[0][:16], picks[1][:16], picks[3][:16], x[:16]], out.with_suffix(".png"))
+    columns = [shown.clamp(0, 1), picks[0][:16], picks[1][:16], picks[3][:16], x[:16]]
+    comparison_grid([c * 2 - 1 for c in columns], scale=2).save(out.with_suffix(".png"))
     print(table(results, header))
 
 

@@ -37,7 +37,7 @@ from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSu
 from hfldm.resources import bundled
 from hfldm.training.superres import bicubic_down
 from hfldm.training.superres_validation import bicubic_up
-from hfldm.training.validation import to_pil
+from hfldm.training.validation import comparison_grid
 
 
 def load_images(dataset: str, split: str, num_images: int | None) -> torch.Tensor:
@@ -87,19 +87,6 @@ def scores(method: torch.Tensor, x: torch.Tensor, reference: torch.Tensor, featu
         "patch_fid": patches["fid"],
         "feature_network": whole["feature_network"],
     }
-
-
-def figure(columns: list[torch.Tensor], path: Path) -> None:
-    """One row per image, one column per method, 64 px cells (low-res shown nearest-upsampled)."""
-    from PIL import Image
-
-    cells = [to_pil(c) for c in columns]
-    w, h = cells[0][0].size
-    grid = Image.new("RGB", (len(cells) * w, len(cells[0]) * h), "white")
-    for column, images in enumerate(cells):
-        for row, image in enumerate(images):
-            grid.paste(image, (column * w, row * h))
-    grid.save(path)
 
 
 def table(results: dict, header: str) -> str:
@@ -165,7 +152,7 @@ def main() -> None:
     out.with_suffix(".md").write_text(table(results, header))
     k = args.figure_images
     low = torch.nn.functional.interpolate(y[:k], scale_factor=s, mode="nearest")
-    figure([low, *(m[:k] for m in methods.values()), x[:k]], out.with_suffix(".png"))
+    comparison_grid([low, *(m[:k] for m in methods.values()), x[:k]]).save(out.with_suffix(".png"))
     print(table(results, header))
 
 

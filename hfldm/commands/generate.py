@@ -176,12 +176,9 @@ def load_pipeline(
 
 def grid_of(images: list, cols: int):
     """diffusers' make_image_grid with `cols` columns, the last row filled with black cells."""
-    import PIL.Image
-    from diffusers.utils import make_image_grid
+    from hfldm.data.grid import tile
 
-    rows = math.ceil(len(images) / cols)
-    blank = PIL.Image.new("RGB", images[0].size)
-    return make_image_grid(images + [blank] * (rows * cols - len(images)), rows, cols)
+    return tile(images, cols, fill="black")
 
 
 def calls(conditions: list, num_images: int, batch_size: int):

@@ -1,4 +1,5 @@
-"""A contact sheet: images in a grid with their captions underneath."""
+"""Grids of images: `tile` (diffusers' make_image_grid, any count) and `image_grid`, a contact sheet with
+captions underneath."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 CAPTION_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf")
+
+
+def tile(images: Sequence[Image.Image], cols: int, fill: str = "white") -> Image.Image:
+    """diffusers' make_image_grid with `cols` columns, the last row padded with `fill` cells."""
+    from diffusers.utils import make_image_grid
+
+    rows = -(-len(images) // cols)
+    blank = Image.new("RGB", images[0].size, fill)
+    return make_image_grid(list(images) + [blank] * (rows * cols - len(images)), rows, cols)
 
 
 def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int) -> list[str]:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from PIL import Image
 
 from hfldm.eval.reconstruction import psnr
 from hfldm.training.superres import CONDITION_LAYOUT, bicubic_down
-from hfldm.training.validation import to_pil
+from hfldm.training.validation import comparison_grid
 
 
 def assemble_superres_pipeline(accelerator: Accelerator, vae, unet, scheduler):
@@ -54,10 +53,5 @@ def superres_grid(pipeline, x: torch.Tensor, sr_factor: int, seed: int, num_infe
         "psnr_bicubic": psnr(bicubic, x, value_range=(-1, 1)),
     }
     nearest = F.interpolate(y, scale_factor=sr_factor, mode="nearest")
-    columns = [to_pil(images) for images in (nearest, bicubic, sr, x)]
-    h, w = x.shape[-2:]
-    grid = Image.new("RGB", (4 * w, len(x) * h), "white")
-    for row, cells in enumerate(zip(*columns)):
-        for column, cell in enumerate(cells):
-            grid.paste(cell, (column * w, row * h))
+    grid = comparison_grid([nearest, bicubic, sr, x])
     return grid, metrics

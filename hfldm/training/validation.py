@@ -13,7 +13,7 @@ from accelerate import Accelerator
 from PIL import Image
 
 from hfldm.autoencoders.latent_space import latent_space
-from hfldm.data.grid import image_grid
+from hfldm.data.grid import image_grid, tile
 from hfldm.eval.reconstruction import codebook_usage, psnr, ssim
 
 
@@ -23,16 +23,18 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in array]
 
 
+def comparison_grid(columns: list[torch.Tensor], scale: int = 1) -> Image.Image:
+    """One row per image, one column per method: `columns` are (B, 3, H, W) in [-1, 1], all the same shape;
+    the grid enlarged `scale`× with nearest neighbours, so small images stay crisp."""
+    rows = [cell for row in zip(*(to_pil(c) for c in columns)) for cell in row]
+    grid = tile(rows, len(columns))
+    return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST) if scale != 1 else grid
+
+
 def reconstruction_grid(x: torch.Tensor, x_hat: torch.Tensor, pairs_per_row: int = 4) -> Image.Image:
     """One image of `input | reconstruction` pairs side by side, `pairs_per_row` pairs per row."""
-    n, (h, w) = x.shape[0], x.shape[-2:]
-    rows = -(-n // pairs_per_row)
-    grid = Image.new("RGB", (pairs_per_row * 2 * w, rows * h), "white")
-    for i, (a, b) in enumerate(zip(to_pil(x), to_pil(x_hat))):
-        left, top = (i % pairs_per_row) * 2 * w, (i // pairs_per_row) * h
-        grid.paste(a, (left, top))
-        grid.paste(b, (left + w, top))
-    return grid
+    pairs = [cell for pair in zip(to_pil(x), to_pil(x_hat)) for cell in pair]
+    return tile(pairs, 2 * pairs_per_row)
 
 
 @torch.no_grad()
