@@ -136,6 +136,24 @@ def generate(
         ).images
 
 
+def warm_up(pipe: hfldm.LatentDiffusionPipeline, limits: Limits, examples: list[str]) -> threading.Thread:
+    """Starts one 2-step sample of the first example in a daemon thread: torch's first call on a shape sets
+    up its kernels (about 4 s of the first request here), which the first visitor then no longer waits for;
+    a request that arrives during it waits on the pipeline's lock, as behind any other request."""
+    first = examples[0] if examples else None
+    condition = {"class_name": first} if pipe.label2id else {"prompt": first or ""}
+
+    def run() -> None:
+        try:
+            generate(pipe, limits, steps=2, num_images=min(4, limits.max_images), **condition)
+        except Exception as e:  # a warm-up never takes the Space down; the first request will tell
+            print(f"hfldm Space: warm-up skipped: {e}", flush=True)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 # ---------------------------------------------------------------------------------------------------- UI
 def default_scheduler(pipe: hfldm.LatentDiffusionPipeline) -> str:
     """The menu entry of the model's own scheduler class, else DDIM (LDM's sampler)."""
@@ -263,14 +281,15 @@ def main() -> None:
     inpaint_source = inpaint_model_source([REPO_ROOT, SPACE_DIR])
     inpaint_pipe = serving_inpaint_pipeline(inpaint_source) if inpaint_source else None
     inpaint_examples = example_images(inpaint_source) if inpaint_source else []
-    demo = build_demo(pipe, limits, example_captions(pipe, source), sr_pipe, sr_examples, inpaint_pipe,
-                      inpaint_examples)  # fmt: skip
+    captions = example_captions(pipe, source)
+    demo = build_demo(pipe, limits, captions, sr_pipe, sr_examples, inpaint_pipe, inpaint_examples)
     env = os.environ  # GRADIO_SERVER_NAME / _PORT: what Hugging Face Spaces sets
     host = env.get("HFLDM_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     port = int(env.get("HFLDM_PORT") or env.get("GRADIO_SERVER_PORT") or 7860)
     print(f"hfldm Space: model {source}, super-resolution {sr_source or 'none'}, inpainting "
           f"{inpaint_source or 'none'}, {limits}", flush=True)  # fmt: skip
     demo.launch(server_name=host, server_port=port, ssr_mode=False, css=CSS, prevent_thread_lock=True)
+    warm_up(pipe, limits, captions)
     print(f"hfldm Space running on http://{host}:{port}/", flush=True)
     demo.block_thread()
 

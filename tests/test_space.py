@@ -156,6 +156,24 @@ def test_class_conditional_model_uses_a_class_menu(class_pipe):
     assert [choice[0] for choice in menu["props"]["choices"]] == CLASSES
 
 
+@pytest.mark.parametrize("model", ["pipe", "class_pipe"])
+def test_warm_up_samples_the_first_example_once(model, request, capsys):
+    pipe = request.getfixturevalue(model)
+    calls = []
+    hook = pipe.unet.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape[0]))
+    try:
+        app.warm_up(pipe, Limits(), app.example_captions(pipe, "unused")).join(60)
+        app.warm_up(pipe, Limits(), []).join(60)  # no examples: a text model warms up unconditionally
+    finally:
+        hook.remove()
+    # 2 steps × 4 images of the first example, guided (CFG doubles the U-Net batch); with no examples a text
+    # model samples unconditionally (no guidance), a class model skips with one line instead of raising
+    if model == "pipe":
+        assert calls == [8, 8, 4, 4]
+    else:
+        assert calls == [8, 8] and "warm-up skipped" in capsys.readouterr().out
+
+
 def test_examples_and_queue_settings(pipe, model_dir):
     assert app.example_captions(pipe, str(model_dir)) == CAPTIONS[:3]  # the folder's example_captions.txt
     assert app.example_captions(pipe, str(model_dir / "nowhere")) == app.HELD_OUT_CAPTIONS
