@@ -97,6 +97,32 @@ def steps_to_reach(points: list[tuple[int, float]], loss: float) -> int | None:
     return next((step for step, value in points if value <= loss), None)
 
 
+def report(curves: dict, summary: dict, n: int, out: Path) -> list[str]:
+    """Writes OUT.json, OUT.md (the table, returned as lines) and OUT.png (one curve per run)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"curves": curves, "summary": summary}, indent=2) + "\n")
+    labels, steps = list(curves), sorted({s for c in curves.values() for s, _ in c})
+    lines = [f"Held-out loss (unweighted, {n} emoji, fixed masks and draws) by step", "",
+             "| step | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]  # fmt: skip
+    for step in steps:
+        values = [dict(c).get(step) for c in curves.values()]
+        lines.append(f"| {step} | " + " | ".join("" if v is None else f"{v:.5f}" for v in values) + " |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for label, points in curves.items():
+        ax.plot(*np.array(points).T, marker="o", label=label)
+    ax.set(xlabel="training step (batch 32)", ylabel="held-out loss", title="Inpainting: init vs scratch")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=120)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -119,28 +145,7 @@ def main() -> None:
         final = curves[labels[1]][-1]
         summary = {"reference": labels[1], "reference_step": final[0], "reference_loss": final[1],
                    "steps_to_reach": steps_to_reach(curves[labels[0]], final[1])}  # fmt: skip
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"curves": curves, "summary": summary}, indent=2) + "\n")
-    steps = sorted({s for c in curves.values() for s, _ in c})
-    lines = [f"Held-out loss (unweighted, {len(x)} emoji, fixed masks and draws) by step", "",
-             "| step | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]  # fmt: skip
-    for step in steps:
-        values = [dict(c).get(step) for c in curves.values()]
-        lines.append(f"| {step} | " + " | ".join("" if v is None else f"{v:.5f}" for v in values) + " |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for label, points in curves.items():
-        ax.plot(*np.array(points).T, marker="o", label=label)
-    ax.set(xlabel="training step (batch 32)", ylabel="held-out loss", title="Inpainting: init vs scratch")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
+    lines = report(curves, summary, len(x), Path(args.out))
     print("\n".join(lines), json.dumps(summary), sep="\n")
 
 
