@@ -25,7 +25,8 @@ def test_comparison_grid_rows_are_images_and_columns_methods():
         for column in range(4):
             cell = np.asarray(to_pil(columns[column][row : row + 1])[0])
             enlarged = cell.repeat(2, axis=0).repeat(2, axis=1)
-            np.testing.assert_array_equal(grid[row * 4 : row * 4 + 4, column * 10 : column * 10 + 10], enlarged)
+            top, left = row * 4, column * 10
+            np.testing.assert_array_equal(grid[top : top + 4, left : left + 10], enlarged)
 
 
 def test_reconstruction_grid_puts_pairs_side_by_side():
