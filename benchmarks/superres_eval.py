@@ -90,9 +90,7 @@ def scores(method: torch.Tensor, x: torch.Tensor, reference: torch.Tensor, featu
         "fid": whole["fid"],
         "kid": whole["kid_mean"],
         "patch_fid": patches["fid"],
-        "laplacian_levels": (finest := swd(reference, method)),
-        "swd_finest": finest["swd"][0],
-        "frechet_finest": finest["frechet"][0],
+        "laplacian_levels": swd(reference, method),  # finest (64 px) level first
         "feature_network": whole["feature_network"],
     }
 
@@ -107,7 +105,8 @@ def table(results: dict, header: str) -> str:
     ]
     for name, r in results.items():
         cells = [f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['fid']:.2f}", f"{r['kid']:.4f}"]
-        cells += [f"{r['patch_fid']:.2f}", f"{r['swd_finest']:.1f}", f"{r['frechet_finest']:.2f}"]
+        finest = r["laplacian_levels"]
+        cells += [f"{r['patch_fid']:.2f}", f"{finest['swd'][0]:.1f}", f"{finest['frechet'][0]:.2f}"]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 

@@ -106,7 +106,7 @@ def swd(
 ) -> dict:
     """SWD ×10³ and the Fréchet distance per pyramid level of two image sets (N, 3, H, W) on the same value
     scale, finest level first. The larger set is subsampled (seeded) to the size of the smaller, so both give
-    as many descriptors. Returns {"levels": [size in px, ...], "swd": [...], "frechet": [...], "mean_swd"}."""
+    as many descriptors. Returns {"levels": [size in px, ...], "swd": [...], "frechet": [...]}."""
     if real.shape[1:] != fake.shape[1:]:
         raise ValueError(
             f"real, fake: image shapes differ, {tuple(real.shape[1:])} vs {tuple(fake.shape[1:])}"
@@ -131,9 +131,4 @@ def swd(
         sizes.append(level_real.shape[-1])
         distances.append(1e3 * sum(runs) / repeats)
         frechet.append(frechet_distance(a, b))
-    return {
-        "levels": sizes,
-        "swd": distances,
-        "frechet": frechet,
-        "mean_swd": sum(distances) / len(distances),
-    }
+    return {"levels": sizes, "swd": distances, "frechet": frechet}
