@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from accelerate.utils import set_seed
 from peft import LoraConfig
-from train_ldm import LDMTrainer  # the same training step: only the trained parameters differ
 
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
@@ -37,6 +36,7 @@ from hfldm.training.checkpoints import resume
 from hfldm.training.conditioner import Conditioner
 from hfldm.training.data import captions, data_for, load_images, pipeline_conditioning
 from hfldm.training.hub import hub_repo, push_folder
+from hfldm.training.ldm_trainer import LDMTrainer  # train_ldm.py's step: only the trained parameters differ
 from hfldm.training.loop import train_loop
 from hfldm.training.models import check_resolution
 from hfldm.training.nonfinite import stop_on_nonfinite

@@ -1,6 +1,6 @@
 """The tasks of train_ldm.py: what the U-Net sees beside z_t, which pipeline is saved, what validation shows.
 
-One training step serves every task (`train_ldm.LDMTrainer`); a task only answers:
+One training step serves every task (`hfldm.training.ldm_trainer.LDMTrainer`); a task only answers:
 
 - `condition_channels`: channels concatenated to z_t (0: none), for a fresh U-Net's config;
 - `adapt_pretrained(unet)`: a pretrained U-Net made ready for the task (or refused);
