@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from bench_unet import probe, timed
 
+from hfldm.eval.outputs import output_file
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
 from hfldm.precision import half_precision, has_fast_bf16
@@ -282,7 +283,7 @@ def main() -> None:
     probe_min = min(probe() for _ in range(5))
     out, results = Path(args.out), {"threads": torch.get_num_threads(), "torch": torch.__version__}
     out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
+    previous = json.loads(output_file(out, ".json").read_text()) if output_file(out, ".json").exists() else {}
     sections = args.sections.split(",")
     if "e2e" in sections:
         results["e2e"] = e2e(args.model, args, probe_min)
@@ -291,11 +292,11 @@ def main() -> None:
         results["scaling"] = {
             str(b): dict(sample_ms_per_image_step=s, train_ms_per_sample=t) for b, (s, t) in rows.items()
         }
-        plot_scaling(rows, out.with_suffix(".png"), args.scaling_steps)
+        plot_scaling(rows, output_file(out, ".png"), args.scaling_steps)
     if "startup" in sections:
         results["startup"] = startup(args.model, args)
-    out.with_suffix(".json").write_text(json.dumps(previous | results, indent=1) + "\n")
-    print(f"wrote {out.with_suffix('.json')}")
+    output_file(out, ".json").write_text(json.dumps(previous | results, indent=1) + "\n")
+    print(f"wrote {output_file(out, '.json')}")
 
 
 if __name__ == "__main__":

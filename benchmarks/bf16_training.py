@@ -25,6 +25,7 @@ from inpaint_init_curve import draws
 
 from hfldm.data.digits import load_digits_dataset
 from hfldm.data.images import to_tensor
+from hfldm.eval.outputs import output_file
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.precision import has_fast_bf16
 from hfldm.schedulers.ddpm import DDPMScheduler
@@ -108,7 +109,7 @@ def main() -> None:
         holds=bf16_gap <= seed_gap, fast_bf16=has_fast_bf16("cpu"),
     )  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    output_file(out, ".json").write_text(json.dumps(result, indent=1) + "\n")
     verdict = "within" if result["holds"] else "outside"
     rows = [f"| {n} | {v:.5f} | {seconds.get(n, float('nan')):.0f} |" for n, v in losses.items()]
     lines = [
@@ -123,7 +124,7 @@ def main() -> None:
         f"bf16 − fp32 (same seed): {bf16_gap:.5f}; fp32 seed 1 − seed 0: {seed_gap:.5f} → "
         f"**{verdict} the seed-to-seed spread**",
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    output_file(out, ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -34,6 +34,7 @@ from bench_unet import interleaved_pairs
 
 from hfldm.commands.eval import add_eval_flags, check_args, guidance_scale, load_eval_set, load_feature_model
 from hfldm.commands.generate import load_pipeline
+from hfldm.eval.outputs import output_file
 
 FIGURE_ROWS = 16
 
@@ -223,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
-    figure(real_64, samples).save(out.with_suffix(".png"))
+    output_file(out, ".json").write_text(json.dumps(result, indent=2) + "\n")
+    output_file(out, ".md").write_text(markdown(result))
+    figure(real_64, samples).save(output_file(out, ".png"))
     print(markdown(result), end="")
     return 0
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hfldm.commands.eval import add_eval_flags, check_args, load_eval_set, load_feature_model
 from hfldm.commands.generate import load_pipeline
+from hfldm.eval.outputs import output_file
 
 SCALES = "1,1.5,2,3,5,8"
 
@@ -159,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                 "command": command, "feature_network": features.name, "num_samples": len(data.test_images),
                 "steps": args.steps, "seed": args.seed, "floor": floor, "rows": rows, "best": best(rows),
             }  # fmt: skip
-            out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-            out.with_suffix(".md").write_text(markdown(result))
-            plot(result, out.with_suffix(".png"))
+            output_file(out, ".json").write_text(json.dumps(result, indent=2) + "\n")
+            output_file(out, ".md").write_text(markdown(result))
+            plot(result, output_file(out, ".png"))
     print(markdown(result), end="")
     return 0
 

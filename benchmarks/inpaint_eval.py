@@ -32,6 +32,7 @@ from hfldm.commands.eval import load_feature_model
 from hfldm.data.masks import held_out_masks
 from hfldm.eval.emoji_split import load_emoji_split
 from hfldm.eval.fid import compute_fid_kid
+from hfldm.eval.outputs import output_file
 from hfldm.eval.retrieval import clip_score, retrieval_accuracy
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
@@ -186,12 +187,12 @@ def main() -> None:
     np.savez_compressed(
         f"{out}_masks.npz", masks=np.packbits(masks.bool().numpy(), axis=-1), shape=masks.shape
     )
-    out.with_suffix(".json").write_text(json.dumps({"header": header, "results": results}, indent=2) + "\n")
-    out.with_suffix(".md").write_text(table(results, header))
+    output_file(out, ".json").write_text(json.dumps({"header": header, "results": results}, indent=2) + "\n")
+    output_file(out, ".md").write_text(table(results, header))
     shown = (masked_image(x[:16] * 2 - 1, masks[:16]) + 1) / 2 + masks[:16]  # holes white, as drawn
     picks = list(methods.values())
     columns = [shown.clamp(0, 1), picks[0][:16], picks[1][:16], picks[3][:16], x[:16]]
-    comparison_grid([c * 2 - 1 for c in columns], scale=2).save(out.with_suffix(".png"))
+    comparison_grid([c * 2 - 1 for c in columns], scale=2).save(output_file(out, ".png"))
     print(table(results, header))
 
 

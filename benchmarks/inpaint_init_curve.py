@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 
 from hfldm.data.masks import held_out_masks
 from hfldm.eval.emoji_split import load_emoji_split
+from hfldm.eval.outputs import output_file
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 from hfldm.schedulers.ddpm import DDPMScheduler
@@ -100,14 +101,14 @@ def steps_to_reach(points: list[tuple[int, float]], loss: float) -> int | None:
 def report(curves: dict, summary: dict, n: int, out: Path) -> list[str]:
     """Writes OUT.json, OUT.md (the table, returned as lines) and OUT.png (one curve per run)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"curves": curves, "summary": summary}, indent=2) + "\n")
+    output_file(out, ".json").write_text(json.dumps({"curves": curves, "summary": summary}, indent=2) + "\n")
     labels, steps = list(curves), sorted({s for c in curves.values() for s, _ in c})
     lines = [f"Held-out loss (unweighted, {n} emoji, fixed masks and draws) by step", "",
              "| step | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]  # fmt: skip
     for step in steps:
         values = [dict(c).get(step) for c in curves.values()]
         lines.append(f"| {step} | " + " | ".join("" if v is None else f"{v:.5f}" for v in values) + " |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    output_file(out, ".md").write_text("\n".join(lines) + "\n")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,7 +120,7 @@ def report(curves: dict, summary: dict, n: int, out: Path) -> list[str]:
     ax.set(xlabel="training step (batch 32)", ylabel="held-out loss", title="Inpainting: init vs scratch")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
+    fig.savefig(output_file(out, ".png"), dpi=120)
     return lines
 
 

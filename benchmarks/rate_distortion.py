@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from hfldm.eval.emoji_split import load_emoji_split
+from hfldm.eval.outputs import output_file
 from hfldm.eval.rate_distortion import log_spaced_timesteps, prior_kl_bits, rate_distortion
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.schedulers.ddpm import DDPMScheduler
@@ -101,7 +102,7 @@ def main() -> None:
         curves[label] = curve(pipe, x, captions, args.timesteps, args.batch_size)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"num_images": n, "curves": curves}, indent=2) + "\n")
+    output_file(out, ".json").write_text(json.dumps({"num_images": n, "curves": curves}, indent=2) + "\n")
     lines = [f"Rate–distortion on {n} held-out emoji of {args.dataset}", ""]
     for label, c in curves.items():
         lines += [f"**{label}** (autoencoder D(E(x)) RMSE {c['autoencoder_rmse']:.2f})", "",
@@ -111,7 +112,7 @@ def main() -> None:
                                c["distortion_rmse"]):  # fmt: skip
             lines.append(f"| {k} | {r:.4f} | {rp:.4f} | {d:.2f} |")
         lines.append("")
-    out.with_suffix(".md").write_text("\n".join(lines))
+    output_file(out, ".md").write_text("\n".join(lines))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,7 +127,7 @@ def main() -> None:
            title="Rate–distortion along the reverse process")  # fmt: skip
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
+    fig.savefig(output_file(out, ".png"), dpi=120)
     print("\n".join(lines))
 
 

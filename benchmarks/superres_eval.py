@@ -34,6 +34,7 @@ import torch
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.commands.eval import load_feature_model
 from hfldm.eval.fid import compute_fid_kid
+from hfldm.eval.outputs import output_file
 from hfldm.eval.reconstruction import psnr, ssim
 from hfldm.eval.swd import swd
 from hfldm.pipelines.loading import load_pipeline
@@ -159,11 +160,11 @@ def main() -> None:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"header": header, "results": results}, indent=2))
-    out.with_suffix(".md").write_text(table(results, header))
+    output_file(out, ".json").write_text(json.dumps({"header": header, "results": results}, indent=2))
+    output_file(out, ".md").write_text(table(results, header))
     k = args.figure_images
     low = torch.nn.functional.interpolate(y[:k], scale_factor=s, mode="nearest")
-    comparison_grid([low, *(m[:k] for m in methods.values()), x[:k]]).save(out.with_suffix(".png"))
+    comparison_grid([low, *(m[:k] for m in methods.values()), x[:k]]).save(output_file(out, ".png"))
     print(table(results, header))
 
 
