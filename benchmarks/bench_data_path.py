@@ -43,6 +43,7 @@ from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
 from hfldm.data.latent_cache import cache_latents, load_latent_cache, sample_latents
 from hfldm.data.loader import load_image_dataset, make_dataloader
+from hfldm.eval.outputs import run_benchmark
 from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.text import encode_text, load_minilm
 from hfldm.training.losses import diffusion_loss
@@ -271,4 +272,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from bench_unet import probe, timed
 
-from hfldm.eval.outputs import output_file
+from hfldm.eval.outputs import output_file, run_benchmark
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
 from hfldm.precision import half_precision, has_fast_bf16
@@ -300,4 +300,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 
+from hfldm.eval.outputs import run_benchmark
 from hfldm.precision import has_fast_bf16
 from hfldm.unets.convert import diffusers_unet_to_hfldm
 from hfldm.unets.unet import ConditionalUNet
@@ -223,4 +224,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -25,7 +25,7 @@ from inpaint_init_curve import draws
 
 from hfldm.data.digits import load_digits_dataset
 from hfldm.data.images import to_tensor
-from hfldm.eval.outputs import output_file
+from hfldm.eval.outputs import output_file, run_benchmark
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.precision import has_fast_bf16
 from hfldm.schedulers.ddpm import DDPMScheduler
@@ -129,4 +129,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 import hfldm  # noqa: E402
+from hfldm.eval.outputs import run_benchmark
 from hfldm.nn.attention import AttentionMapRecorder  # noqa: E402
 
 PROMPTS = ["red apple", "cat face", "blue heart", "smiling face with sunglasses"]
@@ -72,4 +73,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -34,7 +34,7 @@ from bench_unet import interleaved_pairs
 
 from hfldm.commands.eval import add_eval_flags, check_args, guidance_scale, load_eval_set, load_feature_model
 from hfldm.commands.generate import load_pipeline
-from hfldm.eval.outputs import output_file
+from hfldm.eval.outputs import output_file, run_benchmark
 
 FIGURE_ROWS = 16
 
@@ -232,8 +232,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError) as e:
-        print(f"double_resolution.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_benchmark(main)

@@ -41,6 +41,8 @@ from pathlib import Path
 import yaml
 from f_sweep_report import plot, samples_figure, table
 
+from hfldm.eval.outputs import USER_ERRORS, run_benchmark
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"ae": REPO / "training" / "train_autoencoder.py", "ldm": REPO / "training" / "train_ldm.py"}
 
@@ -266,8 +268,4 @@ def _has_cuda() -> bool:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"f_sweep.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_benchmark(main, (*USER_ERRORS, RuntimeError))

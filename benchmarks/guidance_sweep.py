@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hfldm.commands.eval import add_eval_flags, check_args, load_eval_set, load_feature_model
 from hfldm.commands.generate import load_pipeline
-from hfldm.eval.outputs import output_file
+from hfldm.eval.outputs import output_file, run_benchmark
 
 SCALES = "1,1.5,2,3,5,8"
 
@@ -168,8 +168,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError) as e:
-        print(f"guidance_sweep.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_benchmark(main)

@@ -32,7 +32,7 @@ from hfldm.commands.eval import load_feature_model
 from hfldm.data.masks import held_out_masks
 from hfldm.eval.emoji_split import load_emoji_split
 from hfldm.eval.fid import compute_fid_kid
-from hfldm.eval.outputs import output_file
+from hfldm.eval.outputs import output_file, run_benchmark
 from hfldm.eval.retrieval import clip_score, retrieval_accuracy
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
@@ -197,4 +197,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

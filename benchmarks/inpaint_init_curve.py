@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 from hfldm.data.masks import held_out_masks
 from hfldm.eval.emoji_split import load_emoji_split
-from hfldm.eval.outputs import output_file
+from hfldm.eval.outputs import output_file, run_benchmark
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 from hfldm.schedulers.ddpm import DDPMScheduler
@@ -151,4 +151,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

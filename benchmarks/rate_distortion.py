@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from hfldm.eval.emoji_split import load_emoji_split
-from hfldm.eval.outputs import output_file
+from hfldm.eval.outputs import output_file, run_benchmark
 from hfldm.eval.rate_distortion import log_spaced_timesteps, prior_kl_bits, rate_distortion
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.schedulers.ddpm import DDPMScheduler
@@ -132,4 +132,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

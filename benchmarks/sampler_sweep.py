@@ -23,6 +23,7 @@ from pathlib import Path
 from hfldm.commands.eval import add_eval_flags, check_args, guidance_scale, load_eval_set, load_feature_model
 from hfldm.commands.eval import resolve_model_flag as resolve_model
 from hfldm.commands.generate import SCHEDULERS, load_pipeline
+from hfldm.eval.outputs import run_benchmark
 
 RUNS = "ddpm:1000,ddim:10,ddim:20,ddim:50,dpm:10,dpm:20,dpm:50"
 GOAL_STEPS, GOAL_TOLERANCE = 20, 0.10  # a 20-step sampler within 10 % of DDPM-1000's FID
@@ -181,8 +182,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError) as e:
-        print(f"sampler_sweep.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_benchmark(main)

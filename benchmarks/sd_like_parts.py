@@ -15,6 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
+from hfldm.eval.outputs import run_benchmark
+
 LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -63,4 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -34,7 +34,7 @@ import torch
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.commands.eval import load_feature_model
 from hfldm.eval.fid import compute_fid_kid
-from hfldm.eval.outputs import output_file
+from hfldm.eval.outputs import output_file, run_benchmark
 from hfldm.eval.reconstruction import psnr, ssim
 from hfldm.eval.swd import swd
 from hfldm.pipelines.loading import load_pipeline
@@ -169,4 +169,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)
