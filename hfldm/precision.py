@@ -46,11 +46,12 @@ def resolve_dtype(name: str, argument: str = "--dtype", device: str | torch.devi
 
 def half_precision(pipe, dtype: torch.dtype):
     """`pipe` with its U-Net and text encoder in `dtype` and the autoencoder in fp32; returns `pipe`."""
+    # torch's Module.to: diffusers' ModelMixin.to adds only a warning, printed on every dtype cast (0.42)
     for name in ("unet", "text_encoder"):
         module = getattr(pipe, name, None)
         if module is not None:
-            module.to(dtype=dtype)
-    pipe.vae.to(dtype=torch.float32)
+            torch.nn.Module.to(module, dtype=dtype)
+    torch.nn.Module.to(pipe.vae, dtype=torch.float32)
     return pipe
 
 

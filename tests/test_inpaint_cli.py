@@ -12,6 +12,8 @@ from _inpaint_fixtures import box_mask, images, inpaint_pipeline
 from hfldm import LatentDiffusionInpaintPipeline
 from hfldm.cli import main as hfldm_main
 
+FP32 = ["--dtype", "float32"]  # as the pipeline it is compared with: --dtype auto is bf16 on bf16 CPUs
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
@@ -26,7 +28,7 @@ def test_inpaint_writes_the_pipeline_images(files, tmp_path):
     out = tmp_path / "out.png"
     argv = ["inpaint", "--model", str(files / "model"), "--image", str(files / "image.png"), "--mask",
             str(files / "mask.png"), "--prompt", "cat face", "--steps", "3", "--seed", "5",
-            "--num-images", "2", "--out", str(out)]  # fmt: skip
+            "--num-images", "2", "--out", str(out), *FP32]  # fmt: skip
     assert hfldm_main(argv) == 0
     pipe = LatentDiffusionInpaintPipeline.from_pretrained(files / "model")
     pipe.set_progress_bar_config(disable=True)

@@ -15,6 +15,7 @@ import pytest
 import torch
 from _ldm_fixtures import IMAGE_SIZE, class_pipeline, sample, text_pipeline
 from diffusers import DiffusionPipeline
+from diffusers.utils import logging as diffusers_logging
 
 from hfldm import LatentDiffusionPipeline
 from hfldm.cli import main as hfldm_main
@@ -22,6 +23,7 @@ from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.self_contained import flat_source
 from hfldm.precision import default_dtype, half_precision, has_fast_bf16, resolve_dtype
 
+FP32 = ["--dtype", "float32"]  # as the pipeline it is compared with: --dtype auto is bf16 on bf16 CPUs
 CALLS = {"text": {"prompt": "cat face"}, "class": {"class_labels": ["dog face"]}}
 
 # Loads each (name, folder, from_pretrained kwargs, call kwargs) job in a fresh interpreter, then samples.
@@ -146,11 +148,19 @@ def test_bfloat16_load_and_generate_on_cpu(saved, dtype_kwarg):
     assert np.abs(images - original).max() < 0.05  # bf16 keeps ~3 significant digits
 
 
-def test_half_precision_keeps_the_latents_and_the_decode_in_float32(saved):
+def test_half_precision_keeps_the_latents_and_the_decode_in_float32(saved, capfd):
     """hfldm.precision.half_precision: U-Net and τ_θ in bf16, the autoencoder in fp32; z_t and the scheduler's
     arithmetic stay fp32 in every pipeline (a bf16 z_t would round away the last steps' small updates)."""
     folder, original = saved["text"]
-    pipe = half_precision(LatentDiffusionPipeline.from_pretrained(folder), torch.bfloat16)
+    pipe = LatentDiffusionPipeline.from_pretrained(folder)
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_warning()
+    capfd.readouterr()
+    try:
+        pipe = half_precision(pipe, torch.bfloat16)
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+    assert "Casting" not in capfd.readouterr().err  # none of diffusers' warnings on ModelMixin.to(dtype)
     pipe.set_progress_bar_config(disable=True)
     assert (pipe.unet.dtype, pipe.text_encoder.dtype, pipe.vae.dtype) == (torch.bfloat16,) * 2 + (
         torch.float32,
@@ -188,7 +198,7 @@ def test_cli_writes_the_pipeline_images_as_a_grid(saved, tmp_path):
     folder = saved["text"][0]
     out = tmp_path / "grid.png"
     argv = ["generate", "--model", str(folder), "--prompt", "cat face", "--steps", "4", "--num-images", "2"]
-    assert hfldm_main([*argv, "--seed", "0", "--out", str(out)]) == 0
+    assert hfldm_main([*argv, "--seed", "0", "--out", str(out), *FP32]) == 0
     pipe = LatentDiffusionPipeline.from_pretrained(folder)
     pipe.set_progress_bar_config(disable=True)
     expected = [
@@ -267,7 +277,7 @@ def test_cli_batches_large_requests_reproducibly(saved, tmp_path):
     and a batch as large as the request gives what one call gives."""
     folder = saved["text"][0]
     argv = ["generate", "--model", str(folder), "--prompt", "cat face", "--prompt", "dog", "--steps", "2"]
-    argv += ["--num-images", "3", "--seed", "0"]
+    argv += ["--num-images", "3", "--seed", "0", *FP32]
     grids = {}
     for name, batch in (("one-call", "6"), ("batched", "2"), ("batched-again", "2")):
         assert hfldm_main([*argv, "--batch-size", batch, "--out", str(tmp_path / f"{name}.png")]) == 0

@@ -13,6 +13,8 @@ from _superres_fixtures import low_res_images, sr_pipeline
 from hfldm import LatentDiffusionPipeline, LatentDiffusionSuperResolutionPipeline
 from hfldm.cli import main as hfldm_main
 
+FP32 = ["--dtype", "float32"]  # as the pipeline it is compared with: --dtype auto is bf16 on bf16 CPUs
+
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
@@ -40,7 +42,7 @@ def test_upscale_writes_the_pipeline_images(folders, tmp_path):
         paths += ["--image", str(tmp_path / f"in{i}.png")]
         image.save(paths[-1])
     out = tmp_path / "up.png"
-    argv = ["upscale", "--model", str(sr), *paths, "--steps", "3", "--seed", "5", "--out", str(out)]
+    argv = ["upscale", "--model", str(sr), *paths, "--steps", "3", "--seed", "5", "--out", str(out), *FP32]
     assert hfldm_main(argv) == 0
     inputs = [PIL.Image.open(p).convert("RGB") for p in paths[1::2]]
     expected = _upscaled(sr, inputs, seeds=[5, 6])  # image i with seed --seed + i
@@ -52,7 +54,7 @@ def test_generate_upscale_is_the_cascade(folders, tmp_path):
     text, sr = folders
     out = tmp_path / "cascade.png"
     argv = ["generate", "--model", str(text), "--prompt", "cat face", "--steps", "4", "--num-images", "2"]
-    assert hfldm_main([*argv, "--upscale", str(sr), "--upscale-steps", "3", "--out", str(out)]) == 0
+    assert hfldm_main([*argv, "--upscale", str(sr), "--upscale-steps", "3", "--out", str(out), *FP32]) == 0
     pipe = LatentDiffusionPipeline.from_pretrained(text)
     pipe.set_progress_bar_config(disable=True)
     small = sample(pipe, prompt="cat face", num_images_per_prompt=2, output_type="pil")
