@@ -17,7 +17,7 @@ def hub_repo(push_to_hub: bool, hub_model_id: str | None, output_dir: str, token
 
     try:
         return create_repo(hub_model_id or Path(output_dir).name, exist_ok=True, token=token).repo_id
-    except OSError as e:  # offline (HF_HUB_OFFLINE), no token, no network, no permission
+    except Exception as e:  # offline (HF_HUB_OFFLINE), no token, no network (httpx's errors are not OSErrors)
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"--push_to_hub: cannot create the Hub repo ({reason})") from None
 
