@@ -7,7 +7,8 @@ Sections (`--sections`, comma-separated):
            skipped on CPUs without AVX512-BF16 / AMX unless --force-bf16), compiled (torch.compile of the
            U-Net, fullgraph; its compile time is printed). fp32 also runs interleaved with the previous
            design -- τ_θ's tokens padded to the tokenizer's full length and τ_θ("") encoded in every call --
-           for the ratio that the "less work" changes bought; plus where a call's time goes.
+           for the ratio that the "less work" changes bought; plus where a call's time goes. bf16 runs
+           interleaved with fp32 (their ratio); bf16-compiled is torch.compile of the bf16 U-Net.
   scaling  time per image of guided sampling (--scaling-steps DDIM steps) and of a training step (the
            bundled U-Net, fp32, AdamW as hfldm's training makes it) against the batch size, as a plot.
   startup  wall time of `python -m hfldm.demo` (the `make demo` command, 16 images, with and without the
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_unet import probe, timed
+from bench_unet import interleaved_pairs, probe, timed
 
 from hfldm.eval.outputs import output_file, run_benchmark
 from hfldm.pipelines.loading import load_pipeline
@@ -95,7 +96,7 @@ def breakdown(pipe: LatentDiffusionPipeline, reps: int) -> dict[str, float]:
         size = pipe.unet.config.sample_size
         z = torch.randn(8, pipe.unet.config.out_channels, size, size)
         t = torch.tensor(500)
-        unet = lambda: pipe.unet(z, t, **kwargs)  # noqa: E731
+        unet = lambda: pipe.unet(z.to(pipe.unet.dtype), t, **kwargs)  # noqa: E731
         decode = lambda: pipe.decode_latents(z[:4], "pt")  # noqa: E731
         parts = {
             "tau_theta (prompts + cached uncond)": encode,
@@ -129,31 +130,46 @@ def e2e(model: str, args, probe_min: float) -> dict:
     results["fp32 breakdown, ms"] = breakdown(base, args.reps)
     print(json.dumps(results, indent=1))
 
-    if has_fast_bf16() or args.force_bf16:
-        pipe = ddim(half_precision(load_pipeline(model), torch.bfloat16))
-        fn = sampler(pipe, PROMPTS, 25)
-        fn()
-        kept = guarded(fn, max(2, args.reps // 3), args.stall, probe_min)
-        results["bf16"] = dict(seconds=statistics.median(kept), kept=len(kept), fast_bf16=has_fast_bf16())
-    else:
-        results["bf16"] = "skipped: no AVX512-BF16 / AMX on this CPU (bf16 emulated); --force-bf16 runs it"
-    print("bf16:", results["bf16"])
+    modes, bf16_ok = set(args.modes.split(",")), has_fast_bf16() or args.force_bf16
+    skipped = "skipped: no AVX512-BF16 / AMX on this CPU (bf16 emulated); --force-bf16 runs it"
+    if "bf16" in modes and bf16_ok:  # interleaved with fp32: the ratio survives the VM's stalls
+        bf16_pipe = ddim(half_precision(load_pipeline(model), torch.bfloat16))
+        bf16 = sampler(bf16_pipe, PROMPTS, 25)
+        bf16()
+        pairs = interleaved_pairs({"bf16": bf16, "fp32": run}, max(2, args.reps // 2), args.stall)
+        results["bf16"] = dict(
+            seconds=statistics.median(p["bf16"][0] for p in pairs), kept=len(pairs), fast_bf16=has_fast_bf16()
+        )
+        results["ratio bf16 / fp32 (median of pairs)"] = statistics.median(
+            p["bf16"][0] / p["fp32"][0] for p in pairs
+        )
+        results["bf16 breakdown, ms"] = breakdown(bf16_pipe, args.reps)
+    elif "bf16" in modes:
+        results["bf16"] = skipped
+    print("bf16:", results.get("bf16"))
 
-    if "compiled" in args.modes:
-        pipe = ddim(load_pipeline(model))
+    for mode, dtype in (("compiled", torch.float32), ("bf16-compiled", torch.bfloat16)):
+        if mode not in modes:
+            continue
+        if dtype == torch.bfloat16 and not bf16_ok:
+            results[mode] = skipped
+            continue
+        pipe = ddim(half_precision(load_pipeline(model), dtype))
         pipe.unet = torch.compile(pipe.unet, fullgraph=True)
         fn = sampler(pipe, PROMPTS, 25)
         first = timed(fn)[0]
         kept = guarded(fn, args.reps, args.stall, probe_min)
-        results["compiled"] = dict(seconds=statistics.median(kept), kept=len(kept), first_call_s=first)
-        print("compiled:", results["compiled"])
+        results[mode] = dict(seconds=statistics.median(kept), kept=len(kept), first_call_s=first)
+        print(f"{mode}:", results[mode])
     return results
 
 
-def scaling(model: str, args, probe_min: float) -> dict:
-    """{batch: (sampling ms per image per step, train-step ms per sample)}."""
-    pipe = ddim(load_pipeline(model))
-    unet = pipe.unet
+def scaling(model: str, args, probe_min: float, dtype: torch.dtype = torch.float32) -> dict:
+    """{batch: (sampling ms per image per step, train-step ms per sample)}: sampling with the U-Net and τ_θ in
+    `dtype`, training in fp32 or, for bf16, under bf16 autocast (train_ldm.py --mixed_precision bf16)."""
+    pipe = ddim(half_precision(load_pipeline(model), dtype))
+    unet = load_pipeline(model).unet
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-5, fused=True)  # as hfldm.training.runtime
     captions = (PROMPTS * 16)[:64]
     rows = {}
@@ -171,8 +187,9 @@ def scaling(model: str, args, probe_min: float) -> dict:
 
         def train_step(z=z, t=t, hidden=hidden, mask=mask):
             optimizer.zero_grad(set_to_none=True)
-            eps = unet(z, t, encoder_hidden_states=hidden, encoder_attention_mask=mask).sample
-            F.mse_loss(eps, z).backward()
+            with autocast:
+                eps = unet(z, t, encoder_hidden_states=hidden.float(), encoder_attention_mask=mask).sample
+            F.mse_loss(eps.float(), z).backward()
             optimizer.step()
 
         unet.train()
@@ -185,19 +202,22 @@ def scaling(model: str, args, probe_min: float) -> dict:
     return rows
 
 
-def plot_scaling(rows: dict, out: Path, steps: int) -> None:
+def plot_scaling(curves: dict[str, dict], out: Path, steps: int) -> None:
+    """One line per dtype (`curves`: {dtype name: scaling()'s rows}) in each of the two panels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    batches = sorted(rows)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, i, title in (
         (axes[0], 0, f"guided sampling, ms per image per step ({steps} DDIM steps)"),
-        (axes[1], 1, "training step, ms per sample (fp32, fused AdamW)"),
+        (axes[1], 1, "training step, ms per sample (fused AdamW)"),
     ):
-        ax.plot(batches, [rows[b][i] for b in batches], "o-")
+        for name, rows in curves.items():
+            batches = sorted(rows)
+            ax.plot(batches, [rows[b][i] for b in batches], "o-", label=name)
+        ax.legend(fontsize=8)
         ax.set_xscale("log", base=2)
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.set_xlabel("batch size (images)")
@@ -269,7 +289,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / "models" / "hfldm-emoji"))
     parser.add_argument("--sections", default="e2e,scaling,startup")
-    parser.add_argument("--modes", default="fp32,bf16,compiled", help="e2e modes (fp32 always runs)")
+    parser.add_argument(
+        "--modes", default="fp32,bf16,compiled,bf16-compiled", help="e2e modes (fp32 always runs)"
+    )
     parser.add_argument("--force-bf16", action="store_true", help="time bf16 even where it is emulated")
     parser.add_argument("--reps", type=int, default=9, help="timed calls (pairs) per e2e mode")
     parser.add_argument("--batches", default="1,2,4,8,16,32,64")
@@ -288,11 +310,13 @@ def main() -> None:
     if "e2e" in sections:
         results["e2e"] = e2e(args.model, args, probe_min)
     if "scaling" in sections:
-        rows = scaling(args.model, args, probe_min)
+        dtypes = {"fp32": torch.float32} | ({"bf16": torch.bfloat16} if has_fast_bf16() else {})
+        curves = {name: scaling(args.model, args, probe_min, dtype) for name, dtype in dtypes.items()}
+        row = lambda s, t: dict(sample_ms_per_image_step=s, train_ms_per_sample=t)  # noqa: E731
         results["scaling"] = {
-            str(b): dict(sample_ms_per_image_step=s, train_ms_per_sample=t) for b, (s, t) in rows.items()
+            name: {str(b): row(*times) for b, times in rows.items()} for name, rows in curves.items()
         }
-        plot_scaling(rows, output_file(out, ".png"), args.scaling_steps)
+        plot_scaling(curves, output_file(out, ".png"), args.scaling_steps)
     if "startup" in sections:
         results["startup"] = startup(args.model, args)
     output_file(out, ".json").write_text(json.dumps(previous | results, indent=1) + "\n")
