@@ -9,7 +9,9 @@ and caption retrieval. The plot puts FID (y) against CLIP-score (x), each point 
     python benchmarks/guidance_sweep.py --arm "τ_θ trained jointly (bundled)=models/hfldm-emoji" \
         --arm "frozen MiniLM=runs/ldm-emoji32-minilm" --dataset data/emoji/32 --out docs/guidance_sweep
 
-Writes OUT.json, OUT.md, OUT.png after every (arm, w), so an interrupted sweep keeps what it finished.
+Writes OUT.json, OUT.md, OUT.png after every (arm, w). Rerun with the same settings, it keeps the points
+OUT.json already holds for the same arm folder and draws only the missing ones: an interrupted sweep goes on,
+and an arm can be added when its training ends.
 """
 
 from __future__ import annotations
@@ -80,6 +82,22 @@ def best(rows: list[dict]) -> dict[str, dict]:
     }
 
 
+def settings_of(args: argparse.Namespace) -> dict:
+    """What makes two runs' points comparable: the samples, sampler, seed, precision and feature network."""
+    keys = ("dataset", "split", "reference_split", "num_samples", "steps", "seed", "dtype", "feature_model")
+    return {key: str(getattr(args, key)) for key in keys}
+
+
+def kept_rows(previous: dict, settings: dict, arms: dict[str, str], scales: list[float]) -> list[dict]:
+    """The rows of an earlier OUT.json still valid now: same settings, an arm with the same folder, a w asked
+    for. Everything else is drawn again."""
+    if previous.get("settings") != settings:
+        return []
+    folders = previous.get("arms", {})
+    same_folder = {arm for arm, folder in arms.items() if folders.get(arm) == folder}
+    return [r for r in previous.get("rows", []) if r["arm"] in same_folder and r["guidance_scale"] in scales]
+
+
 def markdown(result: dict) -> str:
     lines = [
         f"`{result['command']}`",
@@ -142,15 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     from hfldm.eval.report import evaluate, generate_images
 
     command = "python benchmarks/guidance_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    out = Path(args.out)
+    out, settings = Path(args.out), settings_of(args)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows, result = [], {}
+    previous = output_file(out, ".json")
+    previous = json.loads(previous.read_text()) if previous.is_file() else {}
+    rows = kept_rows(previous, settings, arms, scales)
+    done = {(row["arm"], row["guidance_scale"]) for row in rows}
+    result = previous if rows else {}
     for arm, folder in arms.items():
+        if all((arm, w) in done for w in scales):
+            continue
         pipe = load_pipeline(folder, "ddim", args.device, "--arm", dtype=args.dtype)
         if not pipe.is_text_conditional:
             raise ValueError(f"--arm: {folder} is not a text-conditional pipeline")
         data = load_eval_set(args, pipe)
         for w in scales:
+            if (arm, w) in done:
+                continue
             print(f"{arm}: w = {w:g}", file=sys.stderr)
             images, _ = generate_images(pipe, data, args.steps, w, args.seed, args.batch_size)
             figures = evaluate(images, data, text_image_model, features)
@@ -159,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             result = {
                 "command": command, "feature_network": features.name, "num_samples": len(data.test_images),
                 "steps": args.steps, "seed": args.seed, "floor": floor, "rows": rows, "best": best(rows),
+                "settings": settings, "arms": {name: arms[name] for name in curves(rows)},
             }  # fmt: skip
             output_file(out, ".json").write_text(json.dumps(result, indent=2) + "\n")
             output_file(out, ".md").write_text(markdown(result))

@@ -1,7 +1,10 @@
 """benchmarks/guidance_sweep.py's bookkeeping: scales and arms from the command line, rows grouped into one
-curve per encoder sorted by w, the best w per arm, the table (the long runs are not tests)."""
+curve per encoder sorted by w, the best w per arm, the table, which earlier points a rerun keeps (the long
+runs are not tests)."""
 
 from __future__ import annotations
+
+import argparse
 
 import pytest
 from _scripts import load_script
@@ -53,3 +56,21 @@ def test_rows_become_one_sorted_curve_per_arm_with_its_best_scales(sweep):
         "| a | 3 | 0.3 | 0.003 | 62.00 | 62.0 % | 68.9 % |",
         "| a | 8 | 0.45 | 0.0045 | 63.00 | 63.0 % | 70.0 % |",
     ]
+
+
+def test_a_rerun_keeps_only_points_of_the_same_settings_arm_folder_and_scales(sweep):
+    args = argparse.Namespace(dataset="data/emoji/32", split="test", reference_split="train",
+                              num_samples="all", steps=25, seed=0, dtype="float32",
+                              feature_model="models/hfldm-textimage")  # fmt: skip
+    settings = sweep.settings_of(args)
+    rows = [{"arm": "joint", "guidance_scale": w} for w in (1.0, 3.0)]
+    rows.append({"arm": "minilm", "guidance_scale": 1.0})
+    previous = {"settings": settings, "arms": {"joint": "runs/j", "minilm": "runs/m"}, "rows": rows}
+    arms = {"joint": "runs/j", "minilm": "runs/m"}
+    assert sweep.kept_rows(previous, settings, arms, [1.0, 3.0, 8.0]) == rows
+    assert sweep.kept_rows(previous, settings, arms, [3.0]) == rows[1:2]  # w no longer asked for
+    assert sweep.kept_rows(previous, settings, {"joint": "runs/j", "minilm": "runs/other"}, [1.0]) == rows[:1]
+    assert sweep.kept_rows(previous, settings, {"joint": "runs/j"}, [1.0, 3.0]) == rows[:2]  # arm dropped
+    assert sweep.kept_rows(previous, sweep.settings_of(argparse.Namespace(**{**vars(args), "steps": 10})),
+                           arms, [1.0]) == []  # fmt: skip
+    assert sweep.kept_rows({"rows": rows}, settings, arms, [1.0]) == []  # a file from before settings existed
