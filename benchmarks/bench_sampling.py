@@ -65,13 +65,19 @@ def full_length_encoding(pipe: LatentDiffusionPipeline) -> LatentDiffusionPipeli
     ref = LatentDiffusionPipeline(**pipe.components, text_attention_mask=pipe.config.text_attention_mask)
     ref.set_progress_bar_config(disable=True)
 
-    def encode_prompt(self, prompt, negative_prompt, num_images_per_prompt, do_cfg):
-        texts = ((negative_prompt or [""] * len(prompt)) if do_cfg else []) + list(prompt)
+    def encode_prompt(
+        self, prompt, num_images_per_prompt=1, do_classifier_free_guidance=True, negative_prompt=None, **_
+    ):
+        n, do_cfg = len(prompt), do_classifier_free_guidance
+        texts = ((negative_prompt or [""] * n) if do_cfg else []) + list(prompt)
         hidden, mask = encode_text(
             self.tokenizer, self.text_encoder, texts, self._execution_device, self.config.text_attention_mask
         )
         hidden = hidden.to(self.unet.dtype).repeat_interleave(num_images_per_prompt, dim=0)
-        return hidden, mask.repeat_interleave(num_images_per_prompt, dim=0) if mask is not None else None
+        mask = mask.repeat_interleave(num_images_per_prompt, dim=0) if mask is not None else None
+        cut = (n if do_cfg else 0) * num_images_per_prompt  # the unconditional rows come first
+        masks = (mask[cut:], mask[:cut] if do_cfg else None) if mask is not None else (None, None)
+        return hidden[cut:], masks[0], hidden[:cut] if do_cfg else None, masks[1]
 
     ref.encode_prompt = types.MethodType(encode_prompt, ref)
     return ref
