@@ -43,9 +43,11 @@ def number(minimum: float, maximum: float = math.inf) -> Callable:
     """A finite real number (int or float, not a bool) in [minimum, maximum]."""
 
     def check(name: str, value) -> None:
-        if not _is_number(value) or not math.isfinite(value) or not minimum <= value <= maximum:
+        if not _is_number(value) or not math.isfinite(value):  # nan passes every comparison below
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not minimum <= value <= maximum:
             bounds = f"in [{minimum}, {maximum}]" if math.isfinite(maximum) else f">= {minimum}"
-            raise ValueError(f"{name} must be a finite number {bounds}, got {value!r}")
+            raise ValueError(f"{name} must be {bounds}, got {value!r}")
 
     return check
 

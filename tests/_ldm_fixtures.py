@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from _jitter import jitter
 
 from hfldm import ConditionalUNet, DDPMScheduler, KLAutoencoder, LatentDiffusionPipeline, VQAutoencoder
 from hfldm.text import make_text_encoder, train_caption_tokenizer
@@ -14,14 +15,8 @@ TEXT_DIM = 16
 
 
 def perturb(module: torch.nn.Module, seed: int, scale: float = 0.1) -> torch.nn.Module:
-    """Fill the zero-initialised parameters (output convs, attention proj_out, norm biases) with seeded
-    N(0, scale²) values, so that every branch -- the text's cross-attention included -- changes the output."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=generator) * scale)
-    return module
+    """Fill the zero-initialised parameters with seeded N(0, scale²) values (`_jitter.jitter`)."""
+    return jitter(module, seed=seed, scale=scale)
 
 
 def tiny_vae(kind: str = "kl") -> KLAutoencoder | VQAutoencoder:

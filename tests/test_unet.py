@@ -6,6 +6,7 @@ import diffusers
 import pytest
 import torch
 import torch.nn.functional as F
+from _jitter import jitter
 from diffusers import DDPMPipeline, UNet2DConditionModel
 from peft import LoraConfig
 
@@ -19,13 +20,10 @@ LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
 def perturbed(model: torch.nn.Module, scale: float = 0.1, seed: int = 0) -> torch.nn.Module:
-    """Add Gaussian noise to every weight, so that zero-initialised layers (output conv, last conv of each
-    residual branch, proj_out) stop hiding the dependence of the output on the inputs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g))
-    return model
+    """Add Gaussian noise to every weight (`_jitter.jitter(everywhere=True)`), so that zero-initialised
+    layers (output conv, last conv of each residual branch, proj_out) stop hiding the dependence of the
+    output on the inputs."""
+    return jitter(model, seed=seed, scale=scale, everywhere=True)
 
 
 def text_unet(**kw) -> ConditionalUNet:
