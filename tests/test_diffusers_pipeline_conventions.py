@@ -212,16 +212,11 @@ def test_custom_timesteps_in_every_pipeline(pipe):
         upscale(sr, low_res_images(1), timesteps=spaced), upscale(sr, low_res_images(1))
     )
     inpaint = inpaint_pipeline(text=pipe)
-    run = lambda **kw: (
-        inpaint(
-            prompt="cat face",
-            image=images(1),
-            mask_image=box_mask(),
-            output_type="np",  # noqa: E731
-            generator=generators(1),
-            **kw,
-        ).images
-    )
+
+    def run(**kwargs) -> np.ndarray:
+        mask, g = box_mask(), generators(1)
+        return inpaint("cat face", images(1), mask, generator=g, output_type="np", **kwargs).images
+
     np.testing.assert_array_equal(run(timesteps=spaced), run(num_inference_steps=4))
     with pytest.raises(ValueError, match=r"timesteps must lie in \[0, 100\)"):
         sample(pipe, prompt="cat face", timesteps=[150, 3])
