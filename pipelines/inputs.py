@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from hfldm.pipelines.arguments import check_arguments
+from hfldm.text.encoder import text_max_length
 
 
 def as_list(x) -> list:
@@ -107,17 +108,14 @@ def check_text(pipe, arguments: dict, batch: int) -> None:
                 f"{prefix}prompt_attention_mask must come with {prefix}prompt_embeds, shaped like their "
                 "(B, L), for a pipeline with text_attention_mask"
             )
-    embeds, negative_embeds = arguments.get("prompt_embeds"), arguments.get("negative_prompt_embeds")
-    if (
-        not masked
-        and embeds is not None
-        and negative_embeds is not None
-        and embeds.shape != negative_embeds.shape
-    ):
-        raise ValueError(
-            f"negative_prompt_embeds must have the shape of prompt_embeds {tuple(embeds.shape)} (unmasked "
-            f"text cannot be padded), got {tuple(negative_embeds.shape)}"
-        )
+    length = text_max_length(pipe.tokenizer) if pipe.tokenizer is not None else None
+    for name in ("prompt_embeds", "negative_prompt_embeds"):
+        embeds = arguments.get(name)
+        if not masked and embeds is not None and embeds.shape[1] != length:
+            raise ValueError(
+                f"{name} must have {length} tokens (unmasked text is always padded to the tokenizer's "
+                f"length, text_attention_mask=False), got {embeds.shape[1]}"
+            )
 
 
 def check_sampling(pipe, arguments: dict, num_images: int) -> None:
