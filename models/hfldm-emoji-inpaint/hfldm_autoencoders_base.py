@@ -14,10 +14,11 @@ from torch import nn
 
 from .hfldm_autoencoders_encoder_decoder import Decoder, Encoder, check_architecture
 from .hfldm_autoencoders_latent_space import LatentSpace
+from .hfldm_autoencoders_tiling import SlicingTilingMixin
 from .hfldm_nn_finite import WarnNonFiniteWeights
 
 
-class LatentAutoencoder(WarnNonFiniteWeights, ModelMixin, ConfigMixin, LatentSpace):
+class LatentAutoencoder(WarnNonFiniteWeights, SlicingTilingMixin, ModelMixin, ConfigMixin, LatentSpace):
     """Base of `KLAutoencoder` and `VQAutoencoder`; not a model by itself (it has no config of its own).
 
     Subclasses implement `latent_moments`, `decode_latents` (the `LatentSpace` interface) and
@@ -99,9 +100,17 @@ class LatentAutoencoder(WarnNonFiniteWeights, ModelMixin, ConfigMixin, LatentSpa
             raise ValueError(f"{name}: expected shape (B, {channels}, h, w), got {tuple(z.shape)}")
 
     def _encode_code(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, H, W) -> quant_conv(E(x)), (B, moments * code_channels, H/f, W/f)."""
-        return self.quant_conv(self.encoder(x))
+        """Images (B, C, H, W) -> quant_conv(E(x)), (B, moments * code_channels, H/f, W/f); per image or
+        per tile when slicing or tiling is enabled."""
+        return self.in_pieces(self._encode_whole, x, in_scale=self.downsample_factor, out_scale=1)
 
     def _decode_code(self, code: torch.Tensor) -> torch.Tensor:
-        """Regularised code (B, code_channels, h, w) -> images D(post_quant_conv(code)), (B, C, h*f, w*f)."""
+        """Regularised code (B, code_channels, h, w) -> images D(post_quant_conv(code)), (B, C, h*f, w*f);
+        per image or per tile when slicing or tiling is enabled."""
+        return self.in_pieces(self._decode_whole, code, in_scale=1, out_scale=self.downsample_factor)
+
+    def _encode_whole(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quant_conv(self.encoder(x))
+
+    def _decode_whole(self, code: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.post_quant_conv(code))

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 
-def run_block(owner: nn.Module, block: nn.Module, *args: torch.Tensor | None) -> torch.Tensor:
+def run_block(owner: nn.Module, block: nn.Module, *args: torch.Tensor | dict | None) -> torch.Tensor:
     """block(*args); while training with `owner.gradient_checkpointing` on, its activations are recomputed in
     backward instead of stored. diffusers' `enable_gradient_checkpointing()` sets that flag (and the
     `_gradient_checkpointing_func` it calls) on every submodule of a model that has the attribute."""

@@ -13,7 +13,9 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .hfldm_pipelines_inputs import check_outputs
+from .hfldm_pipelines_arguments import check_arguments
+from .hfldm_pipelines_images import rgb_batch
+from .hfldm_pipelines_superres_inputs import batch_shape
 
 
 def _single_channel(x: torch.Tensor) -> torch.Tensor:
@@ -60,16 +62,17 @@ def mask_batch(mask_image) -> torch.Tensor:
     return torch.cat(masks).clamp(0, 1)
 
 
-def check_inputs(pipe, *, image, mask_image, image_shape, num_inference_steps, output_type,
-                 callback_on_step_end_tensor_inputs) -> None:  # fmt: skip
-    """ValueError naming the first of `image` / `mask_image` the pipeline cannot use; `image_shape` is
-    (B, H, W) of the image batch, whose sides must be multiples of `pipe.size_multiple` (the image is
-    not resized: the kept pixels are pasted back as they are)."""
+def check_inpaint_inputs(pipe, arguments: dict) -> tuple[int, int, int]:
+    """ValueError naming the first of `image` / `mask_image` the pipeline cannot use; returns (B, H, W) of the
+    image batch, whose sides must be multiples of `pipe.size_multiple` (the image is not resized: the kept
+    pixels are pasted back as they are). The other arguments are LatentDiffusionPipeline's."""
+    image, mask_image = arguments.get("image"), arguments.get("mask_image")
     if image is None:
         raise ValueError("image: required (the image to inpaint)")
     if mask_image is None:
         raise ValueError("mask_image: required (white = repaint, black = keep)")
-    _, height, width = image_shape
+    check_arguments({"image": image, "mask_image": mask_image})
+    n_images, height, width = batch_shape(rgb_batch(image))
     multiple = pipe.size_multiple
     if height % multiple or width % multiple:
         raise ValueError(
@@ -78,6 +81,7 @@ def check_inputs(pipe, *, image, mask_image, image_shape, num_inference_steps, o
             f"downsampling), e.g. {max(multiple, height - height % multiple)}x"
             f"{max(multiple, width - width % multiple)}"
         )
-    if num_inference_steps < 1:
-        raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-    check_outputs(pipe, output_type, callback_on_step_end_tensor_inputs)
+    n_masks = len(mask_batch(mask_image))
+    if n_masks not in (1, n_images):
+        raise ValueError(f"mask_image: {n_masks} masks for {n_images} images (give 1 or {n_images})")
+    return n_images, height, width

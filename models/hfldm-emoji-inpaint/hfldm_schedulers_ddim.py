@@ -72,8 +72,9 @@ class DDIMScheduler(DiscreteNoiseScheduler):
             raise ValueError(f"eta must be >= 0, got {eta}")
         t = self._check_timestep(timestep)
 
-        # 1. previous timestep of the subsequence τ: t' = t - T/n  (DDIM Sec. 4.2, as diffusers spaces it)
-        if self.steps_to_listed_timesteps:
+        # 1. previous timestep of the subsequence τ: t' = t - T/n  (DDIM Sec. 4.2, as diffusers spaces it);
+        # custom timesteps describe their own subsequence: t' is the next of them
+        if self.steps_to_listed_timesteps or self.custom_timesteps:
             prev_t = self._next_in_timesteps(t)
         else:
             prev_t = t - self.config.num_train_timesteps // self.num_inference_steps

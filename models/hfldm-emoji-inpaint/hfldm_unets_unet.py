@@ -132,32 +132,36 @@ class ConditionalUNet(
         timestep: scalar or (B,); encoder_hidden_states: (B, L, cross_attention_dim); class_labels: (B,) int;
         encoder_attention_mask: (B, L), 1 = keep, 0 = ignore.
         Returns UNet2DConditionOutput with `.sample` of shape (B, out_channels, H, W), or a 1-tuple.
-        `cross_attention_kwargs` may carry {"scale": s}, the LoRA scale (as in diffusers).
+        `cross_attention_kwargs` reach every attention processor as keyword arguments (as in diffusers;
+        `{"scale": s}` is the LoRA scale, applied to the adapters and not passed on).
         """
         timesteps = self._check_inputs(sample, timestep, encoder_hidden_states, class_labels)
         mask = self._attention_mask(encoder_attention_mask, encoder_hidden_states, sample.dtype)
-        emb = self.time_embedding(timesteps)
+        emb = self.time_embedding(timesteps, dtype=sample.dtype)
         if self.class_embedding is not None:
             emb = emb + self.class_embedding(class_labels)  # LDM/ADM: the class embedding is added to t's
         emb = emb.to(sample.dtype)
         context = encoder_hidden_states
+        attention_kwargs = cross_attention_kwargs or {}  # LoRA's "scale" was taken out by apply_lora_scale
 
         h = self.conv_in(sample)
         skips = [h]
         for level in self.down:
             for block in level.blocks:
-                h = run_block(self, block, h, emb, context, mask)
+                h = run_block(self, block, h, emb, context, mask, attention_kwargs)
                 skips.append(h)
             if level.resample is not None:
                 h = level.resample(h)
                 skips.append(h)
         # Mid: ResBlock - SpatialTransformer - ResBlock
-        h = run_block(self, self.mid_block, h, emb, context, mask)
+        h = run_block(self, self.mid_block, h, emb, context, mask, attention_kwargs)
         h = run_block(self, self.mid_resnet, h, emb)
         for level in self.up:
             for block in level.blocks:
                 # (B, C, H, W), (B, C_skip, H, W) -> (B, C + C_skip, H, W)
-                h = run_block(self, block, torch.cat([h, skips.pop()], dim=1), emb, context, mask)
+                h = run_block(
+                    self, block, torch.cat([h, skips.pop()], dim=1), emb, context, mask, attention_kwargs
+                )
             if level.resample is not None:
                 h = level.resample(h)
         out = self.conv_out(F.silu(self.conv_norm_out(h)))

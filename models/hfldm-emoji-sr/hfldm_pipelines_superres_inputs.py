@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .hfldm_pipelines_inputs import check_outputs
+from .hfldm_pipelines_arguments import check_arguments
+from .hfldm_pipelines_images import rgb_batch
+from .hfldm_pipelines_inputs import check_sampling
 
 
 def batch_shape(images) -> tuple[int, int, int]:
@@ -21,14 +23,17 @@ def batch_shape(images) -> tuple[int, int, int]:
     return images.shape[0], images.shape[2], images.shape[3]
 
 
-def check_inputs(pipe, *, image_shape, num_inference_steps, output_type, callback_on_step_end_tensor_inputs):
-    """Raise a ValueError naming the first argument of `pipe(...)` the pipeline cannot use.
+def check_inputs(pipe, arguments: dict) -> tuple[int, int, int]:
+    """Raise a ValueError naming the first argument of `pipe(**arguments)` the pipeline cannot use; return
+    (B, H, W) of the low-resolution batch.
 
-    `image_shape` is (B, H, W) of the low-resolution batch; its sides must be multiples of the U-Net's
-    2^(levels - 1) times r, since the latent grid has the low-resolution image's size / r (r = 1 unless the
-    pipeline's condition_layout is "space_to_depth").
+    Its sides must be multiples of the U-Net's 2^(levels - 1) times r, since the latent grid has the
+    low-resolution image's size / r (r = 1 unless the pipeline's condition_layout is "space_to_depth").
     """
-    _, height, width = image_shape
+    if arguments.get("image") is None:
+        raise ValueError("image: required (the low-resolution image(s) to upscale)")
+    check_arguments(arguments)
+    batch, height, width = batch_shape(rgb_batch(arguments["image"]))
     multiple = pipe.size_multiple
     if height % multiple or width % multiple:
         raise ValueError(
@@ -37,6 +42,5 @@ def check_inputs(pipe, *, image_shape, num_inference_steps, output_type, callbac
             f"{multiple // pipe.space_to_depth_factor} of its downsampling), e.g. "
             f"{max(multiple, height - height % multiple)}x{max(multiple, width - width % multiple)}"
         )
-    if num_inference_steps < 1:
-        raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-    check_outputs(pipe, output_type, callback_on_step_end_tensor_inputs)
+    check_sampling(pipe, arguments, batch)
+    return batch, height, width

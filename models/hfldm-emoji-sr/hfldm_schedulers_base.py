@@ -58,6 +58,21 @@ def spaced_timesteps(
     raise ValueError(f"timestep_spacing must be one of {TIMESTEP_SPACINGS}, got {spacing!r}")
 
 
+def _check_custom_timesteps(timesteps, num_train_timesteps: int) -> np.ndarray:
+    """Custom `timesteps` as an int64 array, or ValueError naming them unless they are a non-empty, strictly
+    descending sequence of integers in [0, num_train_timesteps)."""
+    values = timesteps.tolist() if isinstance(timesteps, torch.Tensor | np.ndarray) else timesteps
+    ok = isinstance(values, list | tuple) and len(values) > 0
+    ok = ok and all(isinstance(t, int | np.integer) and not isinstance(t, bool) for t in values)
+    if not ok or not all(0 <= t < num_train_timesteps for t in values):
+        raise ValueError(
+            f"timesteps must be a non-empty list of integers in [0, {num_train_timesteps}), got {timesteps!r}"
+        )
+    if any(a <= b for a, b in zip(values, values[1:])):
+        raise ValueError(f"timesteps must be strictly descending, got {list(values)}")
+    return np.asarray(values, dtype=np.int64)
+
+
 def _per_sample(values: torch.Tensor, timesteps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """values[timesteps] on `like`'s device and dtype, shaped (B, 1, ..., 1) to broadcast against `like`."""
     picked = values.to(like.device)[timesteps.to(like.device)].to(like.dtype).flatten()
@@ -98,6 +113,7 @@ class DiscreteNoiseScheduler(SchedulerMixin, ConfigMixin):
         self.sqrt_one_minus_alphas_cumprod = (1.0 - self.alphas_cumprod).sqrt()
         self.init_noise_sigma = 1.0  # x_T ~ N(0, I)
         self.num_inference_steps = None
+        self.custom_timesteps = False
         self.timesteps = torch.arange(config.num_train_timesteps - 1, -1, -1, dtype=torch.int64)
         self._timestep_list: list[int] = []
 
@@ -121,17 +137,30 @@ class DiscreteNoiseScheduler(SchedulerMixin, ConfigMixin):
         """The sample unchanged: DDPM/DDIM feed x_t to the model as is (diffusers' interface)."""
         return sample
 
-    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
-        """Set `self.timesteps`, the descending (num_inference_steps,) int64 timesteps to sample with."""
+    def set_timesteps(
+        self,
+        num_inference_steps: int | None = None,
+        device: str | torch.device | None = None,
+        timesteps: list[int] | None = None,
+    ) -> None:
+        """Set `self.timesteps`, the descending int64 timesteps to sample with: `num_inference_steps` of them
+        spaced by the config's `timestep_spacing`, or the custom strictly descending `timesteps` in [0, T)
+        (as diffusers' DDPMScheduler takes them; each step then lands on the next one)."""
         T = self.config.num_train_timesteps
-        if not isinstance(num_inference_steps, (int, np.integer)) or not 1 <= num_inference_steps <= T:
+        if (num_inference_steps is None) == (timesteps is None):
+            raise ValueError("set_timesteps: give exactly one of num_inference_steps and timesteps")
+        if timesteps is not None:
+            timesteps = _check_custom_timesteps(timesteps, T)
+        elif not isinstance(num_inference_steps, int | np.integer) or not 1 <= num_inference_steps <= T:
             raise ValueError(f"num_inference_steps must be an int in [1, {T}], got {num_inference_steps!r}")
-        self.num_inference_steps = int(num_inference_steps)
-        timesteps = spaced_timesteps(
-            T, self.num_inference_steps, self.config.timestep_spacing, self.config.steps_offset
-        )
-        if timesteps.max() >= T or timesteps.min() < 0:
-            raise ValueError(f"steps_offset={self.config.steps_offset} puts timesteps outside [0, {T})")
+        else:
+            timesteps = spaced_timesteps(
+                T, int(num_inference_steps), self.config.timestep_spacing, self.config.steps_offset
+            )
+            if timesteps.max() >= T or timesteps.min() < 0:
+                raise ValueError(f"steps_offset={self.config.steps_offset} puts timesteps outside [0, {T})")
+        self.custom_timesteps = num_inference_steps is None
+        self.num_inference_steps = len(timesteps)
         self.timesteps = torch.from_numpy(timesteps).to(device)
         self._timestep_list = timesteps.tolist()
 

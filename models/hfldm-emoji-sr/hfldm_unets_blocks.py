@@ -38,10 +38,12 @@ class ResAttnBlock(nn.Module):
         temb: torch.Tensor,
         context: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        attention_kwargs: dict | None = None,
     ) -> torch.Tensor:
-        """x: (B, C_in, H, W), temb: (B, T), context: (B, L, D), mask: (B, 1, L) -> (B, C_out, H, W)."""
+        """x: (B, C_in, H, W), temb: (B, T), context: (B, L, D), mask: (B, 1, L) -> (B, C_out, H, W);
+        `attention_kwargs` go to the attention processors (the U-Net's `cross_attention_kwargs`)."""
         x = self.resnet(x, temb)
-        return x if self.attention is None else self.attention(x, context, mask)
+        return x if self.attention is None else self.attention(x, context, mask, attention_kwargs)
 
 
 class Level(nn.Module):

@@ -15,6 +15,7 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_autoencoders_kl import __name__
     from .hfldm_autoencoders_latent_space import __name__
     from .hfldm_autoencoders_regularizers import __name__
+    from .hfldm_autoencoders_tiling import __name__
     from .hfldm_autoencoders_vq import __name__
     from .hfldm_data_images import __name__
     from .hfldm_nn_attention import __name__
@@ -22,7 +23,9 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_nn_embeddings import __name__
     from .hfldm_nn_finite import __name__
     from .hfldm_nn_resnet import __name__
+    from .hfldm_pipelines_arguments import __name__
     from .hfldm_pipelines_component_names import __name__
+    from .hfldm_pipelines_guidance import __name__
     from .hfldm_pipelines_images import __name__
     from .hfldm_pipelines_inputs import __name__
     from .hfldm_pipelines_sampling import __name__
@@ -34,6 +37,7 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_schedulers_ddim import __name__
     from .hfldm_schedulers_ddpm import __name__
     from .hfldm_schedulers_prediction import __name__
+    from .hfldm_text_encoder import __name__
     from .hfldm_unets_blocks import __name__
     from .hfldm_unets_concat import __name__
     from .hfldm_unets_condition_layout import __name__

@@ -45,7 +45,8 @@ class AttentionProcessorsMixin(AttentionMixin):
 
     From diffusers' AttentionMixin: `attn_processors` (a dict "<module path>.processor" -> processor) and
     `set_attn_processor(processor or dict)`. Added here, as on UNet2DConditionModel:
-    `set_default_attn_processor()` and a one-time `fuse_qkv_projections()` / `unfuse_qkv_projections()`.
+    `set_default_attn_processor()`, `set_attention_slice(slice_size)` (what a pipeline's
+    `enable_attention_slicing()` calls) and a one-time `fuse_qkv_projections()` / `unfuse_qkv_projections()`.
     """
 
     def _attention_modules(self) -> list[Attention]:
@@ -54,6 +55,23 @@ class AttentionProcessorsMixin(AttentionMixin):
     def set_default_attn_processor(self) -> None:
         """Use diffusers' plain `AttnProcessor` (softmax(QK^T / sqrt(d)) V written out) everywhere."""
         self.set_attn_processor(AttnProcessor())
+
+    def set_attention_slice(self, slice_size: str | int | None) -> None:
+        """Compute attention over the (batch × heads) rows `slice_size` at a time (diffusers'
+        `SlicedAttnProcessor`): less memory, the same result. "auto": half of each layer's heads, "max": one
+        head at a time, an int: that many (at most the smallest layer's heads), None: back to the default
+        processor. ValueError naming `slice_size` otherwise."""
+        modules = self._attention_modules()
+        heads = min((m.sliceable_head_dim for m in modules), default=1)
+        is_int = isinstance(slice_size, int) and not isinstance(slice_size, bool)
+        named = isinstance(slice_size, str | None) and slice_size in (None, "auto", "max")
+        if not (named or (is_int and 1 <= slice_size <= heads)):
+            raise ValueError(
+                f'slice_size must be "auto", "max", None or an int in [1, {heads}], got {slice_size!r}'
+            )
+        for module in modules:
+            per_layer = {"auto": max(1, module.sliceable_head_dim // 2), "max": 1}
+            module.set_attention_slice(per_layer.get(slice_size, slice_size))
 
     @torch.no_grad()
     def fuse_qkv_projections(self) -> None:
@@ -151,14 +169,20 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(dim, dropout=dropout)
 
     def forward(
-        self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        attention_kwargs: dict | None = None,
     ) -> torch.Tensor:
-        """x: (B, N, dim), context: (B, L, context_dim), mask: (B, 1, L) additive -> (B, N, dim)."""
-        x = x + self.attn1(self.norm1(x))
+        """x: (B, N, dim), context: (B, L, context_dim), mask: (B, 1, L) additive -> (B, N, dim);
+        `attention_kwargs` are passed to both attention processors (diffusers' `cross_attention_kwargs`)."""
+        kwargs = attention_kwargs or {}
+        x = x + self.attn1(self.norm1(x), **kwargs)
         if self.attn2 is not None:
             if context is None:
                 raise ValueError("encoder_hidden_states: cross-attention needs a context")
-            x = x + self.attn2(self.norm2(x), encoder_hidden_states=context, attention_mask=mask)
+            x = x + self.attn2(self.norm2(x), encoder_hidden_states=context, attention_mask=mask, **kwargs)
         return x + self.ff(self.norm3(x))
 
 
@@ -188,13 +212,17 @@ class SpatialTransformer(nn.Module):
         nn.init.zeros_(self.proj_out.bias)
 
     def forward(
-        self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        attention_kwargs: dict | None = None,
     ) -> torch.Tensor:
         """x: (B, C, H, W), context: (B, L, context_dim), mask: (B, 1, L) additive -> (B, C, H, W)."""
         b, c, h, w = x.shape
         # (B, C, H, W) -> (B, H*W, C)
         tokens = self.proj_in(self.norm(x).flatten(2).transpose(1, 2))
         for block in self.transformer_blocks:
-            tokens = block(tokens, context, mask)
+            tokens = block(tokens, context, mask, attention_kwargs)
         # (B, H*W, C) -> (B, C, H, W), a strided view: the residual add does the only copy
         return x + self.proj_out(tokens).transpose(1, 2).unflatten(2, (h, w))

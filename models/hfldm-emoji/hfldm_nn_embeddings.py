@@ -21,15 +21,17 @@ class TimestepEmbedding(nn.Module):
         self.linear_1 = nn.Linear(base_channels, embed_dim)
         self.linear_2 = nn.Linear(embed_dim, embed_dim)
 
-    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
-        """timesteps: (B,) integer or fractional steps -> (B, embed_dim)."""
+    def forward(self, timesteps: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """timesteps: (B,) integer or fractional steps -> (B, embed_dim); the features are cast to `dtype`,
+        the sample's (as diffusers' U-Nets do): under layerwise casting the weights' own dtype is only
+        their storage dtype (e.g. float8), which the hook casts to the compute dtype on the fly."""
         features = get_timestep_embedding(
             timesteps,
             self.base_channels,
             flip_sin_to_cos=self.flip_sin_to_cos,
             downscale_freq_shift=self.freq_shift,
         )
-        features = features.to(self.linear_1.weight.dtype)
+        features = features.to(dtype)
         return self.linear_2(F.silu(self.linear_1(features)))
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 from diffusers import DiffusionPipeline
 from diffusers.pipelines.latent_diffusion.pipeline_latent_diffusion import LDMTextToImagePipeline
 
+from .hfldm_pipelines_arguments import check_model_path
+
 LDM_PIPELINE = "LDMTextToImagePipeline"
 # LDMTextToImagePipeline's `max_length`: every text is padded or truncated to this many tokens
 LDM_TEXT_LENGTH = 77
@@ -67,6 +69,7 @@ class CompVisLoadingMixin:
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs):
         """diffusers' from_pretrained; a folder saved by LDMTextToImagePipeline loads through that class and
         is converted with `from_ldm_text_to_image`. Keywords (dtype, revision, ...) go to the loader."""
+        check_model_path(pretrained_model_name_or_path)
         if pipeline_class_name(pretrained_model_name_or_path, **kwargs) == LDM_PIPELINE:
             ldm = LDMTextToImagePipeline.from_pretrained(pretrained_model_name_or_path, **kwargs)
             return from_ldm_text_to_image(ldm, cls)

@@ -55,3 +55,15 @@ def sdedit_start(
     noise = randn_tensor(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
     # z_t = sqrt(ᾱ_t) z_0 + sqrt(1 - ᾱ_t) ε, a sample of q(z_t | z_0) (DDPM eq. 4)
     return scheduler.add_noise(z0, noise, timesteps[:1].repeat(z0.shape[0])), timesteps
+
+
+def set_timesteps(scheduler, num_inference_steps: int | None, timesteps, device) -> torch.Tensor:
+    """The scheduler's timesteps for a call: `num_inference_steps` spaced by the scheduler, or the custom
+    `timesteps` (ValueError naming them for a scheduler whose `set_timesteps` takes none)."""
+    if timesteps is None:
+        scheduler.set_timesteps(num_inference_steps, device=device)
+    elif "timesteps" not in inspect.signature(scheduler.set_timesteps).parameters:
+        raise ValueError(f"timesteps: {type(scheduler).__name__} takes no custom timesteps")
+    else:
+        scheduler.set_timesteps(timesteps=[int(t) for t in timesteps], device=device)
+    return scheduler.timesteps

@@ -16,6 +16,7 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_autoencoders_kl import __name__
     from .hfldm_autoencoders_latent_space import __name__
     from .hfldm_autoencoders_regularizers import __name__
+    from .hfldm_autoencoders_tiling import __name__
     from .hfldm_autoencoders_vq import __name__
     from .hfldm_data_images import __name__
     from .hfldm_nn_attention import __name__
@@ -23,7 +24,10 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_nn_embeddings import __name__
     from .hfldm_nn_finite import __name__
     from .hfldm_nn_resnet import __name__
+    from .hfldm_pipelines_arguments import __name__
     from .hfldm_pipelines_compvis import __name__
+    from .hfldm_pipelines_conditions import __name__
+    from .hfldm_pipelines_guidance import __name__
     from .hfldm_pipelines_images import __name__
     from .hfldm_pipelines_inputs import __name__
     from .hfldm_pipelines_lora_loading import __name__
