@@ -15,7 +15,6 @@ from _ldm_fixtures import TEXT_DIM, tiny_unet, tiny_vae
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, SlicedAttnProcessor
 
 from hfldm import ConditionalUNet, KLAutoencoder, VQAutoencoder
-from hfldm.autoencoders.tiling import tiled
 from hfldm.schedulers.ddim import DDIMScheduler
 from hfldm.schedulers.ddpm import DDPMScheduler
 
@@ -173,6 +172,8 @@ def test_autoencoder_tiling(kind):
     )  # rows 0, 6, 12; columns 0, 4
     assert torch.isfinite(tiles).all()
     # the blending is exact for an operation without spatial context (a 1x1 conv upsampled by f = 2)
+    from hfldm.autoencoders.tiling import tiled
+
     conv = torch.nn.Conv2d(4, 3, 1)
     local = lambda x: torch.nn.functional.interpolate(conv(x), scale_factor=2)  # noqa: E731
     with torch.no_grad():

@@ -19,7 +19,6 @@ from diffusers.callbacks import SDCFGCutoffCallback
 from test_diffusers_conventions import RecordingProcessor
 
 from hfldm import LatentDiffusionPipeline
-from hfldm.pipelines.arguments import ARGUMENTS
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSuperResolutionPipeline
 from hfldm.schedulers.ddim import DDIMScheduler
@@ -39,6 +38,8 @@ def generators(n: int, seed: int = 0) -> list[torch.Generator]:
 def test_every_call_argument_is_checked_by_the_one_table():
     """Each parameter of each pipeline's __call__ has its type/range check in `ARGUMENTS` (a new argument
     without one fails here), and each pipeline's __call__ hands all of them to check_inputs."""
+    from hfldm.pipelines.arguments import ARGUMENTS
+
     for cls in PIPELINES:
         parameters = set(inspect.signature(cls.__call__).parameters) - {"self"}
         assert parameters <= set(ARGUMENTS), (cls.__name__, parameters - set(ARGUMENTS))
