@@ -44,6 +44,7 @@ from hfldm.training.loop import train_loop
 from hfldm.training.losses import autoencoder_generator_loss, hinge_d_loss
 from hfldm.training.models import new_autoencoder, new_discriminator, perceptual_network
 from hfldm.training.nonfinite import stop_on_nonfinite
+from hfldm.training.output_dir import claim_run
 from hfldm.training.randomness import global_indices, per_sample_normal, sample_generators
 from hfldm.training.runtime import (
     make_accelerator,
@@ -135,6 +136,7 @@ def main() -> None:
     check_training_arguments(train)
     repo_id = hub_repo(train.push_to_hub, train.hub_model_id, train.output_dir, train.hub_token)
     accelerator = make_accelerator(train, train.seed)
+    claim_run(accelerator, train, tracker_config(args, data, train))  # a second run is refused
     set_seed(train.seed)
 
     # 1. data: images only (the first stage needs no captions or labels)

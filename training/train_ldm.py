@@ -44,6 +44,7 @@ from hfldm.training.ldm_trainer import LDMTrainer
 from hfldm.training.loop import train_loop
 from hfldm.training.models import check_resolution, run_tokenizer, text_encoder_for, unet_from_yaml
 from hfldm.training.nonfinite import stop_on_nonfinite
+from hfldm.training.output_dir import claim_run
 from hfldm.training.pretrained_pipeline import load_pretrained_parts
 from hfldm.training.runtime import (
     make_accelerator,
@@ -119,6 +120,7 @@ def main() -> None:
             f"(--caption_column / --label_column) ask for {kind}"
         )
     accelerator = make_accelerator(train, train.seed)
+    claim_run(accelerator, train, tracker_config(args, data, train))  # a second run is refused
     set_seed(train.seed)
 
     # 1. data: images (or cached posteriors) with their captions or labels, and the frozen autoencoder

@@ -40,6 +40,7 @@ from hfldm.training.ldm_trainer import LDMTrainer  # train_ldm.py's step: only t
 from hfldm.training.loop import train_loop
 from hfldm.training.models import check_resolution
 from hfldm.training.nonfinite import stop_on_nonfinite
+from hfldm.training.output_dir import claim_run
 from hfldm.training.runtime import (
     make_accelerator,
     make_dataloader,
@@ -84,6 +85,7 @@ def main() -> None:
     check_training_arguments(train)
     repo_id = hub_repo(train.push_to_hub, train.hub_model_id, train.output_dir, train.hub_token)
     accelerator = make_accelerator(train, train.seed)
+    claim_run(accelerator, train, tracker_config(args, data, train))  # a second run is refused
     set_seed(train.seed)
 
     # 1. the pipeline: frozen autoencoder, τ_θ and U-Net, and how it is conditioned

@@ -65,6 +65,9 @@ class TrainingArguments:
     resume_from_checkpoint: str | None = arg(
         None, "Resume from a checkpoint folder, or 'latest' for the newest in output_dir."
     )
+    overwrite_output_dir: bool = arg(
+        False, "Start afresh in an output_dir holding another run's checkpoints or model (they are deleted)."
+    )
     validation_steps: int = arg(500, "Write validation images and metrics every N optimiser steps (0 = off).")
     logging_steps: int = arg(10, "Log the loss every N optimiser steps.")
     report_to: str = arg(

@@ -1,0 +1,75 @@
+"""Atomic replacement of a user's file or folder: write a temporary sibling, then rename it over the target.
+
+A rename within one folder is atomic (POSIX `rename`, `os.replace`), so a reader, a kill or a full disk
+sees either the old file or the new one, never a truncated mix. Every place hfldm writes a file a user may
+already have (images, grids, datasets, model folders, cards) goes through `atomic_path`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, argument: str | None = None) -> Iterator[Path]:
+    """Yields a temporary sibling path of `target` to write (a file or a folder); when the block ends
+    without an error it replaces `target`, else it is removed and `target` is left as it was.
+
+    An OSError while writing (a full disk, no permission) becomes a ValueError naming `argument`, when
+    given, saying that the existing file was kept.
+    """
+    target = Path(target)
+    temporary = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    _remove(temporary)
+    try:
+        yield temporary
+        replaced = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+        if target.is_dir() and not target.is_symlink():  # a folder cannot be renamed over a folder
+            os.replace(target, replaced)
+            try:
+                os.replace(temporary, target)
+            except OSError:
+                os.replace(replaced, target)
+                raise
+        else:
+            os.replace(temporary, target)
+        _remove(replaced)
+    except OSError as e:
+        _remove(temporary)
+        if argument is None:
+            raise
+        kept = "; the existing file is kept" if target.exists() else ""
+        raise ValueError(f"{argument}: could not write {target} ({e.strerror or e}){kept}") from None
+    except BaseException:
+        _remove(temporary)
+        raise
+
+
+def atomic_write_text(target: str | os.PathLike, text: str, argument: str | None = None) -> None:
+    """Replace the file `target` by `text`, atomically."""
+    with atomic_path(target, argument) as path:
+        path.write_text(text)
+
+
+def save_image(image, target: str | os.PathLike, argument: str = "--out") -> None:
+    """`image.save(target)` (format from the suffix), atomically."""
+    target = Path(target)
+    with atomic_path(target, argument) as path:
+        image.save(path, format=_format(target))
+
+
+def _format(target: Path) -> str | None:
+    from PIL import Image
+
+    return Image.registered_extensions().get(target.suffix.lower())
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
