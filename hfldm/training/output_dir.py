@@ -106,9 +106,10 @@ def _release(lock: Path, pid: int) -> None:
 
 
 def previous_output(output_dir: Path) -> list[str]:
-    """What another run left in `output_dir`: its checkpoints, model and identity."""
+    """What another run left in `output_dir`: its checkpoints and model (a run that failed before its first
+    checkpoint leaves only its identity, which a new run replaces)."""
     names = sorted(p.name for p in output_dir.glob("checkpoint-*"))
-    return names + [n for n in (IDENTITY, "model_index.json", "config.json") if (output_dir / n).exists()]
+    return names + [n for n in ("model_index.json", "config.json") if (output_dir / n).exists()]
 
 
 def clear_previous(output_dir: Path) -> None:
