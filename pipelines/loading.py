@@ -37,7 +37,10 @@ def load_pipeline(
         raise FileNotFoundError(f"{argument}: {source} is not a saved pipeline (no model_index.json in it)")
     if not path.exists() and not HUB_ID.match(str(source)):
         raise FileNotFoundError(f"{argument}: no such folder {source} (nor a Hub id user/repo)")
-    pipeline_class = saved_subclass(path, pipeline_class)
+    try:
+        pipeline_class = saved_subclass(path, pipeline_class)
+    except ValueError as e:  # a damaged model_index.json
+        raise ValueError(f"{argument}: {path / 'model_index.json'} is not valid JSON ({e})") from None
     try:
         pipe = pipeline_class.from_pretrained(source, dtype=torch.float32)
     except (OSError, ValueError) as e:  # a Hub id that cannot be reached or found

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from hfldm.training.checkpoints import checkpoint_problem, pick_checkpoint
 
 SHORT = flags(max_samples=32, train_batch_size=8, scaling_factor=0.5)
+LATEST = ("--resume_from_checkpoint", "latest")
 
 
 @pytest.fixture(scope="module")
@@ -41,23 +42,24 @@ def test_item1_a_second_run_on_a_busy_output_dir_is_refused(digits, autoencoder,
     out = tmp_path / "run"
     args = ldm_args(digits, autoencoder, out, *SHORT, *flags(max_train_steps=10_000, checkpointing_steps=1))
     script = [sys.executable, str(ROOT / "training/train_ldm.py")]
-    first = subprocess.Popen([*script, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)  # fmt: skip
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen([*script, *args], cwd=ROOT, env=ENV, **quiet)
     try:
         deadline = time.time() + 120
         while not (out / "checkpoint-1").is_dir() and time.time() < deadline and first.poll() is None:
             time.sleep(0.05)
         second = run_script("train_ldm.py", *args, "--seed", "1", rc=2)
-        assert second.stderr.strip().splitlines()[-1].startswith(
-            f"train_ldm.py: error: --output_dir: {out} is in use by another training run (pid {first.pid} "
-        )
+        busy = f"--output_dir: {out} is in use by another training run (pid {first.pid} "
+        assert second.stderr.strip().splitlines()[-1].startswith(f"train_ldm.py: error: {busy}")
         assert first.poll() is None  # the first run goes on
         assert json.loads((out / "run.json").read_text())["seed"] == 0
     finally:
         first.kill()
         first.wait()
     # a killed run's lock is taken over: resuming works
-    run_script("train_ldm.py", *[a if a != "10000" else "3" for a in args], "--resume_from_checkpoint", "latest")
+    run_script(
+        "train_ldm.py", *[a if a != "10000" else "3" for a in args], "--resume_from_checkpoint", "latest"
+    )
 
 
 def test_item2_a_fresh_run_over_old_checkpoints_is_refused_unless_told(finished, tmp_path):
@@ -69,7 +71,9 @@ def test_item2_a_fresh_run_over_old_checkpoints_is_refused_unless_told(finished,
     before = load_file(out / "checkpoint-4" / "model.safetensors")
     refused = run_script("train_ldm.py", *args, "--seed", "1", rc=2)
     line = refused.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"train_ldm.py: error: --output_dir: {out} holds another run's output (checkpoint-2")
+    assert line.startswith(
+        f"train_ldm.py: error: --output_dir: {out} holds another run's output (checkpoint-2"
+    )
     assert "--resume_from_checkpoint latest" in line and "--overwrite_output_dir" in line
     after = load_file(out / "checkpoint-4" / "model.safetensors")
     assert all((before[k] == after[k]).all() for k in before)
@@ -77,11 +81,12 @@ def test_item2_a_fresh_run_over_old_checkpoints_is_refused_unless_told(finished,
     seed = run_script("train_ldm.py", *args, "--seed", "1", "--resume_from_checkpoint", "latest", rc=2)
     assert "error: --seed: the checkpoints in" in seed.stderr and "--seed 0, this run has 1" in seed.stderr
 
-    resumed = run_script("train_ldm.py", *args, "--max_train_steps", "5", "--resume_from_checkpoint", "latest")
+    resumed = run_script(
+        "train_ldm.py", *args, "--max_train_steps", "5", "--resume_from_checkpoint", "latest"
+    )
     assert "continuing the run of seed 0 started" in resumed.stderr and "changed: " not in resumed.stderr
 
-    fresh = run_script("train_ldm.py", *args, "--seed", "1", "--max_train_steps", "2", "--overwrite_output_dir",
-                       "true")  # fmt: skip
+    fresh = run_script("train_ldm.py", *args, *flags(seed=1, max_train_steps=2, overwrite_output_dir="true"))
     assert "--overwrite_output_dir: removing checkpoint-2, checkpoint-4" in fresh.stderr
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
     assert json.loads((out / "run.json").read_text())["seed"] == 1
@@ -122,7 +127,9 @@ def test_item5_the_step_comes_from_the_manifest_not_the_folder_name(finished, tm
     """checkpoint-2 copied to checkpoint-35: resumes at step 2 with a note (before: 'step 35')."""
     out, args = copied(finished, tmp_path)
     shutil.copytree(out / "checkpoint-2", out / "checkpoint-35")
-    resumed = run_script("train_ldm.py", *args, "--max_train_steps", "3", "--resume_from_checkpoint", "latest")
+    resumed = run_script(
+        "train_ldm.py", *args, "--max_train_steps", "3", "--resume_from_checkpoint", "latest"
+    )
     assert f"resuming from {out / 'checkpoint-35'} (step 2)" in resumed.stdout
     assert "holds step 2 (its checkpoint.json), not what its name says" in resumed.stderr
     assert (out / "checkpoint-3").is_dir() is False and (out / "model_index.json").is_file()
