@@ -49,6 +49,27 @@ def atomic_path(target: str | os.PathLike, argument: str | None = None) -> Itera
         raise
 
 
+def check_writable(folder: str | os.PathLike, argument: str) -> None:
+    """ValueError naming `argument` unless `folder` is (or can be made) a folder where this process creates a
+    file and writes a byte: a path under a file, a read-only or full file system are refused before work."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{argument}: {folder} is a file, not a folder")
+    probe = folder / f".write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise ValueError(f"{argument}: cannot write to {folder} ({why})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
 def atomic_write_text(target: str | os.PathLike, text: str, argument: str | None = None) -> None:
     """Replace the file `target` by `text`, atomically."""
     with atomic_path(target, argument) as path:

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from hfldm.atomic import atomic_write_text
+from hfldm.atomic import atomic_write_text, check_writable
 
 LOCK, IDENTITY = "run.lock", "run.json"
 # arguments a resumed run may change without continuing another run: where and how often it writes
@@ -43,20 +43,6 @@ def run_identity(seed: int, config: dict) -> dict:
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return dict(seed=seed, config_hash=digest, config=kept, started=time.strftime("%Y-%m-%d %H:%M:%S"),
                 pid=os.getpid(), host=socket.gethostname())  # fmt: skip
-
-
-def check_writable(output_dir: Path, argument: str = "--output_dir") -> None:
-    """ValueError naming `argument` unless `output_dir` is (or can be made) a folder this process writes."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"{argument}: {output_dir} is a file, not a folder")
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        why = e.strerror or type(e).__name__
-        raise ValueError(f"{argument}: cannot write to {output_dir} ({why})") from None
 
 
 def _alive(owner: dict) -> bool:
@@ -115,7 +101,7 @@ def previous_output(output_dir: Path) -> list[str]:
 def clear_previous(output_dir: Path) -> None:
     """Remove another run's checkpoints, model files and identity (--overwrite_output_dir)."""
     for path in output_dir.iterdir():
-        if path.name in (LOCK, "logs") or path.name.startswith(".write-test"):
+        if path.name in (LOCK, "logs"):
             continue
         doomed = path.with_name(f".{path.name}.deleting")
         os.replace(path, doomed)
@@ -130,7 +116,7 @@ def claim_output_dir(
     ValueError naming --output_dir / --seed when it may not. Call on the main process only.
     """
     output_dir = Path(output_dir)
-    check_writable(output_dir)
+    check_writable(output_dir, "--output_dir")
     identity = run_identity(seed, config)
     _take_lock(output_dir, identity)
     earlier = previous_output(output_dir)
