@@ -133,3 +133,15 @@ def test_item5_the_step_comes_from_the_manifest_not_the_folder_name(finished, tm
     assert f"resuming from {out / 'checkpoint-35'} (step 2)" in resumed.stdout
     assert "holds step 2 (its checkpoint.json), not what its name says" in resumed.stderr
     assert (out / "checkpoint-3").is_dir() is False and (out / "model_index.json").is_file()
+
+
+def test_item17_one_line_and_exit_2_under_the_launcher(digits, autoencoder, tmp_path):
+    """`python -m hfldm.training.launch` (accelerate launch's flags and config): a bad argument ends with
+    the script's one line and exit code 2 (before, under `accelerate launch`: a 15-line CalledProcessError
+    traceback after it, and exit code 1)."""
+    launcher = [sys.executable, "-m", "hfldm.training.launch", "--num_processes", "1", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    args = ldm_args(digits, autoencoder, tmp_path / "run", *flags(beta_end=5.0))
+    failed = run_script("train_ldm.py", *args, launcher=launcher, rc=2)
+    assert "Traceback" not in failed.stderr and "CalledProcessError" not in failed.stderr
+    assert failed.stderr.strip().splitlines()[-1].startswith("train_ldm.py: error: beta_start/beta_end: β_")
