@@ -27,7 +27,7 @@ from .hfldm_pipelines_images import rgb_batch
 from .hfldm_pipelines_inpaint_inputs import check_inputs, mask_batch
 from .hfldm_pipelines_inputs import broadcast_batch
 from .hfldm_pipelines_pipeline_latent_diffusion import LatentDiffusionPipeline
-from .hfldm_pipelines_sampling import scheduler_step_kwargs
+from .hfldm_pipelines_sampling import check_finite_output, scheduler_step_kwargs
 from .hfldm_pipelines_saving import pipeline_model_card
 from .hfldm_pipelines_superres_inputs import batch_shape
 from .hfldm_unets_concat import condition_channels
@@ -177,9 +177,10 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
 
         # 4. x̂ = D(z_0), the kept pixels pasted back: x̂ = m ⊙ D(z_0) + (1 − m) ⊙ x
         if output_type == "latent":
-            images = latents
+            images = check_finite_output(latents)
         else:
             decoded = self.latent_space.decode_latents(self.latent_space.unscale_latents(latents)).float()
+            check_finite_output(decoded)
             if paste_back:
                 decoded = torch.where(mask.bool(), decoded, x.float())
             images = self.image_processor.postprocess(decoded, output_type=output_type)

@@ -55,3 +55,26 @@ def sdedit_start(
     noise = randn_tensor(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
     # z_t = sqrt(ᾱ_t) z_0 + sqrt(1 - ᾱ_t) ε, a sample of q(z_t | z_0) (DDPM eq. 4)
     return scheduler.add_noise(z0, noise, timesteps[:1].repeat(z0.shape[0])), timesteps
+
+
+class NonFiniteOutput(ValueError):
+    """Generated images or latents that hold nan/inf: `bad` of `total`."""
+
+    def __init__(self, message: str, bad: int, total: int):
+        super().__init__(message)
+        self.bad, self.total = bad, total
+
+
+def check_finite_output(x: torch.Tensor) -> torch.Tensor:
+    """`x` (the final latents or decoded images of a pipeline call) when it is all finite; otherwise a
+    ValueError naming the likely causes, instead of images that post-processing turns black."""
+    bad = (~torch.isfinite(x.flatten(1))).any(1)
+    if bad.any():
+        raise NonFiniteOutput(
+            f"{int(bad.sum())} of {len(x)} generated images hold nan/inf (they would be black): an extreme "
+            "guidance_scale or eta, nan in latents / image / mask_image or a callback's output, or a model "
+            "whose weights, noise schedule or scaling_factor are not finite",
+            bad=int(bad.sum()),
+            total=len(x),
+        )
+    return x

@@ -37,7 +37,7 @@ from .hfldm_autoencoders_latent_space import latent_space
 from .hfldm_autoencoders_vq import VQAutoencoder
 from .hfldm_pipelines_component_names import renamed_components
 from .hfldm_pipelines_images import rgb_batch
-from .hfldm_pipelines_sampling import LatentSpaceMixin, predict_noise, scheduler_step_kwargs
+from .hfldm_pipelines_sampling import LatentSpaceMixin, check_finite_output, predict_noise, scheduler_step_kwargs
 from .hfldm_pipelines_saving import RemoteCodeMixin, card_front_matter
 from .hfldm_pipelines_superres_inputs import batch_shape, check_inputs
 from .hfldm_schedulers_ddim import DDIMScheduler
@@ -156,11 +156,11 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
     def decode_latents(self, latents: torch.Tensor, output_type: str):
         """x = D(z_0) (z_0 unscaled first if `scale_latents`), post-processed to `output_type` in [0, 1]."""
         if output_type == "latent":
-            return latents
+            return check_finite_output(latents)
         if self.config.scale_latents:
             latents = self.latent_space.unscale_latents(latents)
         image = self.latent_space.decode_latents(latents)  # a VQ decoder quantises first
-        return self.image_processor.postprocess(image, output_type=output_type)
+        return self.image_processor.postprocess(check_finite_output(image), output_type=output_type)
 
     @torch.inference_mode()
     def __call__(

@@ -32,7 +32,7 @@ from .hfldm_pipelines_images import rgb_batch
 from .hfldm_pipelines_inputs import as_list, broadcast_batch, check_inputs, class_label_ids
 from .hfldm_pipelines_lora_loading import LoraLoadingMixin
 from .hfldm_pipelines_null_text import NullTextCache, cat_tokens
-from .hfldm_pipelines_sampling import LatentSpaceMixin, predict_noise, scheduler_step_kwargs, sdedit_start
+from .hfldm_pipelines_sampling import LatentSpaceMixin, check_finite_output, predict_noise, scheduler_step_kwargs, sdedit_start
 from .hfldm_pipelines_saving import RemoteCodeMixin
 from .hfldm_schedulers_ddim import DDIMScheduler
 from .hfldm_schedulers_ddpm import DDPMScheduler
@@ -175,9 +175,9 @@ class LatentDiffusionPipeline(
     def decode_latents(self, latents: torch.Tensor, output_type: str):
         """x = D(z_0 / scaling_factor) post-processed to `output_type` (a VQ decoder quantizes first)."""
         if output_type == "latent":
-            return latents
+            return check_finite_output(latents)
         image = self.latent_space.decode_latents(self.latent_space.unscale_latents(latents))
-        return self.image_processor.postprocess(image, output_type=output_type)
+        return self.image_processor.postprocess(check_finite_output(image), output_type=output_type)
 
     def encode_conditions(
         self, prompt, negative_prompt, class_labels, num_images_per_prompt: int, guidance_scale: float,
