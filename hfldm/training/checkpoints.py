@@ -76,7 +76,14 @@ def save_checkpoint(
         for stale in output_dir.glob(".checkpoint-*"):  # left by runs killed while saving or pruning
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
+    try:
+        accelerator.save_state(str(partial))
+    except (OSError, RuntimeError) as e:  # torch says "unexpected pos ..." when the disk fills
+        shutil.rmtree(partial, ignore_errors=True)
+        raise OSError(
+            f"--output_dir: {final.name} could not be written to {output_dir} "
+            f"({str(e).splitlines()[0][:120]}; a full disk?); the earlier checkpoints are kept"
+        ) from e
     # accelerate pickles each process's RNG states: keep them as safetensors instead
     (partial / f"random_states_{accelerator.process_index}.pkl").unlink(missing_ok=True)
     save_rng_state(partial / rng_file(accelerator.process_index))
