@@ -70,7 +70,8 @@ def _take_lock(output_dir: Path, identity: dict) -> None:
                 owner = json.loads(lock.read_text())
             except (OSError, ValueError):
                 owner = {}
-            if _alive(owner):
+            ours = owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname()
+            if _alive(owner) and not ours:  # ours: an earlier run in this process (scripts run in-process)
                 raise ValueError(
                     f"--output_dir: {output_dir} is in use by another training run (pid "
                     f"{owner.get('pid')} on {owner.get('host')}, seed {owner.get('seed')}, started "
