@@ -4,6 +4,9 @@ the one door (9) with shared --max-images / --max-pixels bounds (10). Each test 
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
+import sys
 
 import numpy as np
 import PIL.Image
@@ -129,4 +132,22 @@ def test_item10_sizes_and_counts_are_bounded_before_work(models, tmp_path, capsy
     for name, extra, message in cases:
         assert hfldm_main([*command(models, name, out), *extra]) == 2, (name, extra)
         assert one_line_error(capsys, name).startswith(message)
+    assert not out.exists()
+
+
+def test_item13_invalid_utf8_in_a_prompt_is_one_line_in_the_cli_and_the_api(models, tmp_path, capsys):
+    """A prompt with an invalid UTF-8 byte (a lone surrogate once decoded): the CLI names --prompt /
+    --negative-prompt, the API `prompt` (before: a tokenizer TypeError traceback in both)."""
+    out = tmp_path / "x.png"
+    for flag in ("--prompt", "--negative-prompt"):
+        assert hfldm_main([*command(models, "generate", out), flag, "\udcff cat"]) == 2
+        assert one_line_error(capsys, "generate") == f"{flag}: '\\udcff cat' is not valid UTF-8 text (byte 0)"
+    command_line = [sys.executable, "-m", "hfldm.cli", *command(models, "generate", out)]
+    result = subprocess.run([os.fsencode(a) for a in command_line] + [b"--prompt", b"\xff cat"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
+        "hfldm generate: error: --prompt: '\\udcff cat' is not valid UTF-8 text"
+    )
+    with pytest.raises(ValueError, match=r"^prompt: '\\udcff cat' is not valid Unicode text \(character 0"):
+        text_pipeline()("\udcff cat", num_inference_steps=1)
     assert not out.exists()

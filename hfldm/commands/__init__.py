@@ -63,3 +63,17 @@ def check_out(path: str, flag: str = "--out") -> None:
     if out.is_dir():
         raise ValueError(f"{flag}: {path} is a folder, not a file")
     check_writable(out.parent, flag)
+
+
+def check_text(args: argparse.Namespace, *names: str) -> None:
+    """ValueError naming the first --flag among `names` (a string or a list of strings) that is not valid
+    Unicode: an invalid UTF-8 byte on the command line arrives as a lone surrogate."""
+    for name in names:
+        value = getattr(args, name, None)
+        for text in value if isinstance(value, list) else [value] if value is not None else []:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ValueError(
+                    f"--{name.replace('_', '-')}: {text!r} is not valid UTF-8 text (byte {e.start})"
+                ) from None

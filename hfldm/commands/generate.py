@@ -12,7 +12,15 @@ import math
 import re
 from pathlib import Path
 
-from hfldm.commands import MAX_PIXELS, add_bounds, check_bounds, check_finite, check_out, check_size
+from hfldm.commands import (
+    MAX_PIXELS,
+    add_bounds,
+    check_bounds,
+    check_finite,
+    check_out,
+    check_size,
+    check_text,
+)
 
 DEFAULT_MODEL = None  # --model's default: env HFLDM_MODEL, else the bundled model (hfldm.resources)
 # --scheduler choice -> (module, class); "saved" keeps the scheduler stored with the model
@@ -115,6 +123,7 @@ def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
 def check_args(args: argparse.Namespace) -> None:
     """Fail on bad numbers and paths before anything heavy is imported."""
     check_finite(args, "guidance_scale", "eta", "strength")
+    check_text(args, "prompt", "negative_prompt", "class_label")
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     if args.upscale_steps < 1:

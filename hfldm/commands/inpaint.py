@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hfldm.commands import add_bounds, check_bounds, check_out
+from hfldm.commands import add_bounds, check_bounds, check_out, check_text
 from hfldm.commands.generate import (
     SCHEDULERS,
     add_dtype_flag,
@@ -51,6 +51,7 @@ def check_args(args: argparse.Namespace) -> None:
     from hfldm.commands import check_finite
 
     check_finite(args, "guidance_scale")
+    check_text(args, "prompt", "negative_prompt")
     check_bounds(args, args.num_images, "--num-images")
     for name in ("steps", "num_images"):
         if getattr(args, name) < 1:
