@@ -49,6 +49,25 @@ def atomic_path(target: str | os.PathLike, argument: str | None = None) -> Itera
         raise
 
 
+@contextlib.contextmanager
+def atomic_entries(folder: str | os.PathLike, last: str = "model_index.json") -> Iterator[Path]:
+    """Yields a staging folder inside `folder` (which holds other things too: a training run's checkpoints);
+    when the block ends without an error each entry written there replaces its namesake in `folder`
+    whole, `last` (the file loaders look for first) renamed last, so that `folder` is loadable only once
+    every part of the new model is in place. On an error the staging folder is removed."""
+    folder = Path(folder)
+    staging = folder / f".staging-{os.getpid()}"
+    _remove(staging)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        for entry in sorted(staging.iterdir(), key=lambda p: p.name == last):
+            with atomic_path(folder / entry.name) as path:
+                os.replace(entry, path)
+    finally:
+        _remove(staging)
+
+
 def check_writable(folder: str | os.PathLike, argument: str) -> None:
     """ValueError naming `argument` unless `folder` is (or can be made) a folder where this process creates a
     file and writes a byte: a path under a file, a read-only or full file system are refused before work."""

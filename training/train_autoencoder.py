@@ -22,6 +22,7 @@ from typing import Literal
 import torch
 from accelerate.utils import set_seed
 
+from hfldm.atomic import atomic_entries
 from hfldm.autoencoders.kl import KLAutoencoder
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.autoencoders.loading import load_autoencoder
@@ -230,8 +231,9 @@ def main() -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         metrics = validate(step)
-        unwrapped.autoencoder.save_pretrained(train.output_dir)
-        accelerator.unwrap_model(discriminator).save_pretrained(f"{train.output_dir}/discriminator")
+        with atomic_entries(train.output_dir, last="config.json") as staging:
+            unwrapped.autoencoder.save_pretrained(staging)
+            accelerator.unwrap_model(discriminator).save_pretrained(staging / "discriminator")
         held_out_scores = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         accelerator.print(f"saved the autoencoder to {train.output_dir}; held-out {held_out_scores}")
         if repo_id is not None:

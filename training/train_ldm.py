@@ -20,12 +20,11 @@ fixed prompts / classes and seeds (hfldm.training.tasks), and the final pipeline
 output_dir: DiffusionPipeline.from_pretrained(output_dir, trust_remote_code=True).
 """
 
-from pathlib import Path
-
 import torch
 from accelerate.utils import set_seed
 from ldm_arguments import LDMArguments  # beside this script: its --unet_config default is configs/
 
+from hfldm.atomic import atomic_entries
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.autoencoders.loading import load_autoencoder
 from hfldm.data.arguments import DataArguments
@@ -243,8 +242,9 @@ def main() -> None:
             base_model=args.pretrained_model_name_or_path,
             datasets=[data.dataset_name] if data.dataset_name else None,
         )
-        final.save_pretrained(train.output_dir, model_card=card)
-        grid.save(Path(train.output_dir) / SAMPLES_FILE)
+        with atomic_entries(train.output_dir) as staging:  # a kill here leaves the earlier model whole
+            final.save_pretrained(staging, model_card=card)
+            grid.save(staging / SAMPLES_FILE)
         accelerator.print(f"saved the pipeline to {train.output_dir}")
         if repo_id is not None:
             push_folder(repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_ldm.py")

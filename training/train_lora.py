@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from accelerate.utils import set_seed
 from peft import LoraConfig
 
+from hfldm.atomic import atomic_entries
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
 from hfldm.data.loader import collate_fn
@@ -165,9 +166,10 @@ def main() -> None:
     train_loop(accelerator, train_loader, train, first_step, trainer.training_step, lr_scheduler, validate)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        accelerator.unwrap_model(unet).save_lora_adapter(train.output_dir, safe_serialization=True)
-        if len(trained) > 1:
-            save_text_encoder_lora(accelerator.unwrap_model(text_model), text_lora, train.output_dir)
+        with atomic_entries(train.output_dir, last="pytorch_lora_weights.safetensors") as staging:
+            accelerator.unwrap_model(unet).save_lora_adapter(staging, safe_serialization=True)
+            if len(trained) > 1:
+                save_text_encoder_lora(accelerator.unwrap_model(text_model), text_lora, staging)
         accelerator.print(f"saved the LoRA adapter to {train.output_dir}")
         if repo_id is not None:
             push_folder(repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_lora.py")
