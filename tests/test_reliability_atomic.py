@@ -22,9 +22,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 def test_an_oserror_names_the_argument_and_says_the_file_is_kept(tmp_path):
     target = tmp_path / "x.png"
     target.write_bytes(b"old")
-    with pytest.raises(
-        ValueError, match=rf"^--out: could not write {target} \(No space left on device\)"
-    ):
+    with pytest.raises(ValueError, match=rf"^--out: could not write {target} \(No space left on device\)"):
         with atomic_path(target, "--out") as path:
             path.write_bytes(b"h")
             raise OSError(28, "No space left on device")
