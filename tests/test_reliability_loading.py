@@ -40,6 +40,7 @@ def test_item6_a_planted_payload_module_never_runs(diffusers_sr, tmp_path, monke
     refused in one line naming the entry and trust_remote_code; the payload's marker is never written
     (before: payload.py ran)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # as under `python -m`, where the working directory is on it
     folder = planted(diffusers_sr, tmp_path, "evil.vqvae.payload")
     with pytest.raises(ValueError, match=r"^model_index.json's 'vqvae': \['evil.vqvae.payload', 'KLAuto.*"
                        r"outside hfldm, diffusers, transformers; .*trust_remote_code=True"):  # fmt: skip
