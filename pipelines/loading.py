@@ -37,7 +37,15 @@ def load_pipeline(
         raise FileNotFoundError(f"{argument}: {source} is not a saved pipeline (no model_index.json in it)")
     if not path.exists() and not HUB_ID.match(str(source)):
         raise FileNotFoundError(f"{argument}: no such folder {source} (nor a Hub id user/repo)")
-    pipeline_class = saved_subclass(path, pipeline_class)
+    try:
+        pipeline_class = saved_subclass(path, pipeline_class)
+    except ValueError as e:  # a damaged model_index.json
+        raise ValueError(f"{argument}: {path / 'model_index.json'} is not valid JSON ({e})") from None
+    if missing := missing_components(path):
+        raise FileNotFoundError(
+            f"{argument}: {source} lacks {', '.join(f'{name}/' for name in missing)}, which its "
+            "model_index.json lists (an incomplete copy?)"
+        )
     try:
         pipe = pipeline_class.from_pretrained(source, dtype=torch.float32)
     except (OSError, ValueError) as e:  # a Hub id that cannot be reached or found
@@ -59,3 +67,14 @@ def saved_subclass(folder: Path, pipeline_class: type[DiffusionPipeline]) -> typ
         seen.append(cls)
         classes += cls.__subclasses__()
     return next((cls for cls in seen if cls.__name__ == name), pipeline_class)
+
+
+def missing_components(folder: Path) -> list[str]:
+    """The components a local `folder`'s model_index.json lists (as [library, class]) whose sub-folder is
+    missing; tokenizers and schedulers included."""
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return []
+    entries = json.loads(index.read_text())
+    listed = [k for k, v in entries.items() if k[0] != "_" and isinstance(v, list) and None not in v]
+    return [name for name in listed if not (folder / name).is_dir()]

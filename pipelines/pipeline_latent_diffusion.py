@@ -36,6 +36,7 @@ from hfldm.pipelines.lora_loading import LoraLoadingMixin
 from hfldm.pipelines.null_text import NullTextCache
 from hfldm.pipelines.sampling import (
     LatentSpaceMixin,
+    check_finite_output,
     predict_noise,
     scheduler_step_kwargs,
     sdedit_start,
@@ -160,9 +161,9 @@ class LatentDiffusionPipeline(
     def decode_latents(self, latents: torch.Tensor, output_type: str):
         """x = D(z_0 / scaling_factor) post-processed to `output_type` (a VQ decoder quantizes first)."""
         if output_type == "latent":
-            return latents
+            return check_finite_output(latents)
         image = self.latent_space.decode_latents(self.latent_space.unscale_latents(latents))
-        return self.image_processor.postprocess(image, output_type=output_type)
+        return self.image_processor.postprocess(check_finite_output(image), output_type=output_type)
 
     def denoise(
         self,

@@ -27,7 +27,7 @@ from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.inpaint_inputs import check_inpaint_inputs, mask_batch
 from hfldm.pipelines.inputs import broadcast_batch, check_inputs
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
-from hfldm.pipelines.sampling import scheduler_step_kwargs, set_timesteps
+from hfldm.pipelines.sampling import check_finite_output, scheduler_step_kwargs, set_timesteps
 from hfldm.pipelines.saving import pipeline_model_card
 from hfldm.unets.concat import condition_channels
 from hfldm.unets.inpaint_condition import (
@@ -196,9 +196,10 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
 
         # 4. x̂ = D(z_0), the kept pixels pasted back: x̂ = m ⊙ D(z_0) + (1 − m) ⊙ x
         if output_type == "latent":
-            images = latents
+            images = check_finite_output(latents)
         else:
             decoded = self.latent_space.decode_latents(self.latent_space.unscale_latents(latents)).float()
+            check_finite_output(decoded)
             if paste_back:
                 decoded = torch.where(mask.bool(), decoded, x.float())
             images = self.image_processor.postprocess(decoded, output_type=output_type)

@@ -39,7 +39,13 @@ from hfldm.pipelines.arguments import check_model_path
 from hfldm.pipelines.component_names import renamed_components
 from hfldm.pipelines.guidance import GuidanceStateMixin
 from hfldm.pipelines.images import rgb_batch
-from hfldm.pipelines.sampling import LatentSpaceMixin, predict_noise, scheduler_step_kwargs, set_timesteps
+from hfldm.pipelines.sampling import (
+    LatentSpaceMixin,
+    check_finite_output,
+    predict_noise,
+    scheduler_step_kwargs,
+    set_timesteps,
+)
 from hfldm.pipelines.saving import RemoteCodeMixin, card_front_matter
 from hfldm.pipelines.superres_inputs import check_inputs
 from hfldm.schedulers.ddim import DDIMScheduler
@@ -161,11 +167,11 @@ class LatentDiffusionSuperResolutionPipeline(
     def decode_latents(self, latents: torch.Tensor, output_type: str):
         """x = D(z_0) (z_0 unscaled first if `scale_latents`), post-processed to `output_type` in [0, 1]."""
         if output_type == "latent":
-            return latents
+            return check_finite_output(latents)
         if self.config.scale_latents:
             latents = self.latent_space.unscale_latents(latents)
         image = self.latent_space.decode_latents(latents)  # a VQ decoder quantises first
-        return self.image_processor.postprocess(image, output_type=output_type)
+        return self.image_processor.postprocess(check_finite_output(image), output_type=output_type)
 
     def check_inputs(self, **arguments) -> tuple[int, int, int]:
         """ValueError naming the first bad argument of `__call__` (`hfldm.pipelines.superres_inputs`);

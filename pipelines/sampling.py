@@ -67,3 +67,26 @@ def set_timesteps(scheduler, num_inference_steps: int | None, timesteps, device)
     else:
         scheduler.set_timesteps(timesteps=[int(t) for t in timesteps], device=device)
     return scheduler.timesteps
+
+
+class NonFiniteOutput(ValueError):
+    """Generated images or latents that hold nan/inf: `bad` of `total`."""
+
+    def __init__(self, message: str, bad: int, total: int):
+        super().__init__(message)
+        self.bad, self.total = bad, total
+
+
+def check_finite_output(x: torch.Tensor) -> torch.Tensor:
+    """`x` (the final latents or decoded images of a pipeline call) when it is all finite; otherwise a
+    ValueError naming the likely causes, instead of images that post-processing turns black."""
+    bad = (~torch.isfinite(x.flatten(1))).any(1)
+    if bad.any():
+        raise NonFiniteOutput(
+            f"{int(bad.sum())} of {len(x)} generated images hold nan/inf (they would be black): an extreme "
+            "guidance_scale or eta, nan in latents / image / mask_image or a callback's output, or a model "
+            "whose weights, noise schedule or scaling_factor are not finite",
+            bad=int(bad.sum()),
+            total=len(x),
+        )
+    return x

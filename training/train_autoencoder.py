@@ -22,6 +22,7 @@ from typing import Literal
 import torch
 from accelerate.utils import set_seed
 
+from hfldm.atomic import atomic_entries
 from hfldm.autoencoders.kl import KLAutoencoder
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.autoencoders.loading import load_autoencoder
@@ -44,6 +45,7 @@ from hfldm.training.loop import train_loop
 from hfldm.training.losses import autoencoder_generator_loss, hinge_d_loss
 from hfldm.training.models import new_autoencoder, new_discriminator, perceptual_network
 from hfldm.training.nonfinite import stop_on_nonfinite
+from hfldm.training.output_dir import claim_run
 from hfldm.training.randomness import global_indices, per_sample_normal, sample_generators
 from hfldm.training.runtime import (
     make_accelerator,
@@ -135,6 +137,7 @@ def main() -> None:
     check_training_arguments(train)
     repo_id = hub_repo(train.push_to_hub, train.hub_model_id, train.output_dir, train.hub_token)
     accelerator = make_accelerator(train, train.seed)
+    claim_run(accelerator, train, tracker_config(args, data, train))  # a second run is refused
     set_seed(train.seed)
 
     # 1. data: images only (the first stage needs no captions or labels)
@@ -228,8 +231,9 @@ def main() -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         metrics = validate(step)
-        unwrapped.autoencoder.save_pretrained(train.output_dir)
-        accelerator.unwrap_model(discriminator).save_pretrained(f"{train.output_dir}/discriminator")
+        with atomic_entries(train.output_dir, last="config.json") as staging:
+            unwrapped.autoencoder.save_pretrained(staging)
+            accelerator.unwrap_model(discriminator).save_pretrained(staging / "discriminator")
         held_out_scores = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         accelerator.print(f"saved the autoencoder to {train.output_dir}; held-out {held_out_scores}")
         if repo_id is not None:

@@ -20,12 +20,11 @@ fixed prompts / classes and seeds (hfldm.training.tasks), and the final pipeline
 output_dir: DiffusionPipeline.from_pretrained(output_dir, trust_remote_code=True).
 """
 
-from pathlib import Path
-
 import torch
 from accelerate.utils import set_seed
 from ldm_arguments import LDMArguments  # beside this script: its --unet_config default is configs/
 
+from hfldm.atomic import atomic_entries
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.autoencoders.loading import load_autoencoder
 from hfldm.data.arguments import DataArguments
@@ -44,6 +43,7 @@ from hfldm.training.ldm_trainer import LDMTrainer
 from hfldm.training.loop import train_loop
 from hfldm.training.models import check_resolution, run_tokenizer, text_encoder_for, unet_from_yaml
 from hfldm.training.nonfinite import stop_on_nonfinite
+from hfldm.training.output_dir import claim_run
 from hfldm.training.pretrained_pipeline import load_pretrained_parts
 from hfldm.training.runtime import (
     make_accelerator,
@@ -119,6 +119,7 @@ def main() -> None:
             f"(--caption_column / --label_column) ask for {kind}"
         )
     accelerator = make_accelerator(train, train.seed)
+    claim_run(accelerator, train, tracker_config(args, data, train))  # a second run is refused
     set_seed(train.seed)
 
     # 1. data: images (or cached posteriors) with their captions or labels, and the frozen autoencoder
@@ -241,8 +242,9 @@ def main() -> None:
             base_model=args.pretrained_model_name_or_path,
             datasets=[data.dataset_name] if data.dataset_name else None,
         )
-        final.save_pretrained(train.output_dir, model_card=card)
-        grid.save(Path(train.output_dir) / SAMPLES_FILE)
+        with atomic_entries(train.output_dir) as staging:  # a kill here leaves the earlier model whole
+            final.save_pretrained(staging, model_card=card)
+            grid.save(staging / SAMPLES_FILE)
         accelerator.print(f"saved the pipeline to {train.output_dir}")
         if repo_id is not None:
             push_folder(repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_ldm.py")

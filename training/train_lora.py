@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from accelerate.utils import set_seed
 from peft import LoraConfig
 
+from hfldm.atomic import atomic_entries
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
 from hfldm.data.loader import collate_fn
@@ -40,6 +41,7 @@ from hfldm.training.ldm_trainer import LDMTrainer  # train_ldm.py's step: only t
 from hfldm.training.loop import train_loop
 from hfldm.training.models import check_resolution
 from hfldm.training.nonfinite import stop_on_nonfinite
+from hfldm.training.output_dir import claim_run
 from hfldm.training.runtime import (
     make_accelerator,
     make_dataloader,
@@ -84,6 +86,7 @@ def main() -> None:
     check_training_arguments(train)
     repo_id = hub_repo(train.push_to_hub, train.hub_model_id, train.output_dir, train.hub_token)
     accelerator = make_accelerator(train, train.seed)
+    claim_run(accelerator, train, tracker_config(args, data, train))  # a second run is refused
     set_seed(train.seed)
 
     # 1. the pipeline: frozen autoencoder, τ_θ and U-Net, and how it is conditioned
@@ -163,9 +166,10 @@ def main() -> None:
     train_loop(accelerator, train_loader, train, first_step, trainer.training_step, lr_scheduler, validate)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        accelerator.unwrap_model(unet).save_lora_adapter(train.output_dir, safe_serialization=True)
-        if len(trained) > 1:
-            save_text_encoder_lora(accelerator.unwrap_model(text_model), text_lora, train.output_dir)
+        with atomic_entries(train.output_dir, last="pytorch_lora_weights.safetensors") as staging:
+            accelerator.unwrap_model(unet).save_lora_adapter(staging, safe_serialization=True)
+            if len(trained) > 1:
+                save_text_encoder_lora(accelerator.unwrap_model(text_model), text_lora, staging)
         accelerator.print(f"saved the LoRA adapter to {train.output_dir}")
         if repo_id is not None:
             push_folder(repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_lora.py")

@@ -10,6 +10,8 @@ autoencoder of the ecosystem (e.g. Stable Diffusion's) drops in. `latent_space(v
 
 from __future__ import annotations
 
+import math
+
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, VQModel
 
@@ -55,8 +57,12 @@ class LatentSpace:
 
     @property
     def scaling_factor(self) -> float:
-        """1/σ̂ of LDM's latent rescaling (Appendix G); 1.0 until it is estimated."""
-        return float(self.latent_config.scaling_factor)
+        """1/σ̂ of LDM's latent rescaling (Appendix G); 1.0 until it is estimated. ValueError when the config's
+        value is not a finite positive number (z / nan decodes to a black image)."""
+        scale = float(self.latent_config.scaling_factor)
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"vae: scaling_factor in its config.json is {scale}; it must be finite and > 0")
+        return scale
 
     @property
     def shift_factor(self) -> float:

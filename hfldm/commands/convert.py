@@ -42,6 +42,7 @@ def check_paths(folder: str, out: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_paths(args.folder, args.out)
+    from hfldm.atomic import atomic_path
     from hfldm.pipelines.compvis import pipeline_class_name
     from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
     from hfldm.pipelines.saving import pipeline_model_card
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     pipe = LatentDiffusionPipeline.from_pretrained(args.folder)
     origin = f"converted by `hfldm convert --from {args.source_format}` from `{args.folder}` ({expected})"
     card = pipeline_model_card(pipe, str(args.out), base_model=str(args.folder))
-    pipe.save_pretrained(args.out, model_card=card.replace("trained with hfldm", origin))
+    with atomic_path(args.out, "--out") as staging:  # written whole, then renamed into place
+        pipe.save_pretrained(staging, model_card=card.replace("trained with hfldm", origin))
     print(f"{args.folder} ({found}) -> {args.out} (LatentDiffusionPipeline)")
     return 0

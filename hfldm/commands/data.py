@@ -34,11 +34,13 @@ def register(subparsers) -> None:
     emoji.add_argument("--grid", default=None, help="also write a 64-sample contact sheet PNG here")
     emoji.add_argument("--font", default=None, help="NotoColorEmoji.ttf (default: Debian's)")
     emoji.add_argument("--emoji_test", default=None, help="Unicode emoji-test.txt (default: Debian's)")
+    emoji.add_argument("--overwrite", action="store_true", help="replace datasets already in --out")
     emoji.set_defaults(func=run_emoji)
 
     digits = kinds.add_parser("digits", help="scikit-learn 8x8 digits, upsampled")
     digits.add_argument("--out", required=True, help="output folder")
     digits.add_argument("--resolution", type=_resolutions, default=(16,), help="e.g. 16,32")
+    digits.add_argument("--overwrite", action="store_true", help="replace datasets already in --out")
     digits.set_defaults(func=run_digits)
 
 
@@ -50,7 +52,7 @@ def run_emoji(args: argparse.Namespace) -> int:
     font, emoji_test = args.font or str(EMOJI_FONT), args.emoji_test or str(EMOJI_TEST)
     build = build_emoji(args.resolution, limit=args.limit, font_path=font, emoji_test=emoji_test)
     for resolution, dataset in build.datasets.items():
-        arrow_dir, folder = save_both(dataset, args.out, str(resolution))
+        arrow_dir, folder = save_both(dataset, args.out, str(resolution), args.overwrite)
         counts = ", ".join(f"{split} {len(rows)}" for split, rows in dataset.items())
         print(f"emoji {resolution}px: {counts} -> {arrow_dir} (save_to_disk), {folder} (imagefolder)")
     print(
@@ -58,11 +60,12 @@ def run_emoji(args: argparse.Namespace) -> int:
         + (f": {build.skipped}" if build.skipped else "")
     )
     if args.grid:
+        from hfldm.atomic import save_image
         from hfldm.data.grid import dataset_grid
 
         largest = build.datasets[max(build.datasets)]
         Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
-        dataset_grid(largest["train"]).save(args.grid)
+        save_image(dataset_grid(largest["train"]), args.grid, "--grid")
         print(f"grid -> {args.grid}")
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
@@ -82,7 +85,7 @@ def run_digits(args: argparse.Namespace) -> int:
             train=rows.select([i for i, t in enumerate(test) if not t]),
             test=rows.select([i for i, t in enumerate(test) if t]),
         )
-        arrow_dir, folder = save_both(dataset, args.out, str(resolution))
+        arrow_dir, folder = save_both(dataset, args.out, str(resolution), args.overwrite)
         counts = f"train {len(dataset['train'])}, test {len(dataset['test'])}"
         print(f"digits {resolution}px: {counts} -> {arrow_dir} (save_to_disk), {folder} (imagefolder)")
     return 0

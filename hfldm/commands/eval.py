@@ -158,14 +158,19 @@ def run(args: argparse.Namespace) -> int:
     model = resolve_model_flag(args.model)
     from hfldm.eval.report import evaluate, generate_images, reconstruction_figures
     from hfldm.nn.finite import nonfinite_rows
+    from hfldm.pipelines.sampling import NonFiniteOutput
 
     pipe = load_pipeline(model, args.scheduler, args.device, dtype=args.dtype)
     data = load_eval_set(args, pipe)
     text_image_model, features = load_feature_model(args.feature_model)
     w = guidance_scale(pipe, args.guidance_scale)
-    images, seconds = generate_images(pipe, data, args.steps, w, args.seed, args.batch_size)
-    if bad := nonfinite_rows(images):  # FID's matrix square root would crash on them (MKL, not Python)
-        raise ValueError(f"--model: {bad} of {len(images)} samples of {args.model} hold nan/inf values (a "
+    try:  # the pipeline refuses nan samples (hfldm.pipelines.sampling.check_finite_output)
+        images, seconds = generate_images(pipe, data, args.steps, w, args.seed, args.batch_size)
+        bad, total = nonfinite_rows(images), len(images)
+    except NonFiniteOutput as e:
+        bad, total = e.bad, e.total
+    if bad:  # FID's matrix square root would crash on them (MKL, not Python)
+        raise ValueError(f"--model: {bad} of {total} samples of {args.model} hold nan/inf values (a "
                          "diverged model?); no report written")  # fmt: skip
     report = {
         "model": args.model or model,

@@ -12,7 +12,15 @@ import math
 import re
 from pathlib import Path
 
-from hfldm.commands import check_finite
+from hfldm.commands import (
+    MAX_PIXELS,
+    add_bounds,
+    check_bounds,
+    check_finite,
+    check_out,
+    check_size,
+    check_text,
+)
 
 DEFAULT_MODEL = None  # --model's default: env HFLDM_MODEL, else the bundled model (hfldm.resources)
 # --scheduler choice -> (module, class); "saved" keeps the scheduler stored with the model
@@ -52,7 +60,7 @@ def register(subparsers) -> None:
         "--compile", action="store_true", help="torch.compile the U-Net (fullgraph; minutes to compile)"
     )
     add_dtype_flag(parser)
-    parser.add_argument("--max-images", type=int, default=256, help="refuse requests for more images")
+    add_bounds(parser)
     parser.add_argument(
         "--upscale",
         nargs="?",
@@ -115,20 +123,23 @@ def parse_class_labels(labels: list[str] | None) -> list[int | str] | None:
 def check_args(args: argparse.Namespace) -> None:
     """Fail on bad numbers and paths before anything heavy is imported."""
     check_finite(args, "guidance_scale", "eta", "strength")
+    check_text(args, "prompt", "negative_prompt", "class_label")
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     if args.upscale_steps < 1:
         raise ValueError(f"--upscale-steps must be at least 1, got {args.upscale_steps}")
     if args.num_images < 1:
         raise ValueError(f"--num-images must be at least 1, got {args.num_images}")
-    if args.batch_size < 1 or args.max_images < 1:
-        raise ValueError(
-            f"--batch-size and --max-images must be at least 1, got {args.batch_size}, {args.max_images}"
-        )
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    conditions = len(args.prompt or args.class_label or [None])
+    how = f"{conditions} prompt(s) × {args.num_images} = "
+    check_bounds(args, conditions * args.num_images, "--num-images", how)
+    if args.height is not None or args.width is not None:
+        check_size(args, args.width or 1, args.height or 1, "--height/--width")
     if args.image is not None and not Path(args.image).is_file():
         raise FileNotFoundError(f"--image not found: {args.image}")
-    if Path(args.out).suffix.lower() != ".png":
-        raise ValueError(f"--out must be a .png file, got {args.out}")
+    check_out(args.out)
 
 
 @contextlib.contextmanager
@@ -194,16 +205,13 @@ def calls(conditions: list, num_images: int, batch_size: int):
             yield conditions[start : start + per_call], num_images
 
 
-def open_image(path: str, flag: str = "--image", mode: str = "RGB"):
-    """The `flag` file as a PIL image in `mode` (RGB: grayscale, palette, RGBA, CMYK converted, as the data
-    loader does; L for a mask); ValueError naming `flag` when it is not an image."""
-    import PIL.Image
+def open_image(path: str, flag: str = "--image", mode: str = "RGB", max_pixels: int = MAX_PIXELS):
+    """The `flag` file as a PIL image in `mode` (RGB: 16-bit, float, palette, alpha on white converted as the
+    data loader does; L for a mask), through the one door `hfldm.data.user_images.open_user_image`: its
+    pixel count checked against `max_pixels` before decoding; ValueError naming `flag` otherwise."""
+    from hfldm.data.user_images import open_user_image
 
-    try:
-        with PIL.Image.open(path) as image:
-            return image.convert(mode)
-    except (PIL.UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{flag}: {path} is not an image PIL can read ({type(e).__name__})") from None
+    return open_user_image(path, flag, mode=mode, max_pixels=max_pixels)
 
 
 def check_device(device: str | None) -> None:
@@ -235,6 +243,8 @@ def check_compiler() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hfldm.atomic import save_image
+
     check_args(args)
     model = resolve_model(args.model)
     sr_model = None if args.upscale is None else resolve_sr_model(args.upscale)
@@ -243,14 +253,8 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     if args.compile:
         check_compiler()
-    image = open_image(args.image) if args.image else None
+    image = open_image(args.image, max_pixels=args.max_pixels) if args.image else None
     conditions = args.prompt or parse_class_labels(args.class_label) or [None]
-    total = len(conditions) * args.num_images
-    if total > args.max_images:
-        raise ValueError(
-            f"--num-images: {len(conditions)} prompt(s) × {args.num_images} = {total} images is more than "
-            f"--max-images {args.max_images} (raise it if you mean it; they are drawn --batch-size at a time)"
-        )
     pipe = load_pipeline(model, args.scheduler, args.device, dtype=args.dtype)
     if args.compile:  # compile-clean: no graph breaks, no recompiles across the steps (tests/test_compile.py)
         pipe.unet = torch.compile(pipe.unet, fullgraph=True)
@@ -274,7 +278,6 @@ def run(args: argparse.Namespace) -> int:
     several = len(images) > args.num_images
     grid = grid_of(images, args.num_images if several else math.ceil(math.sqrt(len(images))))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
+    save_image(grid, out)  # atomic: a full disk never leaves a truncated --out behind
     print(f"wrote {out} ({len(images)} image{'s' if len(images) > 1 else ''}, {grid.width}x{grid.height})")
     return 0

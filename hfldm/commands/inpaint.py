@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hfldm.commands import add_bounds, check_bounds, check_out, check_text
 from hfldm.commands.generate import (
     SCHEDULERS,
     add_dtype_flag,
@@ -41,6 +42,7 @@ def register(subparsers) -> None:
     parser.add_argument("--no-paste-back", action="store_true", help="return D(z_0) outside the mask too")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     add_dtype_flag(parser)
+    add_bounds(parser)
     parser.add_argument("--out", required=True, help="output PNG file")
     parser.set_defaults(func=run)
 
@@ -49,14 +51,15 @@ def check_args(args: argparse.Namespace) -> None:
     from hfldm.commands import check_finite
 
     check_finite(args, "guidance_scale")
+    check_text(args, "prompt", "negative_prompt")
+    check_bounds(args, args.num_images, "--num-images")
     for name in ("steps", "num_images"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     for flag, path in (("--image", args.image), ("--mask", args.mask)):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{flag} not found: {path}")
-    if Path(args.out).suffix.lower() != ".png":
-        raise ValueError(f"--out must be a .png file, got {args.out}")
+    check_out(args.out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from hfldm import resources
+    from hfldm.atomic import save_image
     from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 
     check_args(args)
@@ -73,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"--model: {e}") from None
     check_device(args.device)
-    image, mask = open_image(args.image), open_image(args.mask, "--mask", mode="L")
+    image = open_image(args.image, max_pixels=args.max_pixels)
+    mask = open_image(args.mask, "--mask", mode="L", max_pixels=args.max_pixels)
     pipe = load_pipeline(
         model, args.scheduler, args.device, "--model", LatentDiffusionInpaintPipeline, args.dtype
     )
@@ -93,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
     ).images  # fmt: skip
     grid = images[0] if len(images) == 1 else grid_of(images, math.ceil(math.sqrt(len(images))))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
+    save_image(grid, out)  # atomic: a full disk never leaves a truncated --out behind
     size = f"{images[0].width}x{images[0].height}"
     print(f"wrote {out} ({len(images)} image{'s' if len(images) > 1 else ''} of {size})")
     return 0

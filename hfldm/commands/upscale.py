@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hfldm.commands import add_bounds, check_bounds, check_out, check_size
 from hfldm.commands.generate import (
     SCHEDULERS,
     add_dtype_flag,
@@ -34,6 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     add_dtype_flag(parser)
+    add_bounds(parser)
     parser.add_argument("--out", required=True, help="output PNG file (a grid for several images)")
     parser.set_defaults(func=run)
 
@@ -60,24 +62,25 @@ def check_args(args: argparse.Namespace) -> None:
     from hfldm.commands import check_finite
 
     check_finite(args, "eta")
+    check_bounds(args, len(args.image), "--image")
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     for path in args.image:
         if not Path(path).is_file():
             raise FileNotFoundError(f"--image not found: {path}")
-    if Path(args.out).suffix.lower() != ".png":
-        raise ValueError(f"--out must be a .png file, got {args.out}")
+    check_out(args.out)
 
 
 def run(args: argparse.Namespace) -> int:
     import math
 
+    from hfldm.atomic import save_image
     from hfldm.commands.generate import open_image
 
     check_args(args)
     model = resolve_sr_model(args.model, "--model")
     check_device(args.device)
-    images = [open_image(path) for path in args.image]
+    images = [open_image(path, max_pixels=args.max_pixels) for path in args.image]
     pipe = load_sr_pipeline(model, args.scheduler, args.device, dtype=args.dtype)
     multiple = pipe.size_multiple
     for path, image in zip(args.image, images):
@@ -86,11 +89,11 @@ def run(args: argparse.Namespace) -> int:
                 f"--image: {path} is {image.width}x{image.height}; this model needs sides that are multiples "
                 f"of {multiple}"
             )
+        check_size(args, image.width * pipe.upscale_factor, image.height * pipe.upscale_factor, "--image")
     upscaled = upscale(pipe, images, args.steps, args.seed, args.eta)
     grid = upscaled[0] if len(upscaled) == 1 else grid_of(upscaled, math.ceil(math.sqrt(len(upscaled))))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
+    save_image(grid, out)  # atomic: a full disk never leaves a truncated --out behind
     size = f"{upscaled[0].width}x{upscaled[0].height}"
     print(f"wrote {out} ({len(upscaled)} image{'s' if len(upscaled) > 1 else ''} of {size})")
     return 0

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import datasets
 
+from hfldm.atomic import atomic_path
+
 
 def write_imagefolder(dataset: datasets.DatasetDict, folder: str | Path, image_column: str = "image") -> Path:
     """Writes folder/<split>/<file>.png and folder/<split>/metadata.jsonl; returns the folder.
@@ -31,9 +33,20 @@ def write_imagefolder(dataset: datasets.DatasetDict, folder: str | Path, image_c
     return folder
 
 
-def save_both(dataset: datasets.DatasetDict, out: str | Path, name: str) -> tuple[Path, Path]:
-    """Saves out/<name>/ (save_to_disk) and out/<name>-imagefolder/; returns both paths."""
+def save_both(
+    dataset: datasets.DatasetDict, out: str | Path, name: str, overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Saves out/<name>/ (save_to_disk) and out/<name>-imagefolder/; returns both paths.
+
+    Each folder is written under a temporary name and renamed when complete (`hfldm.atomic`): a run killed
+    while writing leaves no folder a loader would read as a smaller dataset, and a folder replaced with
+    `overwrite` keeps no file of the old one. ValueError naming --out when one exists and not `overwrite`.
+    """
     arrow_dir, folder = Path(out) / name, Path(out) / f"{name}-imagefolder"
-    dataset.save_to_disk(str(arrow_dir))
-    write_imagefolder(dataset, folder)
+    if not overwrite and (existing := [str(p) for p in (arrow_dir, folder) if p.exists()]):
+        raise ValueError(f"--out: {', '.join(existing)} already exist(s); pass --overwrite to replace them")
+    with atomic_path(arrow_dir, "--out") as staging:
+        dataset.save_to_disk(str(staging))
+    with atomic_path(folder, "--out") as staging:
+        write_imagefolder(dataset, staging)
     return arrow_dir, folder

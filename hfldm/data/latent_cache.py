@@ -22,6 +22,7 @@ import datasets
 import torch
 from safetensors.torch import load_file, save_file
 
+from hfldm.atomic import atomic_path
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
 from hfldm.data.loader import load_image_dataset, make_dataloader
@@ -109,14 +110,22 @@ def cache_latents(
     features = _features(vae, data.resolution, uncond, report.label_names)
     loader = make_dataloader(dataset, batch_size, shuffle=False)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+    # written under a temporary name, renamed when complete (hfldm.atomic): a killed run leaves no cache
+    with atomic_path(out, "out") as staging, tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         cache = datasets.Dataset.from_generator(
             _rows, features=features, cache_dir=tmp, fingerprint=uuid.uuid4().hex,
             gen_kwargs={"loader": loader, "vae": vae, "text_model": text_model, "features": features},
         )  # fmt: skip
-        cache.save_to_disk(str(out))
-    if uncond is not None:
-        save_file({k: v.contiguous() for k, v in uncond.items()}, str(out / UNCOND_FILE))
+        cache.save_to_disk(str(staging))
+        if uncond is not None:
+            save_file({k: v.contiguous() for k, v in uncond.items()}, str(staging / UNCOND_FILE))
+        write_info(staging, cache=cache, features=features, vae=vae, text_model=text_model, report=report,
+                   data=data)  # fmt: skip
+    return load_latent_cache(out)
+
+
+def write_info(folder: Path, *, cache, features, vae, text_model, report, data) -> None:
+    """folder/cache_info.json: what the cache holds and how it was made; written last, the loaders need it."""
     info = {
         "num_rows": len(cache),
         "latent_shape": list(features["latent_mean"].shape),
@@ -126,8 +135,7 @@ def cache_latents(
         "empty_captions": len(report.empty_captions),
         "data": dataclasses.asdict(data),
     }
-    (out / INFO_FILE).write_text(json.dumps(info, indent=2))
-    return load_latent_cache(out)
+    (folder / INFO_FILE).write_text(json.dumps(info, indent=2))
 
 
 def load_latent_cache(path: str | Path) -> datasets.Dataset:

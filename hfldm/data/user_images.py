@@ -54,6 +54,8 @@ def open_user_image(
                 return _convert(image, mode)
     except ImageTooLarge:
         raise
+    except Image.DecompressionBombError as e:  # PIL's own guard fires in open(), before our header check
+        raise ImageTooLarge(f"{argument}: {source}: {str(e).split(', could')[0]}, over the limit") from None
     except FileNotFoundError:
         raise ValueError(f"{argument}: no file {source}") from None
     except IsADirectoryError:

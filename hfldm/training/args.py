@@ -65,6 +65,9 @@ class TrainingArguments:
     resume_from_checkpoint: str | None = arg(
         None, "Resume from a checkpoint folder, or 'latest' for the newest in output_dir."
     )
+    overwrite_output_dir: bool = arg(
+        False, "Start afresh in an output_dir holding another run's checkpoints or model (they are deleted)."
+    )
     validation_steps: int = arg(500, "Write validation images and metrics every N optimiser steps (0 = off).")
     logging_steps: int = arg(10, "Log the loss every N optimiser steps.")
     report_to: str = arg(
@@ -150,6 +153,8 @@ def check_training_arguments(train: TrainingArguments) -> None:
     check_positive(train, "learning_rate", "checkpointing_steps", "logging_steps", "checkpoints_total_limit")
     check_positive(train, "lr_warmup_steps", "validation_steps", "dataloader_num_workers", allow_zero=True)
     check_report_to(train.report_to)
+    if not 0 <= train.seed < 2**32:  # what NumPy's and torch's seeding take
+        raise ValueError(f"--seed: must be in [0, 2**32), got {train.seed}")
     check_positive(train, "skip_nonfinite_steps", allow_zero=True)
     check_positive(train, "max_grad_norm", "adam_weight_decay", allow_zero=True)
     if not 0 <= train.adam_beta1 < 1 or not 0 <= train.adam_beta2 < 1:
@@ -171,9 +176,13 @@ def _yaml_defaults(path: str, parser: ArgumentParser) -> dict:
     if not Path(path).is_file():
         raise ValueError(f"--config: no such file {path!r}")
     try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ValueError(f"--config: {path} is not valid YAML ({str(e).splitlines()[0]})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"--config: {path} is not a UTF-8 text file (byte {e.start}); give a YAML file"
+        ) from None
     if not isinstance(values, dict):
         raise ValueError(f"--config: {path} must hold a mapping of argument names to values")
     known = {action.dest for action in parser._actions}

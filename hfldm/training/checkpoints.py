@@ -4,7 +4,10 @@ A checkpoint holds the models, optimisers, LR schedulers, every registered objec
 of each process and accelerate's gradient-accumulation step. The data position is not stored: it follows
 from the step, because the data order is a function of (seed, epoch) and an optimiser step always consumes
 `gradient_accumulation_steps` batches (`hfldm.training.runtime.train_batches`). `checkpoint.json`, written
-last, lists every file with its size and the run's shape (processes, global batch, accumulation).
+last, lists every file with its size and SHA-256, the step, and the run's shape (processes, global batch,
+accumulation). Resume verifies every file's hash, so bytes overwritten in place (same size) are found, and
+takes the step from the manifest, not from the folder's name (a copy renamed `checkpoint-35` of step 20
+resumes at step 20, with a note).
 
 A checkpoint is written under a temporary name and renamed when complete, so a run killed while saving
 never leaves a half-written `checkpoint-<step>` for `--resume_from_checkpoint latest` to pick up; older ones
@@ -21,6 +24,7 @@ generators then draw the same numbers for the same samples. Otherwise resume ref
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -72,13 +76,20 @@ def save_checkpoint(
         for stale in output_dir.glob(".checkpoint-*"):  # left by runs killed while saving or pruning
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
+    try:
+        accelerator.save_state(str(partial))
+    except (OSError, RuntimeError) as e:  # torch says "unexpected pos ..." when the disk fills
+        shutil.rmtree(partial, ignore_errors=True)
+        raise OSError(
+            f"--output_dir: {final.name} could not be written to {output_dir} "
+            f"({str(e).splitlines()[0][:120]}; a full disk?); the earlier checkpoints are kept"
+        ) from e
     # accelerate pickles each process's RNG states: keep them as safetensors instead
     (partial / f"random_states_{accelerator.process_index}.pkl").unlink(missing_ok=True)
     save_rng_state(partial / rng_file(accelerator.process_index))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        files = {str(p.relative_to(partial)): p.stat().st_size for p in partial.rglob("*") if p.is_file()}
+        files = {str(p.relative_to(partial)): file_record(p) for p in partial.rglob("*") if p.is_file()}
         manifest = dict(step=step, accelerate_step=accelerator.step, run=run_shape(accelerator), files=files)
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1))
         replaced = output_dir / f".{final.name}.deleting"
@@ -97,6 +108,15 @@ def save_checkpoint(
     return final
 
 
+def file_record(path: Path) -> dict:
+    """What the manifest keeps of a file: its size and SHA-256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return dict(size=path.stat().st_size, sha256=digest.hexdigest())
+
+
 def run_shape(accelerator: Accelerator) -> dict:
     """What a checkpoint must share with the run resuming it: processes, global batch, accumulation."""
     loaders = accelerator._dataloaders  # the prepared training loader (no public accessor)
@@ -110,8 +130,8 @@ def run_shape(accelerator: Accelerator) -> dict:
 def checkpoint_problem(folder: str | Path) -> str | None:
     """None when `folder` is a complete checkpoint; otherwise what is wrong with it, naming the file.
 
-    Complete: no pickle files, `checkpoint.json` present, every file it lists present with its size, every
-    safetensors header readable and every `.bin` loadable with `torch.load(weights_only=True)`.
+    Complete: no pickle files, `checkpoint.json` present, every file it lists present with its size and
+    SHA-256, every safetensors header readable and every `.bin` loadable with `torch.load(weights_only=True)`.
     """
     folder = Path(folder)
     if pickles := sorted(p.name for p in folder.rglob("*.pkl")):
@@ -122,12 +142,15 @@ def checkpoint_problem(folder: str | Path) -> str | None:
         return f"{MANIFEST} is missing (not a complete checkpoint of this hfldm version)"
     except (ValueError, KeyError, TypeError):
         return f"{MANIFEST} is damaged"
-    for name, size in files.items():
+    for name, expected in files.items():
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
-        if path.stat().st_size != size:
-            return f"{name} is damaged ({path.stat().st_size:,} of {size:,} bytes)"
+        expected = expected if isinstance(expected, dict) else dict(size=expected)  # older hfldm: sizes only
+        if path.stat().st_size != expected["size"]:
+            return f"{name} is damaged ({path.stat().st_size:,} of {expected['size']:,} bytes)"
+        if "sha256" in expected and file_record(path)["sha256"] != expected["sha256"]:
+            return f"{name} is damaged (its content differs from the SHA-256 in {MANIFEST})"
         try:
             if path.suffix == ".safetensors":
                 with safe_open(str(path), framework="pt") as f:
@@ -145,7 +168,6 @@ def pick_checkpoint(output_dir: str | Path, resume_from_checkpoint: str) -> Path
     skipped. ValueError naming the damaged file when a named folder is damaged."""
     if resume_from_checkpoint != "latest":
         path = Path(resume_from_checkpoint)
-        checkpoint_step(path)
         if problem := checkpoint_problem(path):
             raise ValueError(f"--resume_from_checkpoint: {path}: {problem}")
         return path
@@ -172,7 +194,11 @@ def resume(accelerator: Accelerator, output_dir: str | Path, resume_from_checkpo
     if path is None:
         accelerator.print(f"no checkpoint in {output_dir}: starting from scratch")
         return 0
-    step, manifest = checkpoint_step(path), json.loads((path / MANIFEST).read_text())
+    manifest = json.loads((path / MANIFEST).read_text())
+    step, named = manifest["step"], _CHECKPOINT.match(path.name)
+    if named is None or int(named.group(1)) != step:
+        print(f"note: {path} holds step {step} (its {MANIFEST}), not what its name says: resuming at step "
+              f"{step}", file=sys.stderr)  # fmt: skip
     then, now = manifest["run"], run_shape(accelerator)
     check_run_shape(path, then, now)
     accelerator.print(f"resuming from {path} (step {step})")

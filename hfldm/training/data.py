@@ -58,10 +58,27 @@ def held_out_images(
 
 
 def captions(dataset, caption_column: str | None) -> list[str]:
-    """Every caption of a map-style dataset, read without decoding its images."""
+    """Every non-empty caption of a map-style dataset (all of a row's list), read without decoding its
+    images; null and empty ones are skipped, as the loader makes them the unconditional prompt. ValueError
+    naming --caption_column when a caption is not text or none is left (a tokenizer needs some)."""
     if isinstance(dataset, datasets.IterableDataset):
         raise ValueError("--text_encoder: scratch trains its tokenizer on all captions; not with --streaming")
-    return list(dataset.with_format(None)[caption_column or "text"])
+    column = caption_column or "text"
+    if column not in dataset.column_names:
+        raise ValueError(
+            f"--caption_column: the data has no column {column!r} (it has {dataset.column_names})"
+        )
+    texts = []
+    for value in dataset.with_format(None)[column]:
+        for text in value if isinstance(value, (list, tuple)) else [value]:
+            if text is not None and not isinstance(text, str):
+                raise ValueError(f"--caption_column: expected text, got {type(text).__name__} ({text!r})")
+            texts += [text] if text else []
+    if not texts:
+        raise ValueError(
+            f"--caption_column: every caption in {column!r} is empty or null; a text model needs some"
+        )
+    return texts
 
 
 def load_cache(path: str) -> tuple[datasets.Dataset, dict, dict | None]:

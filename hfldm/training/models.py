@@ -13,6 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from hfldm.autoencoders import KLAutoencoder, NLayerDiscriminator, VQAutoencoder
 from hfldm.autoencoders.latent_space import latent_space
+from hfldm.data.user_images import MAX_PIXELS
 from hfldm.unets.unet import ConditionalUNet
 
 # what fixes each U-Net argument that train_ldm.py derives rather than reads from --unet_config
@@ -61,9 +62,18 @@ def new_discriminator(resolution: int, base_channels: int, n_layers: int) -> NLa
     return NLayerDiscriminator(in_channels=3, base_channels=base_channels, n_layers=n_layers)
 
 
+# about 8 GiB of fp32 weights (plus as much for Adam's moments twice): far above hfldm's models (~10^7)
+MAX_UNET_PARAMETERS = 2 * 10**9
+
+
 def check_resolution(vae, resolution: int) -> int:
     """Returns the latent side resolution / f; ValueError naming --resolution when f does not divide it."""
     f = latent_space(vae).downsample_factor
+    if resolution * resolution > MAX_PIXELS:  # a batch of these would fill memory before the first step
+        raise ValueError(
+            f"--resolution: {resolution} px is over the limit of {math.isqrt(MAX_PIXELS)} px a side "
+            "(HFLDM_MAX_IMAGE_PIXELS)"
+        )
     if resolution % f:
         raise ValueError(f"--resolution: {resolution} is not divisible by the autoencoder's f = {f}")
     return resolution // f
@@ -103,6 +113,7 @@ def unet_from_yaml(
     unknown = set(config) - set(inspect.signature(ConditionalUNet.__init__).parameters)
     if unknown:
         raise ValueError(f"--unet_config: unknown ConditionalUNet argument(s) {sorted(unknown)} in {path}")
+    check_unet_size(config, path)
     unet = ConditionalUNet(**{**config, **derived})
     if latent_size % unet.downsample_factor:
         raise ValueError(
@@ -179,3 +190,23 @@ def perceptual_network(weight: float):
         ) from None
     network = lpips.LPIPS(net="vgg", verbose=False).eval().requires_grad_(False)
     return lambda x, x_hat: network.to(x.device)(x.float(), x_hat.float()).flatten()
+
+
+def check_unet_size(config: dict, path: str) -> None:
+    """ValueError naming --unet_config when block_out_channels / layers_per_block are not positive integers
+    or give a U-Net of more than MAX_UNET_PARAMETERS, estimated before anything is allocated: each level
+    holds about 2·layers + 1 ResBlocks of two 3×3 convolutions (9 c² weights each)."""
+    widths = config.get("block_out_channels", (128, 256))
+    layers = config.get("layers_per_block", 2)
+    for name, values in (("block_out_channels", widths), ("layers_per_block", [layers])):
+        if not isinstance(values, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
+        ):
+            raise ValueError(f"--unet_config: {name} in {path} must be positive integers, got {values!r}")
+    estimate = sum((2 * layers + 1) * 2 * 9 * c * c for c in widths)
+    if estimate > MAX_UNET_PARAMETERS:
+        raise ValueError(
+            f"--unet_config: block_out_channels {list(widths)} × layers_per_block {layers} in {path} give "
+            f"about {estimate:.2g} parameters ({4 * estimate / 2**30:,.0f} GiB in fp32), over the limit of "
+            f"{MAX_UNET_PARAMETERS:.0e}"
+        )

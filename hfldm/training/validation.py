@@ -12,6 +12,7 @@ import torch
 from accelerate import Accelerator
 from PIL import Image
 
+from hfldm.atomic import save_image
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.grid import image_grid, tile
 from hfldm.eval.reconstruction import codebook_usage, psnr, ssim
@@ -105,7 +106,7 @@ def save_and_log(accelerator: Accelerator, image: Image.Image, output_dir: str, 
     """Write `image` to output_dir/validation/<name>-<step>.png, log it to the trackers; returns the path."""
     path = Path(output_dir) / "validation" / f"{name}-{step:06d}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    save_image(image, path, "--output_dir")
     for tracker in accelerator.trackers:  # whichever trackers --report_to started
         if tracker.name == "tensorboard":
             tracker.writer.add_image(name, np.asarray(image), step, dataformats="HWC")

@@ -57,13 +57,24 @@ def sdedit_start(
     return scheduler.add_noise(z0, noise, timesteps[:1].repeat(z0.shape[0])), timesteps
 
 
-def set_timesteps(scheduler, num_inference_steps: int | None, timesteps, device) -> torch.Tensor:
-    """The scheduler's timesteps for a call: `num_inference_steps` spaced by the scheduler, or the custom
-    `timesteps` (ValueError naming them for a scheduler whose `set_timesteps` takes none)."""
-    if timesteps is None:
-        scheduler.set_timesteps(num_inference_steps, device=device)
-    elif "timesteps" not in inspect.signature(scheduler.set_timesteps).parameters:
-        raise ValueError(f"timesteps: {type(scheduler).__name__} takes no custom timesteps")
-    else:
-        scheduler.set_timesteps(timesteps=[int(t) for t in timesteps], device=device)
-    return scheduler.timesteps
+class NonFiniteOutput(ValueError):
+    """Generated images or latents that hold nan/inf: `bad` of `total`."""
+
+    def __init__(self, message: str, bad: int, total: int):
+        super().__init__(message)
+        self.bad, self.total = bad, total
+
+
+def check_finite_output(x: torch.Tensor) -> torch.Tensor:
+    """`x` (the final latents or decoded images of a pipeline call) when it is all finite; otherwise a
+    ValueError naming the likely causes, instead of images that post-processing turns black."""
+    bad = (~torch.isfinite(x.flatten(1))).any(1)
+    if bad.any():
+        raise NonFiniteOutput(
+            f"{int(bad.sum())} of {len(x)} generated images hold nan/inf (they would be black): an extreme "
+            "guidance_scale or eta, nan in latents / image / mask_image or a callback's output, or a model "
+            "whose weights, noise schedule or scaling_factor are not finite",
+            bad=int(bad.sum()),
+            total=len(x),
+        )
+    return x

@@ -41,7 +41,33 @@ def make_betas(
     beta_schedule: str,
     trained_betas: Sequence[float] | None = None,
 ) -> torch.Tensor:
-    """β_1..β_T for a named schedule, or `trained_betas` as given. Returns float32 (num_train_timesteps,)."""
+    """β_1..β_T for a named schedule, or `trained_betas` as given. Returns float32 (num_train_timesteps,).
+
+    ValueError unless every β_t is in (0, 1): a variance of q(x_t | x_{t-1}) (DDPM eq. 2) outside it makes
+    √(1 − β_t) or ᾱ_t nan or negative, and every image sampled from the model black.
+    """
+    return check_betas(_betas(num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas))
+
+
+def check_betas(betas: torch.Tensor) -> torch.Tensor:
+    """`betas` when all are in (0, 1); ValueError naming the first outside otherwise."""
+    bad = ~((betas > 0) & (betas < 1))
+    if bad.any():
+        t = int(bad.nonzero()[0])
+        raise ValueError(
+            f"beta_start/beta_end: β_{t + 1} = {betas[t].item():g} is outside (0, 1); a forward-process "
+            "variance must be in (0, 1) (DDPM eq. 2)"
+        )
+    return betas
+
+
+def _betas(
+    num_train_timesteps: int,
+    beta_start: float,
+    beta_end: float,
+    beta_schedule: str,
+    trained_betas: Sequence[float] | None = None,
+) -> torch.Tensor:
     if num_train_timesteps < 1:
         raise ValueError(f"num_train_timesteps must be >= 1, got {num_train_timesteps}")
     if trained_betas is not None:
