@@ -54,7 +54,7 @@ bench-data: $(STAMP)
 	$(BIN)/python benchmarks/bench_data_path.py
 
 data: $(STAMP)
-	$(BIN)/hfldm data emoji --out data/emoji --resolution 32,64
+	$(BIN)/hfldm data emoji --out data/emoji --resolution 32,64 --overwrite
 
 demo: $(STAMP)
 	$(BIN)/python -m hfldm.demo --model $(MODEL) $(if $(PROMPT),--prompt "$(PROMPT)")

@@ -8,7 +8,7 @@ LAUNCH="$BIN/accelerate launch --num_processes 1 --num_machines 1 --dynamo_backe
 OUT=${OUT:-models/hfldm-emoji}
 start=$(date +%s)
 
-"$BIN/hfldm" data emoji --out data/emoji --resolution 32,64
+test -d data/emoji/32 || "$BIN/hfldm" data emoji --out data/emoji --resolution 32,64
 $LAUNCH training/train_autoencoder.py --config training/configs/autoencoder_emoji32.yaml \
     --resume_from_checkpoint latest
 "$BIN/hfldm" cache-latents --vae runs/autoencoder-emoji32 --dataset data/emoji/32 --resolution 32 \

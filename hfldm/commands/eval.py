@@ -116,18 +116,19 @@ def write_outputs(report: dict, images, captions: list[str], out: Path, grid_siz
     """report.json, report.md and samples.png (the first `grid_size` samples) in `out`; returns the table."""
     import PIL.Image
 
+    from hfldm.atomic import atomic_write_text, save_image
     from hfldm.data.grid import image_grid
     from hfldm.eval.report import markdown_table
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    out.mkdir(parents=True, exist_ok=True)  # each file replaced atomically: an earlier report stays whole
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n", "--out")
     table = markdown_table(report)
-    (out / "report.md").write_text(table)
+    atomic_write_text(out / "report.md", table, "--out")
     shown = images[:grid_size]
     pixels = (shown * 255).round().byte().permute(0, 2, 3, 1).numpy()  # (N, 3, R, R) -> (N, R, R, 3)
     pil = [PIL.Image.fromarray(p) for p in pixels]
     grid = image_grid(pil, captions[:grid_size], columns=min(8, len(pil)), cell=max(64, shown.shape[-1]))
-    grid.save(out / "samples.png")
+    save_image(grid, out / "samples.png")
     return table
 
 
