@@ -22,6 +22,7 @@ SCHEDULERS = {
     "dpm": ("diffusers", "DPMSolverMultistepScheduler"),
     "euler": ("diffusers", "EulerDiscreteScheduler"),
 }
+PROGRESS_DELAY = 2.0  # seconds before a sampling progress bar appears (tqdm's delay)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/repo (hfldm.pipelines.loading's, not imported
 # here so that bad arguments fail before torch is imported)
 
@@ -42,8 +43,8 @@ def register(subparsers) -> None:
     parser.add_argument("--num-images", type=int, default=1, help="images per prompt / class label")
     parser.add_argument("--scheduler", choices=["saved", *SCHEDULERS], default="saved", help="sampler")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
-    parser.add_argument("--height", type=int, default=None, help="image height in pixels")
-    parser.add_argument("--width", type=int, default=None, help="image width in pixels")
+    parser.add_argument("--height", type=int, default=None, help="image height in pixels (default: native)")
+    parser.add_argument("--width", type=int, default=None, help="image width in pixels (default: native)")
     parser.add_argument("--image", default=None, help="input image for image-to-image (SDEdit)")
     parser.add_argument("--strength", type=float, default=None, help="image-to-image noise level in [0, 1]")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
@@ -171,6 +172,7 @@ def load_pipeline(
         module, name = SCHEDULERS[scheduler]
         pipe.scheduler = getattr(importlib.import_module(module), name).from_config(pipe.scheduler.config)
     pipe.to(device)
+    pipe.set_progress_bar_config(delay=PROGRESS_DELAY)  # no bar for work done in a second or two
     return pipe
 
 
@@ -252,6 +254,11 @@ def run(args: argparse.Namespace) -> int:
             f"--max-images {args.max_images} (raise it if you mean it; they are drawn --batch-size at a time)"
         )
     pipe = load_pipeline(model, args.scheduler, args.device, dtype=args.dtype)
+    from hfldm.commands.advice import warn_far_prompts, warn_other_size
+
+    warn_far_prompts(pipe, model, args.prompt)
+    if args.image is None:
+        warn_other_size(pipe, args.height, args.width)
     if args.compile:  # compile-clean: no graph breaks, no recompiles across the steps (tests/test_compile.py)
         pipe.unet = torch.compile(pipe.unet, fullgraph=True)
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
