@@ -22,7 +22,7 @@ import PIL.Image
 import torch
 from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from inpaint_tab import inpaint_model_source, inpaint_tab, serving_inpaint_pipeline
-from inputs import flag, readable, real, text
+from inputs import clear_request_errors, flag, readable, real, text
 from optional_models import example_images
 from request_limits import MAX_SEED, Limits, check_request, whole_number
 from serving import JOBS, serving_pipeline_of, step_progress
@@ -208,7 +208,9 @@ def _settings(
             1, limits.max_images, value=min(4, limits.max_images), step=1, precision=0, label="Images"
         )
         sizes = working_sizes(pipe)
-        size = gr.Radio(sizes, value=sizes[0], label="Image size (pixels): the size the model was trained at")
+        size = gr.Radio(
+            sizes, value=sizes[0], label="Image size (pixels)", info="the size the model was trained at"
+        )
         factor = getattr(sr_pipe, "upscale_factor", 2)
         upscale = gr.Checkbox(
             False,
@@ -326,7 +328,7 @@ def build_demo(
                 )
             except ValueError as e:
                 raise gr.Error(str(e), print_exception=False) from None
-            caption = (prompt.strip() if textual else class_name) or "unconditional"
+            caption = ((prompt or "").strip() if textual else class_name) or "unconditional"
             return [(image, f"{caption} #{i + 1}") for i, image in enumerate(images)], seed
 
         # the endpoint takes only the inputs this kind of model shows (a text model has no class argument);
@@ -431,7 +433,7 @@ def build_demo(
             with gr.Tab("Inpaint"):
                 inpaint_tab(inpaint_pipe, limits, list(inpaint_examples))
     demo.queue(default_concurrency_limit=1, max_size=limits.queue_size)
-    return demo
+    return clear_request_errors(demo)
 
 
 def main() -> None:

@@ -33,11 +33,11 @@ def readable(component: gr.components.Component, what: str = "a value it can rea
         try:
             return original(payload)
         except Exception as e:  # Gradio's own checks (gr.Error) and whatever its reading raised
-            detail = e.message if isinstance(e, gr.Error) else type(e).__name__
+            if isinstance(e, gr.Error):  # range / choice checks: their words, the field named
+                raise gr.Error(f"{component.label}: {e.message}", print_exception=False) from None
             got = "the upload is not one" if files else f"got {short(payload)}"
-            raise gr.Error(
-                f"{component.label} must be {what}; {got} ({detail}).", print_exception=False
-            ) from None
+            message = f"{component.label} must be {what}; {got} ({type(e).__name__})."
+            raise gr.Error(message, print_exception=False) from None
 
     component.preprocess = preprocess
     return component
@@ -99,3 +99,48 @@ def flag(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be true or false, got {short(value)}.")
     return value
+
+
+def clear_request_errors(demo: gr.Blocks) -> gr.Blocks:
+    """`demo`, two failures Gradio meets before any component's preprocessing answered by one gr.Error
+    instead of its generic error: too few values (a raw HTTP client; gradio_client fills in the defaults),
+    and a value its data model refuses (e.g. `false` where a file is expected)."""
+    validate, original = demo.validate_inputs, demo.preprocess_data
+
+    def validate_inputs(block_fn, inputs: list) -> None:
+        if len(inputs) < len(block_fn.inputs):
+            names = ", ".join(str(getattr(block, "label", None) or block) for block in block_fn.inputs)
+            raise gr.Error(
+                f"This endpoint takes {len(block_fn.inputs)} values ({names}); got {len(inputs)}. "
+                "gradio_client fills in the defaults: client.predict(prompt=..., api_name=...).",
+                print_exception=False,
+            )
+        validate(block_fn, inputs)
+
+    async def preprocess_data(block_fn, inputs, state, *args, **kwargs):
+        try:
+            return await original(block_fn, inputs, state, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:
+            block = next((b for b, v in zip(block_fn.inputs, inputs, strict=False) if refused(b, v)), None)
+            where = (
+                f"{block.label} must be a file (an image)" if block is not None else "The request's values"
+            )
+            message = f"{where}: Gradio could not read {short(inputs)} ({type(e).__name__})."
+            raise gr.Error(message, print_exception=False) from None
+
+    demo.validate_inputs, demo.preprocess_data = validate_inputs, preprocess_data
+    return demo
+
+
+def refused(block, value) -> bool:
+    """True when `block`'s data model refuses `value` (what Gradio validates before preprocessing)."""
+    model = getattr(block, "data_model", None)
+    if model is None or value is None:
+        return False
+    try:
+        model.model_validate(value, context={"validate_meta": True})
+    except Exception:
+        return True
+    return False

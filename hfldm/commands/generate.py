@@ -64,6 +64,9 @@ def register(subparsers) -> None:
         "(bare --upscale: $HFLDM_SR_MODEL or the bundled 32 -> 64 px emoji model)",
     )
     parser.add_argument("--upscale-steps", type=int, default=50, help="sampling steps of --upscale")
+    parser.add_argument(
+        "--no-captions", action="store_true", help="several prompts: a bare grid, no captions underneath"
+    )
     parser.add_argument("--out", required=True, help="output PNG file")
     parser.set_defaults(func=run)
 
@@ -183,6 +186,21 @@ def grid_of(images: list, cols: int):
     return tile(images, cols, fill="black")
 
 
+def conditions_grid(images: list, conditions: list, num_images: int, captions: bool = True):
+    """One image for the output file. Several prompts / class labels: one row per condition (up to 8 a row
+    when each has one image), captioned underneath unless `captions` is False; one condition's images: a
+    near-square grid without captions, the last row filled with black cells."""
+    from hfldm.data.grid import image_grid
+
+    if len(conditions) < 2:
+        return grid_of(images, math.ceil(math.sqrt(len(images))))
+    columns = num_images if num_images > 1 else min(8, len(images))
+    if not captions:
+        return grid_of(images, columns)
+    names = [str(c) for c in conditions for _ in range(num_images)]
+    return image_grid(images, names, columns=columns, cell=max(64, images[0].width))
+
+
 def calls(conditions: list, num_images: int, batch_size: int):
     """(conditions, images per condition) of the pipeline calls that make `num_images` images of each
     condition in order, at most `batch_size` images a call."""
@@ -277,9 +295,7 @@ def run(args: argparse.Namespace) -> int:
         del pipe  # one model in memory at a time
         sr = load_sr_pipeline(sr_model, args.scheduler, args.device, "--upscale", args.dtype)
         images = upscale(sr, images, args.upscale_steps, args.seed, args.eta)
-    # one row per prompt / class label; a single prompt's images as a near-square grid
-    several = len(images) > args.num_images
-    grid = grid_of(images, args.num_images if several else math.ceil(math.sqrt(len(images))))
+    grid = conditions_grid(images, conditions, args.num_images, captions=not args.no_captions)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(out)
