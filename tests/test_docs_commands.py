@@ -105,9 +105,10 @@ def test_command_parses_as_written(doc, command, monkeypatch):
     monkeypatch.chdir(REPO)
     check_files(words)
     if words[0] == "accelerate" and words[1] == "launch":
-        words = [w for w in words[2:] if not w.startswith("--") or "=" in w]  # launch flags: `--flag value`
-        words = words[next(i for i, w in enumerate(words) if w.endswith(".py")) :]
-        words = ["python", *words]
+        words = [
+            "python",
+            *words[next(i for i, w in enumerate(words) if w.endswith(".py")) :],
+        ]  # launch flags
     if words[0] == "hfldm":
         from hfldm.cli import build_parser, either_spelling
 
@@ -125,6 +126,8 @@ def test_command_parses_as_written(doc, command, monkeypatch):
         else:
             module = __import__(words[2], fromlist=["parse_args"])
             module.parse_args(words[3:])
+    elif words[0] in ("python", "python3") and "parse_args" not in (REPO / words[1]).read_text():
+        assert not words[2:], f"{doc}: `{command}`: {words[1]} takes no arguments"  # e.g. space/app.py
     elif words[0] in ("python", "python3"):
         parse_script(REPO / words[1], words[2:], monkeypatch)
     elif words[0] == "pytest":
