@@ -223,10 +223,14 @@ def _settings(
     return [steps, guidance, seed, randomize, scheduler, n, size, upscale]
 
 
-def prompt_box(pipe: hfldm.LatentDiffusionPipeline, names: list[str], first: str) -> gr.components.Component:
-    """A text model's prompt: a menu of the names it was trained on that takes any text too."""
+def prompt_box(
+    pipe: hfldm.LatentDiffusionPipeline, names: list[str], held_out: Sequence[str], first: str
+) -> gr.components.Component:
+    """A text model's prompt: a menu of the names it was trained on, then the held-out example names marked
+    "(held out)", that takes any text too."""
+    choices = [(n, n) for n in names] + [(f"{h} (held out)", h) for h in held_out if h not in set(names)]
     return gr.Dropdown(
-        names,
+        choices,
         value=first,
         allow_custom_value=True,
         filterable=True,
@@ -241,12 +245,18 @@ def prompt_box(pipe: hfldm.LatentDiffusionPipeline, names: list[str], first: str
 def example_blocks(component, known: Sequence[str], held_out: Sequence[str]) -> None:
     """Two example sets for `component`: names from training, and held-out ones, each labelled."""
     if known:
-        gr.Examples([[e] for e in known], inputs=[component], label="Names the model was trained on")
+        gr.Examples(
+            [[e] for e in known],
+            inputs=[component],
+            label="Names the model was trained on",
+            examples_per_page=len(known),
+        )
     if held_out:
         gr.Examples(
             [[e] for e in held_out],
             inputs=[component],
             label="Held-out names (never seen in training: often generic shapes)",
+            examples_per_page=len(held_out),
         )
 
 
@@ -276,7 +286,7 @@ def build_demo(
         with gr.Tab("Generate"), gr.Row():
             with gr.Column():
                 first = (known or list(examples) or [""])[0] if textual else ""
-                prompt = readable(prompt_box(pipe, names, first), "text")
+                prompt = readable(prompt_box(pipe, names, list(examples) if textual else [], first), "text")
                 negative = readable(gr.Textbox("", label="Negative prompt", visible=textual), "text")
                 label = gr.Dropdown(
                     classes, value=(classes or [None])[0], label="Class", visible=bool(classes)

@@ -133,7 +133,9 @@ def test_prompt_menu_offers_the_trained_names_and_examples_say_which_are_held_ou
     )
     props = [c["props"] for c in demo.config["components"]]
     prompt = next(p for p in props if p.get("label") == "Prompt")
-    assert [c[0] for c in prompt["choices"]] == ["grinning face", "cat face"] and prompt["allow_custom_value"]
+    shown = ["grinning face", "cat face", "thinking face (held out)", "robot (held out)"]
+    assert [c[0] for c in prompt["choices"]] == shown and prompt["allow_custom_value"]
+    assert [c[1] for c in prompt["choices"]] == ["grinning face", "cat face", "thinking face", "robot"]
     assert prompt["value"] == "grinning face"  # a known name (hfldm.text.vocabulary.KNOWN_EXAMPLES) first
     labels = [p.get("label") for p in props if "names" in (p.get("label") or "").lower()]
     assert "Names the model was trained on" in labels
