@@ -212,9 +212,17 @@ def test_missing_default_model_says_what_to_do(monkeypatch, tmp_path):
 def predict(client, prompt="cat face", steps=3, seed=7, n=2, size=IMAGE_SIZE, scheduler="DDIM"):
     """(gallery, seed) from the app's /generate endpoint, its parameters named as the UI labels them."""
     return client.predict(
-        prompt=prompt, negative_prompt="", steps=steps, guidance_scale=3.0, seed=seed, randomize_seed=False,
-        scheduler=scheduler, num_images=n, size=size, api_name="/generate",
-    )  # fmt: skip
+        prompt=prompt,
+        negative_prompt="",
+        steps=steps,
+        guidance_scale=3.0,
+        seed=seed,
+        randomize_seed=False,
+        scheduler=scheduler,
+        num_images=n,
+        size=size,
+        api_name="/generate",
+    )
 
 
 def wait_for(job, *codes, timeout: float = 30.0) -> None:

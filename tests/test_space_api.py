@@ -52,9 +52,12 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def space(folders, tmp_path_factory):
     space = SpaceProcess(
-        folders["model"], tmp_path_factory.mktemp("server"), HFLDM_SR_MODEL=str(folders["sr"]),
-        HFLDM_INPAINT_MODEL=str(folders["inpaint"]), HFLDM_MAX_STEPS="20",
-    )  # fmt: skip
+        folders["model"],
+        tmp_path_factory.mktemp("server"),
+        HFLDM_SR_MODEL=str(folders["sr"]),
+        HFLDM_INPAINT_MODEL=str(folders["inpaint"]),
+        HFLDM_MAX_STEPS="20",
+    )
     space.url()
     yield space
     space.stop()
@@ -85,7 +88,7 @@ def uploads(folders, tmp_path_factory) -> dict[str, object]:
             "background": handle_file(str(root / "background.png")),
             "layers": [handle_file(str(root / "layer.png"))],
             "composite": None,
-        },  # fmt: skip
+        },
         "text_file": handle_file(str(root / "notes.txt")),
         "text_editor": {"background": handle_file(str(root / "notes.txt")), "layers": [], "composite": None},
     }

@@ -95,10 +95,23 @@ def nearness(tokenizer, text_encoder, prompts: list[str], names: list[str], k: i
 # names of the emoji train split that the shipped model draws recognisably (the demo's and the Space's
 # "known" examples; a model whose vocabulary lacks them shows none)
 KNOWN_EXAMPLES = [
-    "smiling cat with heart-eyes", "grinning face", "red apple", "pizza", "rocket", "fire", "ghost",
-    "red heart", "face with tears of joy", "loudly crying face", "dog face", "evergreen tree", "sun",
-    "rainbow", "alien", "banana",
-]  # fmt: skip
+    "smiling cat with heart-eyes",
+    "grinning face",
+    "red apple",
+    "pizza",
+    "rocket",
+    "fire",
+    "ghost",
+    "red heart",
+    "face with tears of joy",
+    "loudly crying face",
+    "dog face",
+    "evergreen tree",
+    "sun",
+    "rainbow",
+    "alien",
+    "banana",
+]
 
 
 def known_examples(names: list[str], count: int) -> list[str]:
