@@ -14,7 +14,7 @@ import math
 import gradio as gr
 import PIL.Image
 
-from hfldm.data.user_images import MAX_PIXELS, check_pixels, open_user_image
+from hfldm.data.user_images import MAX_PIXELS, ImageTooLarge, check_pixels, open_user_image
 
 
 def short(value: object, limit: int = 40) -> str:
@@ -35,6 +35,8 @@ def readable(component: gr.components.Component, what: str = "a value it can rea
         except Exception as e:  # Gradio's own checks (gr.Error) and whatever its reading raised
             if isinstance(e, gr.Error):  # range / choice checks: their words, the field named
                 raise gr.Error(f"{component.label}: {e.message}", print_exception=False) from None
+            if isinstance(e, ImageTooLarge):  # its message names the field already
+                raise gr.Error(str(e), print_exception=False) from None
             got = "the upload is not one" if files else f"got {short(payload)}"
             message = f"{component.label} must be {what}; {got} ({type(e).__name__})."
             raise gr.Error(message, print_exception=False) from None

@@ -211,7 +211,7 @@ def test_cli_class_labels_and_scheduler(saved, tmp_path):
     out = tmp_path / "classes.png"
     argv = ["generate", "--model", str(saved["class"][0]), "--class-label", "dog face", "--class-label", "0"]
     assert hfldm_main([*argv, "--steps", "3", "--scheduler", "dpm", "--no-captions", "--out", str(out)]) == 0
-    assert _png(out).shape == (2 * IMAGE_SIZE, IMAGE_SIZE, 3)  # one row per class label
+    assert _png(out).shape == (IMAGE_SIZE, 2 * IMAGE_SIZE, 3)  # one image per label: a row, not a strip
 
 
 def test_cli_bad_inputs_give_one_line_errors(saved, tmp_path, capsys):

@@ -259,3 +259,18 @@ def test_fuzzed_values_get_a_result_or_one_clear_message(space, endpoint):
             assert event == "complete", (event, payload)
 
     check()
+
+
+def test_a_huge_upload_is_refused_from_its_header(client, tmp_path):
+    """20 megapixels in a small PNG: refused before decoding (hfldm.data.user_images, 16 M by default)."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    huge = tmp_path / "huge.png"
+    PIL.Image.new("L", (5000, 4000)).save(huge)
+    assert huge.stat().st_size < 1_000_000
+    with pytest.raises(AppError, match="Low-resolution image: the image is 5000x4000 = 20,000,000 pixels"):
+        client.predict(image=handle_file(str(huge)), api_name="/upscale")
+    editor = {"background": handle_file(str(huge)), "layers": [], "composite": None}
+    with pytest.raises(AppError, match="the image is 5000x4000 = 20,000,000 pixels, over the limit"):
+        client.predict(image=editor, api_name="/inpaint")
