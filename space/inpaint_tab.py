@@ -11,7 +11,6 @@ same request_limits.Limits as generation.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -58,22 +57,6 @@ def editor_image_and_mask(value: dict | None) -> tuple[PIL.Image.Image, PIL.Imag
     return to_rgb(background), PIL.Image.fromarray(painted.astype(np.uint8) * 255)
 
 
-def examples_with_masks(examples: list[str], folder: Path | None = None) -> list[dict]:
-    """Editor values of the example images, each with a layer painted over its centre (a square of half its
-    side, the brush's colour): an example a visitor can run at once. The layers are written to `folder`
-    (default: a new temporary folder, where Gradio serves them from)."""
-    folder = Path(folder or tempfile.mkdtemp(prefix="hfldm-inpaint-masks-"))
-    values = []
-    for i, path in enumerate(examples):
-        with PIL.Image.open(path) as image:
-            w, h = image.size
-        layer = PIL.Image.new("RGBA", (w, h), (0, 0, 0, 0))
-        layer.paste((255, 0, 255, 255), (w // 4, h // 4, w - w // 4, h - h // 4))
-        layer.save(folder / f"mask-{i}.png")
-        values.append({"background": path, "layers": [str(folder / f"mask-{i}.png")], "composite": None})
-    return values
-
-
 def inpaint(
     pipe, limits: Limits, editor_value: dict | None, prompt: str = "", steps: int = 25,
     guidance_scale: float = 3.0, seed: int = 0, progress: Callable | None = None,
@@ -115,11 +98,7 @@ def inpaint_tab(pipe, limits: Limits, examples: list[str]) -> None:
                 sources=("upload", "clipboard"), elem_id="inpaint-editor",
             )  # fmt: skip
             if examples:
-                gr.Examples(
-                    [[value] for value in examples_with_masks(examples)],
-                    inputs=[editor],
-                    label="Examples (the magenta square is repainted; paint your own)",
-                )
+                gr.Examples([[e] for e in examples], inputs=[editor], label="Examples")
             prompt = gr.Textbox(
                 "", label="Prompt", visible=pipe.is_text_conditional, elem_id="inpaint-prompt"
             )

@@ -411,17 +411,3 @@ def test_every_tab_loads_its_model_in_the_dtype_of_hfldm_dtype(model_dir):
     assert app.serving_pipeline(str(model_dir), env={}).unet.dtype == default_dtype()
     with pytest.raises(ValueError, match="HFLDM_DTYPE: expected auto"):
         serving_pipeline_of(str(model_dir), "HFLDM_MODEL", env={"HFLDM_DTYPE": "fp8"})
-
-
-def test_inpaint_examples_come_with_a_painted_centre(inpaint_pipe, inpaint_dir, tmp_path):
-    (value,) = inpaint_tab.examples_with_masks(optional_models.example_images(str(inpaint_dir)), tmp_path)
-    opened = {
-        "background": PIL.Image.open(value["background"]),
-        "layers": [PIL.Image.open(value["layers"][0])],
-    }
-    image, mask = inpaint_tab.editor_image_and_mask(opened)
-    expected = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    expected[IMAGE_SIZE // 4 : -IMAGE_SIZE // 4, IMAGE_SIZE // 4 : -IMAGE_SIZE // 4] = 255
-    np.testing.assert_array_equal(np.asarray(mask), expected)  # the centre square, a quarter of the image
-    out = inpaint_tab.inpaint(inpaint_pipe, Limits(), opened, "cat face", steps=2)
-    assert out.size == (IMAGE_SIZE, IMAGE_SIZE)
