@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # sub-command modules, in the order `hfldm --help` lists them
 COMMANDS = ["data", "cache_latents", "generate", "upscale", "inpaint", "eval", "convert", "env"]
@@ -27,6 +28,16 @@ def missing_extra(error: ModuleNotFoundError) -> str | None:
     """'pip install "hfldm[train]"' for a ModuleNotFoundError of an optional dependency, else None."""
     top = (error.name or "").split(".")[0]
     return f'the {top} package; pip install "hfldm[{EXTRAS[top]}]"' if top in EXTRAS else None
+
+
+# libraries whose Deprecation/Future/UserWarnings are about their own internals, not the user's command
+QUIET_MODULES = r"(transformers|huggingface_hub|diffusers|accelerate|torch)(\.|$)"
+
+
+def quiet_library_warnings() -> None:
+    """Silence the libraries' warnings meant for developers (deprecations, hub notices); ours still show."""
+    for category in (DeprecationWarning, FutureWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=QUIET_MODULES)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +76,7 @@ def either_spelling(parser: argparse.ArgumentParser, argv: list[str]) -> list[st
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_library_warnings()
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(either_spelling(parser, argv))

@@ -2,10 +2,11 @@
 
     python -m hfldm.demo [--model models/hfldm-emoji] [--prompt "red apple"] [--out outputs/demo.png]
 
-The grid holds held-out captions (never seen in training; `example_captions.txt` in the model folder)
-plus the user's prompt, all from one fixed seed. Where the bundled super-resolution model is there
-(`--sr-model`, models/hfldm-emoji-sr), every 32 px image is then upscaled to 64 px by it: the cascade
-text -> 32 px -> 64 px (LDM §4.4); `--no-upscale` keeps 32 px.
+The grid's first row holds emoji names the model was trained on (hfldm.text.vocabulary.KNOWN_EXAMPLES found
+in the folder's vocabulary.txt) and the user's prompt, its second row held-out names (never seen in
+training; `example_captions.txt` in the model folder), captioned "(held out)": all from one fixed seed.
+Where the bundled super-resolution model is there (`--sr-model`, models/hfldm-emoji-sr), every 32 px image
+is then upscaled to 64 px by it: the cascade text -> 32 px -> 64 px (LDM §4.4); `--no-upscale` keeps 32 px.
 
 Without the bundled model folder (a checkout without models/), the default is replaced by a tiny
 class-conditional LDM trained on scikit-learn's digits in about a minute and a half (both stages, with the
@@ -20,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_PROMPT = "smiling cat face with heart-eyes"
+DEFAULT_PROMPT = "smiling cat with heart-eyes"  # a CLDR emoji name from the train split
 FALLBACK_CAPTIONS = ["red apple", "grinning face", "rocket", "sun", "dog face", "pine tree", "heart", "car"]
 DEFAULT_MODEL = "models/hfldm-emoji"
 DEFAULT_SR_MODEL = "models/hfldm-emoji-sr"
@@ -31,7 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m hfldm.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="saved pipeline folder")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="your own prompt, drawn last")
-    parser.add_argument("--num-captions", type=int, default=15, help="held-out captions to draw")
+    parser.add_argument("--num-known", type=int, default=7, help="trained names to draw (first row)")
+    parser.add_argument("--num-captions", type=int, default=8, help="held-out captions to draw (second row)")
     parser.add_argument("--steps", type=int, default=25, help="DDIM sampling steps")
     parser.add_argument("--guidance-scale", type=float, default=None, help="CFG weight (default: model's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
@@ -51,8 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--model: no saved pipeline at {args.model} (model_index.json missing)")
     if not (Path(args.sr_model) / "model_index.json").is_file() and args.sr_model != DEFAULT_SR_MODEL:
         parser.error(f"--sr-model: no saved pipeline at {args.sr_model} (model_index.json missing)")
-    if args.steps < 1 or args.sr_steps < 1 or args.num_captions < 0:
-        parser.error("--steps and --sr-steps must be >= 1 and --num-captions >= 0")
+    if args.steps < 1 or args.sr_steps < 1 or args.num_captions < 0 or args.num_known < 0:
+        parser.error("--steps and --sr-steps must be >= 1, --num-known and --num-captions >= 0")
     return args
 
 
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from hfldm.data.grid import image_grid
     from hfldm.precision import half_precision, resolve_dtype
     from hfldm.schedulers.ddim import DDIMScheduler
+    from hfldm.text.vocabulary import known_examples, read_vocabulary
 
     dtype = resolve_dtype(args.dtype)
     pipe = DiffusionPipeline.from_pretrained(str(model), trust_remote_code=True)
@@ -111,8 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         labels = [d for d in range(10) for _ in range(3)]
         condition, captions = {"class_labels": labels}, [f"digit {d}" for d in labels]
     else:
-        captions = example_captions(model, args.num_captions) + [args.prompt]
-        condition = {"prompt": captions}
+        known = [n for n in known_examples(read_vocabulary(model), args.num_known + 1) if n != args.prompt]
+        held_out = example_captions(model, args.num_captions)
+        prompts = [*known[: args.num_known], args.prompt, *held_out]
+        captions = [
+            *known[: args.num_known],
+            f"{args.prompt} (yours)",
+            *(f"{c} (held out)" for c in held_out),
+        ]
+        condition = {"prompt": prompts}
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
     images = pipe(
         **condition,
@@ -142,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         upscaling = time.perf_counter() - sampled
         print(f"  of which upscaling to {side} px ({args.sr_steps} DDIM steps): {upscaling:.1f} s")
     if not digits:
-        print(f"last image: your prompt {args.prompt!r}; the others: held-out captions, unseen in training")
+        print(
+            f"first row: names the model was trained on, then your prompt {args.prompt!r}; second row: "
+            "held-out names, never seen in training"
+        )
     return 0
 
 

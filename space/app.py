@@ -22,19 +22,33 @@ import PIL.Image
 import torch
 from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from inpaint_tab import inpaint_model_source, inpaint_tab, serving_inpaint_pipeline
+from inputs import clear_request_errors, flag, readable, real, text
 from optional_models import example_images
 from request_limits import MAX_SEED, Limits, check_request, whole_number
-from serving import serving_pipeline_of, step_progress
-from upscale_tab import serving_sr_pipeline, sr_model_source, upscale_tab
+from serving import JOBS, serving_pipeline_of, step_progress
+from upscale_tab import serving_sr_pipeline, sr_model_source, upscale, upscale_tab
 
 import hfldm
+from hfldm.text.vocabulary import known_examples, read_vocabulary
 
 SPACE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SPACE_DIR.parent
 DEFAULT_MODEL = "models/hfldm-emoji"  # relative to the repo root, or to this folder on a Space
-EXAMPLES_FILE = "example_captions.txt"  # optional, in the model folder: one caption per line
+EXAMPLES_FILE = "example_captions.txt"  # optional, in the model folder: held-out captions, one a line
 # CLDR names of emoji held out of training (hfldm.data.emoji.is_test); examples when there is no EXAMPLES_FILE
 HELD_OUT_CAPTIONS = ["thinking face", "robot", "weary cat", "blue heart", "tiger", "sunflower", "cupcake"]
+# what each of _settings' components takes, for its error message
+SETTING_KINDS = [
+    "a whole number",
+    "a number",
+    "a whole number",
+    "true or false",
+    "a listed scheduler",
+    "a whole number",
+    "a listed size",
+    "true or false",
+]
+MAX_UPLOAD = "5mb"  # bytes of one uploaded file (Gradio refuses more); pixels are bounded by inputs.py
 
 
 SCHEDULERS = {
@@ -77,12 +91,17 @@ def serving_pipeline(source: str, env: Mapping[str, str] = os.environ) -> hfldm.
 
 
 def example_captions(pipe: hfldm.LatentDiffusionPipeline, source: str) -> list[str]:
-    """Examples: the class names, else the model folder's EXAMPLES_FILE, else held-out emoji names."""
+    """Held-out examples: the class names, else the model folder's EXAMPLES_FILE, else held-out emoji."""
     if not pipe.is_text_conditional:
         return list(pipe.label2id)[:8]
     path = Path(source) / EXAMPLES_FILE
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     return [line.strip() for line in lines if line.strip()][:12] or HELD_OUT_CAPTIONS
+
+
+def working_sizes(pipe: hfldm.LatentDiffusionPipeline) -> list[int]:
+    """The image sides the model draws: its native size only (at others a small model draws texture)."""
+    return [pipe.default_image_size()[0]]
 
 
 # ------------------------------------------------------------------------------------------------ sampling
@@ -102,29 +121,38 @@ def generate(
     num_images: int = 1,
     size: int | None = None,
     progress: Callable | None = None,
+    sr_pipe=None,
 ) -> list[PIL.Image.Image]:
     """Sample `num_images` images of size × size pixels (default: the model's) with `scheduler` from `seed`.
 
-    Text models use `prompt` (empty: unconditional), class-conditional ones `class_name`.
+    Text models use `prompt` (empty: unconditional), class-conditional ones `class_name`; given `sr_pipe`,
+    each image is then upscaled by it (the cascade, LDM §4.4) with the same steps, image i from seed + i.
     `progress((i, steps))` is called after each denoising step. Returns `num_images` RGB PIL images.
     A request outside `limits` or the model's options raises ValueError, worded for the user, before sampling.
     """
-    prompt, negative_prompt = (prompt or "").strip(), (negative_prompt or "").strip()
+    prompt = text(prompt, "Prompt", limits.max_prompt_chars)
+    negative_prompt = text(negative_prompt, "Negative prompt", limits.max_prompt_chars)
     steps, seed = whole_number(steps, "Steps"), whole_number(seed, "Seed")
     num_images = whole_number(num_images, "Number of images")
-    size = pipe.default_image_size()[0] if size is None else whole_number(size, "Image size")
-    check_request(limits, steps, num_images, size, pipe.size_multiple, guidance_scale, seed, prompt)
+    size = working_sizes(pipe)[0] if size is None else whole_number(size, "Image size")
+    guidance_scale = real(guidance_scale, "Guidance scale")
+    check_request(limits, steps, num_images, size, pipe.size_multiple, guidance_scale, seed)
+    if size not in working_sizes(pipe):
+        raise ValueError(
+            f"Image size {size} px: this model draws {working_sizes(pipe)[0]} px (the size it was trained at)"
+            + (", and 64 px through Upscale." if sr_pipe is not None else ".")
+        )
     if scheduler not in SCHEDULERS:
         raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}.")
     if pipe.label2id and class_name not in pipe.label2id:
         raise ValueError(f"Unknown class {class_name!r}; choose one of the listed classes.")
 
-    text = pipe.is_text_conditional
+    textual = pipe.is_text_conditional
     with _PIPE_LOCK:
         pipe.scheduler = SCHEDULERS[scheduler].from_config(pipe.scheduler.config)
-        return pipe(
-            prompt=prompt if text else None,
-            negative_prompt=negative_prompt if text and negative_prompt else None,
+        images = pipe(
+            prompt=prompt if textual else None,
+            negative_prompt=negative_prompt if textual and negative_prompt else None,
             class_labels=class_name if pipe.label2id else None,
             height=size,
             width=size,
@@ -134,6 +162,9 @@ def generate(
             generator=torch.Generator("cpu").manual_seed(seed),
             callback_on_step_end=step_progress(progress, steps, "Denoising"),
         ).images
+    if sr_pipe is None:
+        return images
+    return [upscale(sr_pipe, limits, image, steps, seed + i, progress) for i, image in enumerate(images)]
 
 
 def warm_up(pipe: hfldm.LatentDiffusionPipeline, limits: Limits, examples: list[str]) -> threading.Thread:
@@ -162,11 +193,9 @@ def default_scheduler(pipe: hfldm.LatentDiffusionPipeline) -> str:
 
 
 def _settings(
-    pipe: hfldm.LatentDiffusionPipeline, limits: Limits, guided: bool
+    pipe: hfldm.LatentDiffusionPipeline, limits: Limits, guided: bool, sr_pipe
 ) -> list[gr.components.Component]:
-    """Sliders and menus: [steps, guidance, seed, randomise, scheduler, number of images, size]."""
-    step = pipe.size_multiple
-    max_size = max(step, limits.max_size // step * step)
+    """Sliders and menus: [steps, guidance, seed, randomise, scheduler, number of images, size, upscale]."""
     with gr.Accordion("Settings", open=True):
         steps = gr.Slider(
             1, limits.max_steps, value=min(50, limits.max_steps), step=1, precision=0, label="Steps"
@@ -178,12 +207,57 @@ def _settings(
         n = gr.Slider(
             1, limits.max_images, value=min(4, limits.max_images), step=1, precision=0, label="Images"
         )
-        side = min(pipe.default_image_size()[0], max_size)
-        size = gr.Slider(step, max_size, value=side, step=step, precision=0, label="Image size (pixels)")
+        sizes = working_sizes(pipe)
+        size = gr.Radio(
+            sizes, value=sizes[0], label="Image size (pixels)", info="the size the model was trained at"
+        )
+        factor = getattr(sr_pipe, "upscale_factor", 2)
+        upscale = gr.Checkbox(
+            False,
+            label=f"Upscale {factor}× with the super-resolution model ({sizes[0] * factor} px, LDM §4.4)",
+            visible=sr_pipe is not None,
+        )
         with gr.Row():
             seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
             randomize = gr.Checkbox(True, label="Randomise seed")
-    return [steps, guidance, seed, randomize, scheduler, n, size]
+    return [steps, guidance, seed, randomize, scheduler, n, size, upscale]
+
+
+def prompt_box(
+    pipe: hfldm.LatentDiffusionPipeline, names: list[str], held_out: Sequence[str], first: str
+) -> gr.components.Component:
+    """A text model's prompt: a menu of the names it was trained on, then the held-out example names marked
+    "(held out)", that takes any text too."""
+    choices = [(n, n) for n in names] + [(f"{h} (held out)", h) for h in held_out if h not in set(names)]
+    return gr.Dropdown(
+        choices,
+        value=first,
+        allow_custom_value=True,
+        filterable=True,
+        label="Prompt",
+        info=f"Type or pick: the model draws the {len(names)} emoji names it was trained on best."
+        if names
+        else "Type a prompt (empty: unconditional).",
+        visible=pipe.is_text_conditional,
+    )
+
+
+def example_blocks(component, known: Sequence[str], held_out: Sequence[str]) -> None:
+    """Two example sets for `component`: names from training, and held-out ones, each labelled."""
+    if known:
+        gr.Examples(
+            [[e] for e in known],
+            inputs=[component],
+            label="Names the model was trained on",
+            examples_per_page=len(known),
+        )
+    if held_out:
+        gr.Examples(
+            [[e] for e in held_out],
+            inputs=[component],
+            label="Held-out names (never seen in training: often generic shapes)",
+            examples_per_page=len(held_out),
+        )
 
 
 def build_demo(
@@ -194,12 +268,16 @@ def build_demo(
     sr_examples: Sequence[str] = (),
     inpaint_pipe=None,
     inpaint_examples: Sequence[str] = (),
+    vocabulary: Sequence[str] = (),
 ) -> gr.Blocks:
-    """The Blocks app around `generate` (and, given `sr_pipe`, an Upscale tab, upscale_tab.py; given
-    `inpaint_pipe`, an Inpaint tab, inpaint_tab.py): one request runs at a time, `limits.queue_size` more
-    may wait."""
-    text, classes = pipe.is_text_conditional, list(pipe.label2id)
-    kind = "text-to-image" if text else "class-conditional" if classes else "unconditional"
+    """The Blocks app around `generate` (and, given `sr_pipe`, an Upscale tab, upscale_tab.py, and the
+    Upscale option; given `inpaint_pipe`, an Inpaint tab, inpaint_tab.py): one request at a time across all
+    tabs (one concurrency id), `limits.queue_size` more may wait. `examples` are held-out captions;
+    `vocabulary` the names the model was trained on (its prompt menu and known examples)."""
+    textual, classes = pipe.is_text_conditional, list(pipe.label2id)
+    kind = "text-to-image" if textual else "class-conditional" if classes else "unconditional"
+    names = list(vocabulary) if textual else []
+    known = known_examples(names, 8)
     with gr.Blocks(title="hfldm latent diffusion") as demo:
         gr.Markdown(
             f"# hfldm: latent diffusion on CPU\nA {kind} latent diffusion model (Rombach et al., 2022): "
@@ -207,60 +285,157 @@ def build_demo(
         )
         with gr.Tab("Generate"), gr.Row():
             with gr.Column():
-                prompt = gr.Textbox(
-                    label="Prompt", placeholder="e.g. cat face (empty: unconditional)", visible=text
-                )
-                negative = gr.Textbox(label="Negative prompt", visible=text)
+                first = (known or list(examples) or [""])[0] if textual else ""
+                prompt = readable(prompt_box(pipe, names, list(examples) if textual else [], first), "text")
+                negative = readable(gr.Textbox("", label="Negative prompt", visible=textual), "text")
                 label = gr.Dropdown(
                     classes, value=(classes or [None])[0], label="Class", visible=bool(classes)
                 )
-                if examples and (text or classes):
-                    gr.Examples([[e] for e in examples], inputs=[prompt if text else label], label="Examples")
+                if textual:
+                    example_blocks(prompt, known, examples)
+                elif classes and examples:
+                    gr.Examples([[e] for e in examples], inputs=[label], label="Examples")
                 button = gr.Button("Generate", variant="primary")
-                settings = _settings(pipe, limits, guided=text or bool(classes))
+                settings = _settings(pipe, limits, textual or bool(classes), sr_pipe)
+                for component, what in zip(settings, SETTING_KINDS, strict=True):
+                    readable(component, what)
             gallery = gr.Gallery(
                 label="Samples", format="png", columns=4, object_fit="contain", elem_id="gallery"
             )
 
         def respond(
-            prompt_, negative_, class_, steps, guidance, seed, randomize, scheduler, n, size, progress
+            prompt,
+            negative_prompt,
+            class_name,
+            steps,
+            guidance_scale,
+            seed,
+            randomize_seed,
+            scheduler,
+            num_images,
+            size,
+            upscale,
+            progress,
         ):
             """Sample with the UI's / API's values; a bad request becomes a Gradio error before any work."""
-            prompt_, negative_ = prompt_ or "", negative_ or ""  # the API may send None
-            seed = random.randint(0, MAX_SEED) if randomize else seed
             try:
-                args = (prompt_, negative_, class_, steps, guidance, seed, scheduler, n, size, progress)
-                images = generate(pipe, limits, *args)
+                randomize_seed, upscale = flag(randomize_seed, "Randomise seed"), flag(upscale, "Upscale")
+                seed = random.randint(0, MAX_SEED) if randomize_seed else seed
+                images = generate(
+                    pipe,
+                    limits,
+                    prompt=prompt,
+                    negative_prompt=negative_prompt,
+                    class_name=class_name,
+                    steps=steps,
+                    guidance_scale=guidance_scale,
+                    seed=seed,
+                    scheduler=scheduler,
+                    num_images=num_images,
+                    size=size,
+                    progress=progress,
+                    sr_pipe=sr_pipe if upscale else None,
+                )
             except ValueError as e:
                 raise gr.Error(str(e), print_exception=False) from None
-            caption = (prompt_.strip() if text else class_) or "unconditional"
+            caption = ((prompt or "").strip() if textual else class_name) or "unconditional"
             return [(image, f"{caption} #{i + 1}") for i, image in enumerate(images)], seed
 
-        # the endpoint takes only the inputs this kind of model shows (a text model has no class argument)
+        # the endpoint takes only the inputs this kind of model shows (a text model has no class argument);
+        # its parameters are named as the UI labels them
         progress_bar = gr.Progress()
-        if text:
+        if textual:
 
-            def run(prompt_, negative_, steps, guidance, seed, randomize, scheduler, n, size,
-                    progress=progress_bar):  # fmt: skip
+            def run(
+                prompt,
+                negative_prompt,
+                steps,
+                guidance_scale,
+                seed,
+                randomize_seed,
+                scheduler,
+                num_images,
+                size,
+                upscale,
+                progress=progress_bar,
+            ):
                 return respond(
-                    prompt_, negative_, None, steps, guidance, seed, randomize, scheduler, n, size, progress
+                    prompt,
+                    negative_prompt,
+                    None,
+                    steps,
+                    guidance_scale,
+                    seed,
+                    randomize_seed,
+                    scheduler,
+                    num_images,
+                    size,
+                    upscale,
+                    progress,
                 )
 
             conditioning = [prompt, negative]
         elif classes:
 
-            def run(class_, steps, guidance, seed, randomize, scheduler, n, size, progress=progress_bar):
-                return respond("", "", class_, steps, guidance, seed, randomize, scheduler, n, size, progress)
+            def run(
+                class_name,
+                steps,
+                guidance_scale,
+                seed,
+                randomize_seed,
+                scheduler,
+                num_images,
+                size,
+                upscale,
+                progress=progress_bar,
+            ):
+                return respond(
+                    "",
+                    "",
+                    class_name,
+                    steps,
+                    guidance_scale,
+                    seed,
+                    randomize_seed,
+                    scheduler,
+                    num_images,
+                    size,
+                    upscale,
+                    progress,
+                )
 
             conditioning = [label]
         else:
 
-            def run(steps, guidance, seed, randomize, scheduler, n, size, progress=progress_bar):
-                return respond("", "", None, steps, guidance, seed, randomize, scheduler, n, size, progress)
+            def run(
+                steps,
+                guidance_scale,
+                seed,
+                randomize_seed,
+                scheduler,
+                num_images,
+                size,
+                upscale,
+                progress=progress_bar,
+            ):
+                return respond(
+                    "",
+                    "",
+                    None,
+                    steps,
+                    guidance_scale,
+                    seed,
+                    randomize_seed,
+                    scheduler,
+                    num_images,
+                    size,
+                    upscale,
+                    progress,
+                )
 
             conditioning = []
         inputs = [*conditioning, *settings]  # settings: steps, guidance, seed, randomise, ...
-        gr.on([button.click, prompt.submit], run, inputs, [gallery, settings[2]], api_name="generate")
+        button.click(run, inputs, [gallery, settings[2]], api_name="generate", **JOBS)
         if sr_pipe is not None:
             with gr.Tab("Upscale"):
                 upscale_tab(sr_pipe, limits, list(sr_examples))
@@ -268,7 +443,7 @@ def build_demo(
             with gr.Tab("Inpaint"):
                 inpaint_tab(inpaint_pipe, limits, list(inpaint_examples))
     demo.queue(default_concurrency_limit=1, max_size=limits.queue_size)
-    return demo
+    return clear_request_errors(demo)
 
 
 def main() -> None:
@@ -282,14 +457,27 @@ def main() -> None:
     inpaint_pipe = serving_inpaint_pipeline(inpaint_source) if inpaint_source else None
     inpaint_examples = example_images(inpaint_source) if inpaint_source else []
     captions = example_captions(pipe, source)
-    demo = build_demo(pipe, limits, captions, sr_pipe, sr_examples, inpaint_pipe, inpaint_examples)
+    vocabulary = read_vocabulary(source)
+    demo = build_demo(
+        pipe, limits, captions, sr_pipe, sr_examples, inpaint_pipe, inpaint_examples, vocabulary=vocabulary
+    )
     env = os.environ  # GRADIO_SERVER_NAME / _PORT: what Hugging Face Spaces sets
     host = env.get("HFLDM_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     port = int(env.get("HFLDM_PORT") or env.get("GRADIO_SERVER_PORT") or 7860)
-    print(f"hfldm Space: model {source}, super-resolution {sr_source or 'none'}, inpainting "
-          f"{inpaint_source or 'none'}, {limits}", flush=True)  # fmt: skip
-    demo.launch(server_name=host, server_port=port, ssr_mode=False, css=CSS, prevent_thread_lock=True)
-    warm_up(pipe, limits, captions)
+    print(
+        f"hfldm Space: model {source}, super-resolution {sr_source or 'none'}, inpainting "
+        f"{inpaint_source or 'none'}, {limits}",
+        flush=True,
+    )
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        ssr_mode=False,
+        css=CSS,
+        prevent_thread_lock=True,
+        max_file_size=MAX_UPLOAD,
+    )
+    warm_up(pipe, limits, known_examples(vocabulary, 1) or captions)
     print(f"hfldm Space running on http://{host}:{port}/", flush=True)
     demo.block_thread()
 

@@ -19,9 +19,10 @@ import gradio as gr
 import numpy as np
 import PIL.Image
 import torch
+from inputs import bounded_editor, readable, real, text
 from optional_models import optional_model_source
 from request_limits import MAX_SEED, Limits, check_request, whole_number
-from serving import serving_pipeline_of, step_progress
+from serving import JOBS, serving_pipeline_of, step_progress
 
 import hfldm
 from hfldm.data.images import to_rgb
@@ -63,10 +64,11 @@ def inpaint(
     """The painted region of the editor's image repainted by the inpainting pipeline with `prompt`, at the
     model's size; ValueError, worded for the user, for a request it cannot serve, before any sampling."""
     image, mask = editor_image_and_mask(editor_value)
-    prompt = (prompt or "").strip()
+    prompt = text(prompt, "Prompt", limits.max_prompt_chars)
     steps, seed = whole_number(steps, "Steps"), whole_number(seed, "Seed")
+    guidance_scale = real(guidance_scale, "Guidance scale")
     height, width = pipe.default_image_size()
-    check_request(limits, steps, 1, height, pipe.size_multiple, guidance_scale, seed, prompt)
+    check_request(limits, steps, 1, height, pipe.size_multiple, guidance_scale, seed)
     image = image.resize((width, height), PIL.Image.BOX) if image.size != (width, height) else image
     mask = mask.resize((width, height), PIL.Image.BOX)  # then binarised at 0.5 by the pipeline
 
@@ -89,7 +91,7 @@ def inpaint_tab(pipe, limits: Limits, examples: list[str]) -> None:
     )
     with gr.Row():
         with gr.Column():
-            editor = gr.ImageEditor(
+            editor = gr.ImageEditor(  # bounded_editor: pixels checked before Gradio decodes an upload
                 type="pil", label="Image: paint the region to repaint", image_mode="RGBA",  # layer alpha
                 canvas_size=(CANVAS, CANVAS), fixed_canvas=True, layers=False, transforms=(),
                 brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=24),
@@ -97,7 +99,9 @@ def inpaint_tab(pipe, limits: Limits, examples: list[str]) -> None:
             )  # fmt: skip
             if examples:
                 gr.Examples([[e] for e in examples], inputs=[editor], label="Examples")
-            prompt = gr.Textbox(label="Prompt", visible=pipe.is_text_conditional, elem_id="inpaint-prompt")
+            prompt = gr.Textbox(
+                "", label="Prompt", visible=pipe.is_text_conditional, elem_id="inpaint-prompt"
+            )
             with gr.Row():
                 steps = gr.Slider(1, limits.max_steps, value=min(25, limits.max_steps), step=1, precision=0,
                                   label="Steps")  # fmt: skip
@@ -108,10 +112,14 @@ def inpaint_tab(pipe, limits: Limits, examples: list[str]) -> None:
             type="pil", label="Inpainted", format="png", height=CANVAS, elem_id="inpaint-output"
         )
 
-    def run(value, prompt_, steps_, guidance_, seed_, progress=gr.Progress()):  # noqa: B008
+    def run(image, prompt="", steps=25, guidance_scale=3.0, seed=0, progress=gr.Progress()):  # noqa: B008
         try:
-            return inpaint(pipe, limits, value, prompt_, steps_, guidance_, seed_, progress)
+            return inpaint(pipe, limits, image, prompt, steps, guidance_scale, seed, progress)
         except ValueError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
-    button.click(run, [editor, prompt, steps, guidance, seed], [result], api_name="inpaint")
+    bounded_editor(editor)
+    for component, what in ((prompt, "text"), (steps, "a whole number"), (guidance, "a number")):
+        readable(component, what)
+    readable(seed, "a whole number")
+    button.click(run, [editor, prompt, steps, guidance, seed], [result], api_name="inpaint", **JOBS)

@@ -3,6 +3,7 @@ the API accepts any value)."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,10 +42,13 @@ class Limits:
 
 
 def whole_number(value: float | None, name: str) -> int:
-    """`value` as an int; ValueError naming `name` when it is missing or has a fractional part."""
-    if value is None or float(value) != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return int(value)
+    """`value` as an int; ValueError naming `name` when it is missing, not a finite number (a string, NaN)
+    or has a fractional part."""
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not math.isfinite(number) or number != int(number):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ValueError(f"{name} must be a whole number, got {shown}")
+    return int(number)
 
 
 def check_between(name: str, value: float, low: float, high: float) -> None:
@@ -55,7 +59,6 @@ def check_between(name: str, value: float, low: float, high: float) -> None:
 
 def check_request(
     limits: Limits, steps: int, num_images: int, size: int, size_step: int, guidance_scale: float, seed: int,
-    prompt: str,
 ) -> None:  # fmt: skip
     """Raise a ValueError, in words for the user, naming the first field outside `limits`.
 
@@ -76,5 +79,3 @@ def check_request(
             f"pixel-steps; this Space serves up to {limits.max_work / 1e6:.1f} M per request (about a minute "
             "on its CPU). Use fewer steps, images or pixels."
         )
-    if len(prompt) > limits.max_prompt_chars:
-        raise ValueError(f"Prompt is {len(prompt)} characters long; the limit is {limits.max_prompt_chars}.")

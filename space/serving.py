@@ -10,6 +10,10 @@ from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
 from hfldm.precision import resolve_dtype
 
+# every tab's event runs under this one concurrency id: one job at a time across the whole Space (the CPU
+# is shared; the tabs' pipelines would compete for its cores)
+JOBS = {"concurrency_id": "hfldm", "concurrency_limit": 1}
+
 
 def serving_pipeline_of(
     source: str, variable: str, pipeline_class=LatentDiffusionPipeline, env: Mapping[str, str] = os.environ

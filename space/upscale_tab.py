@@ -17,9 +17,10 @@ from pathlib import Path
 import gradio as gr
 import PIL.Image
 import torch
+from inputs import open_upload, readable
 from optional_models import optional_model_source
 from request_limits import MAX_SEED, Limits, check_between, whole_number
-from serving import serving_pipeline_of, step_progress
+from serving import JOBS, serving_pipeline_of, step_progress
 
 import hfldm
 
@@ -84,9 +85,8 @@ def upscale_tab(pipe, limits: Limits, examples: list[str]) -> None:
     )
     with gr.Row():
         with gr.Column():
-            low = gr.Image(
-                type="pil", label="Low-resolution image", image_mode="RGB", height=FRAME, elem_id="sr-input"
-            )
+            # a file path: the upload is decoded by inputs.open_upload, behind hfldm's pixel bound
+            low = gr.Image(type="filepath", label="Low-resolution image", height=FRAME, elem_id="sr-input")
             if examples:
                 gr.Examples([[e] for e in examples], inputs=[low], label="Examples", elem_id="sr-examples")
             steps = gr.Slider(1, limits.max_steps, value=min(50, limits.max_steps), step=1, precision=0,
@@ -95,10 +95,15 @@ def upscale_tab(pipe, limits: Limits, examples: list[str]) -> None:
             button = gr.Button("Upscale", variant="primary")
         high = gr.Image(type="pil", label=f"Upscaled {s}×", format="png", height=FRAME, elem_id="sr-output")
 
-    def run(image, steps_, seed_, progress=gr.Progress()):  # noqa: B008 (Gradio's progress idiom)
+    def run(image, steps=50, seed=0, progress=gr.Progress()):  # noqa: B008 (Gradio's progress idiom)
         try:
-            return upscale(pipe, limits, image, steps_, seed_, progress)
+            picture = open_upload(
+                image, "Low-resolution image", "Upload an image to upscale (or pick an example)."
+            )
+            return upscale(pipe, limits, picture, steps, seed, progress)
         except ValueError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
-    button.click(run, [low, steps, seed], [high], api_name="upscale")
+    for component, what in ((low, "an image"), (steps, "a whole number"), (seed, "a whole number")):
+        readable(component, what)
+    button.click(run, [low, steps, seed], [high], api_name="upscale", **JOBS)

@@ -55,6 +55,16 @@ def test_weights_are_fp16_and_examples_are_unseen_non_variants(exported):
     assert examples == ["green apple", "dog face", "thumbs up: dark skin tone"]  # no train-tone variant
 
 
+def test_vocabulary_is_the_train_split_names(exported):
+    from datasets import load_from_disk
+
+    from hfldm.text.vocabulary import read_vocabulary
+
+    _, out = exported
+    train = load_from_disk(str(out.parent / "data"))["train"]["text"]
+    assert read_vocabulary(out) == sorted(set(train)) and "green apple" not in read_vocabulary(out)
+
+
 def test_card_holds_notes_and_every_report_in_order(exported):
     _, out = exported
     card = (out / "README.md").read_text()

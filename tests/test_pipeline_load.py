@@ -210,8 +210,8 @@ def test_cli_writes_the_pipeline_images_as_a_grid(saved, tmp_path):
 def test_cli_class_labels_and_scheduler(saved, tmp_path):
     out = tmp_path / "classes.png"
     argv = ["generate", "--model", str(saved["class"][0]), "--class-label", "dog face", "--class-label", "0"]
-    assert hfldm_main([*argv, "--steps", "3", "--scheduler", "dpm", "--out", str(out)]) == 0
-    assert _png(out).shape == (2 * IMAGE_SIZE, IMAGE_SIZE, 3)  # one row per class label
+    assert hfldm_main([*argv, "--steps", "3", "--scheduler", "dpm", "--no-captions", "--out", str(out)]) == 0
+    assert _png(out).shape == (IMAGE_SIZE, 2 * IMAGE_SIZE, 3)  # one image per label: a row, not a strip
 
 
 def test_cli_bad_inputs_give_one_line_errors(saved, tmp_path, capsys):
@@ -277,7 +277,7 @@ def test_cli_batches_large_requests_reproducibly(saved, tmp_path):
     and a batch as large as the request gives what one call gives."""
     folder = saved["text"][0]
     argv = ["generate", "--model", str(folder), "--prompt", "cat face", "--prompt", "dog", "--steps", "2"]
-    argv += ["--num-images", "3", "--seed", "0", *FP32]
+    argv += ["--num-images", "3", "--seed", "0", "--no-captions", *FP32]
     grids = {}
     for name, batch in (("one-call", "6"), ("batched", "2"), ("batched-again", "2")):
         assert hfldm_main([*argv, "--batch-size", batch, "--out", str(tmp_path / f"{name}.png")]) == 0

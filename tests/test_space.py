@@ -95,6 +95,12 @@ def test_limits_come_from_env():
         (dict(num_images=9), "Number of images must be between 1 and 8, got 9"),
         (dict(size=18), "Image size must be a multiple of 4 up to 256 pixels, got 18"),
         (dict(size=512), "Image size must be a multiple of 4 up to 256 pixels, got 512"),
+        (dict(size=24), "Image size 24 px: this model draws 16 px"),
+        (dict(prompt="cat \ud800"), "Prompt contains characters that are not valid Unicode text"),
+        (dict(steps="ten"), "Steps must be a whole number, got 'ten'"),
+        (dict(seed=float("nan")), "Seed must be a whole number, got nan"),
+        (dict(guidance_scale=None), "Guidance scale must be a finite number, got None."),
+        (dict(negative_prompt="x" * 301), "Negative prompt is 301 characters long; the limit is 300"),
         (dict(guidance_scale=50.0), "Guidance scale must be between 0 and 20.0"),
         (dict(seed=-1), "Seed must be between 0 and"),
         (dict(scheduler="PNDM"), "Unknown scheduler 'PNDM'; choose one of DDPM, DDIM, DPM-Solver, Euler"),
@@ -137,9 +143,15 @@ def test_switching_schedulers_keeps_the_model_schedule(pipe):
     assert dict(pipe.scheduler.config) == config
 
 
-def test_generate_size_and_empty_prompt(pipe):
-    images = app.generate(pipe, Limits(), prompt="  ", steps=2, size=24, num_images=3)  # "" = unconditional
-    assert [im.size for im in images] == [(24, 24)] * 3
+def test_generate_native_size_and_empty_prompt(pipe, sr_pipe):
+    images = app.generate(pipe, Limits(), prompt="  ", steps=2, num_images=3)  # "" = unconditional
+    assert [im.size for im in images] == [(IMAGE_SIZE, IMAGE_SIZE)] * 3  # the model's native size
+    assert app.working_sizes(pipe) == [IMAGE_SIZE]
+    upscaled = app.generate(pipe, Limits(), prompt="cat face", steps=2, num_images=2, seed=3, sr_pipe=sr_pipe)
+    small = app.generate(pipe, Limits(), prompt="cat face", steps=2, num_images=2, seed=3)
+    expected = [upscale_tab.upscale(sr_pipe, Limits(), im, 2, 3 + i) for i, im in enumerate(small)]
+    np.testing.assert_array_equal(pixels(upscaled), pixels(expected))  # the cascade, image i from seed + i
+    assert upscaled[0].size == (2 * IMAGE_SIZE, 2 * IMAGE_SIZE)
 
 
 def test_class_conditional_model_uses_a_class_menu(class_pipe):
@@ -198,8 +210,19 @@ def test_missing_default_model_says_what_to_do(monkeypatch, tmp_path):
 
 
 def predict(client, prompt="cat face", steps=3, seed=7, n=2, size=IMAGE_SIZE, scheduler="DDIM"):
-    """(gallery, seed) from the app's /generate endpoint; inputs in the order of build_demo's `inputs`."""
-    return client.predict(prompt, "", steps, 3.0, seed, False, scheduler, n, size, api_name="/generate")
+    """(gallery, seed) from the app's /generate endpoint, its parameters named as the UI labels them."""
+    return client.predict(
+        prompt=prompt,
+        negative_prompt="",
+        steps=steps,
+        guidance_scale=3.0,
+        seed=seed,
+        randomize_seed=False,
+        scheduler=scheduler,
+        num_images=n,
+        size=size,
+        api_name="/generate",
+    )
 
 
 def wait_for(job, *codes, timeout: float = 30.0) -> None:
@@ -225,13 +248,17 @@ def test_running_app_through_gradio_client(space, tmp_path):
     assert [Path(item["image"]).read_bytes() for item in again] == [f.read_bytes() for f in files]
     other, _ = predict(client, seed=8)
     assert Path(other[0]["image"]).read_bytes() != files[0].read_bytes()
-    sized, _ = predict(client, size=24, n=1)
-    assert PIL.Image.open(sized[0]["image"]).size == (24, 24)
 
     refusals = [
-        (dict(steps=10_000), "Value 10000 is greater than maximum value 100."),  # the slider's own check
-        (dict(n=4), "Value 4 is greater than maximum value 3."),  # HFLDM_MAX_IMAGES=3
-        (dict(size=18), "Image size must be a multiple of 4 up to 256 pixels, got 18."),  # generate()
+        (
+            dict(steps=10_000),
+            "Steps: Value 10000 is greater than maximum value 100.",
+        ),  # the slider's own check
+        (dict(n=4), "Images: Value 4 is greater than maximum value 3."),  # HFLDM_MAX_IMAGES=3
+        (
+            dict(size=24),
+            "Image size (pixels): Value: 24 (type: <class 'int'>) is not in the list of choices: [16]",
+        ),  # the menu offers the native size only
         (dict(prompt="x" * 301), "Prompt is 301 characters long; the limit is 300."),
     ]
     for request_, message in refusals:
@@ -240,11 +267,11 @@ def test_running_app_through_gradio_client(space, tmp_path):
         assert str(error.value) == message
 
     # one request runs, HFLDM_QUEUE_SIZE=1 waits, the next is turned away
-    slow = client.submit("cat face", "", 100, 3.0, 0, False, "DDIM", 2, 32, api_name="/generate")
+    slow = client.submit(prompt="cat face", steps=100, num_images=2, upscale=True, api_name="/generate")
     wait_for(slow, Status.PROGRESS)  # gr.Progress, fed by the pipeline's callback_on_step_end
     (unit,) = slow.status().progress_data
     assert (unit.desc, unit.length, unit.unit) == ("Denoising", 100, "steps") and 1 <= unit.index <= 100
-    waiting = client.submit("cat face", "", 1, 3.0, 0, False, "DDIM", 1, 16, api_name="/generate")
+    waiting = client.submit(prompt="cat face", steps=1, num_images=1, api_name="/generate")
     wait_for(waiting, Status.IN_QUEUE)
     with pytest.raises(QueueError, match="Queue is full"):
         predict(client, steps=1, n=1)

@@ -1,9 +1,10 @@
 """The Space in a real browser: Debian's chromium, driven by Playwright, types a prompt, clicks Generate
-and finds the gallery filled with images whose pixels vary. With env HFLDM_SCREENSHOT=<path> the screenshot
-is also saved there; with HFLDM_BROWSER_MODEL=<folder> the app serves that model instead of a tiny random
-one (HFLDM_BROWSER_SR_MODEL, HFLDM_BROWSER_INPAINT_MODEL likewise for the Upscale and Inpaint tabs):
+and finds the gallery filled with images whose pixels vary, then the Upscale and Inpaint tabs. With env
+HFLDM_SCREENSHOTS=<folder> the screenshots of the three tabs are saved there (generate.png, upscale.png,
+inpaint.png); with HFLDM_BROWSER_MODEL=<folder> the app serves that model instead of a tiny random one
+(HFLDM_BROWSER_SR_MODEL, HFLDM_BROWSER_INPAINT_MODEL likewise for the Upscale and Inpaint tabs):
   HFLDM_BROWSER_MODEL=models/hfldm-emoji HFLDM_BROWSER_SR_MODEL=models/hfldm-emoji-sr \
-  HFLDM_BROWSER_INPAINT_MODEL=models/hfldm-emoji-inpaint HFLDM_SCREENSHOT=docs/space.png \
+  HFLDM_BROWSER_INPAINT_MODEL=models/hfldm-emoji-inpaint HFLDM_SCREENSHOTS=space/screenshots \
   pytest tests/test_space_browser.py
 """
 
@@ -63,23 +64,27 @@ def test_generate_in_the_browser(tmp_path):
             browser = p.chromium.launch(executable_path=CHROMIUM)
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(space.url())
-            check_generate(page, side, tmp_path / "space.png")
             check_error_message(page)
+            prompt = "smiling cat with heart-eyes" if side is None else "cat face"  # a trained emoji name
+            check_generate(page, side, prompt, tmp_path / "generate.png")
             check_upscale(page, tmp_path / "upscale.png")
             check_inpaint(page, side, tmp_path / "inpaint.png")
             browser.close()
     finally:
         space.stop()
-    if os.environ.get("HFLDM_SCREENSHOT"):
-        target = Path(os.environ["HFLDM_SCREENSHOT"])
-        shutil.copyfile(tmp_path / "space.png", target)
-        shutil.copyfile(tmp_path / "upscale.png", target.with_name(target.stem + "-upscale.png"))
-        shutil.copyfile(tmp_path / "inpaint.png", target.with_name(target.stem + "-inpaint.png"))
+    if os.environ.get("HFLDM_SCREENSHOTS"):
+        target = Path(os.environ["HFLDM_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("generate.png", "upscale.png", "inpaint.png"):
+            shutil.copyfile(tmp_path / name, target / name)
 
 
-def check_generate(page, side: int | None, screenshot: Path) -> None:
-    """Type a prompt, click Generate: 4 images of side × side pixels (any side if None), not blank."""
-    page.get_by_label("Prompt", exact=True).fill("cat face")
+def check_generate(page, side: int | None, prompt: str, screenshot: Path) -> None:
+    """Type a prompt into the menu of names, click Generate: 4 images of side × side pixels (any side if
+    None), not blank."""
+    box = page.get_by_label("Prompt", exact=True)
+    box.fill(prompt)
+    box.press("Enter")
     page.get_by_role("button", name="Generate").click()
     images = page.locator("#gallery img")
     images.nth(3).wait_for(timeout=60_000)  # the default request makes 4 images
@@ -87,7 +92,7 @@ def check_generate(page, side: int | None, screenshot: Path) -> None:
     stats = images.evaluate_all(IMAGE_STATS_JS)
     assert len(stats) == 4
     assert all(s["width"] == s["height"] == (side or s["width"]) > 0 and s["std"] > 1.0 for s in stats)
-    assert "cat face #4" in page.locator("#gallery").inner_text()
+    assert f"{prompt} #4" in page.locator("#gallery").inner_text()
     page.screenshot(path=str(screenshot))
     box = images.first.bounding_box()
     crop = PIL.Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB")
@@ -95,16 +100,14 @@ def check_generate(page, side: int | None, screenshot: Path) -> None:
 
 
 def check_error_message(page) -> None:
-    """An image size the model cannot divide is answered with the server's message in a toast."""
-    size_box = page.get_by_label("number input for Image size (pixels)")
-    size_box.fill("18")
-    size_box.press("Enter")
+    """A negative prompt over the length limit is answered with the server's message in a toast."""
+    negative = page.get_by_label("Negative prompt", exact=True)
+    negative.fill("x" * 301)
     page.get_by_role("button", name="Generate").click()
     toast = page.locator('[data-testid="toast-text"]')
     toast.first.wait_for(timeout=30_000)
-    # the step is the model's: 4 for the tiny test model (f = 2, one halving), 8 for the emoji model
-    expected = r"Image size must be a multiple of [48] up to \d+ pixels, got 18\."
-    assert re.search(expected, toast.first.inner_text())
+    assert "Negative prompt is 301 characters long; the limit is 300." in toast.first.inner_text()
+    negative.fill("")
     toast.first.wait_for(state="hidden", timeout=30_000)  # toasts time out: keep the next screenshots clear
 
 

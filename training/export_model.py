@@ -1,4 +1,5 @@
-"""Turn a trained pipeline folder into the shipped model: fp16 safetensors, example captions, model card.
+"""Turn a trained pipeline folder into the shipped model: fp16 safetensors, example captions, the
+trained names (vocabulary.txt), model card.
 
     python training/export_model.py --pipeline runs/ldm-emoji32 --data data/emoji/32 \
         --out models/hfldm-emoji [--report runs/eval-emoji32/report.md ...] [--training-notes notes.md]
@@ -29,6 +30,7 @@ from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSuperResolutionPipeline
 from hfldm.pipelines.saving import add_remote_code
+from hfldm.text.vocabulary import write_vocabulary
 
 MAX_MB = 50
 # the examples each pipeline ships: (example captions?, example images downsampled by the upscaling or 1)
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     examples = held_out_examples(Path(args.data), args.num_examples) if captions else []
     if examples:
         (out / "example_captions.txt").write_text("\n".join(examples) + "\n")
+        write_vocabulary(out, list(load_from_disk(str(args.data))["train"]["text"]))  # what it was trained on
     if image_factor is not None and args.data is not None:  # held-out images for the Space's tabs
         examples += held_out_images(Path(args.data), 8, image_factor(pipe), out / "examples")
     size = folder_megabytes(out)

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
-LAUNCH="$BIN/accelerate launch --num_processes 1 --num_machines 1 --dynamo_backend no --num_cpu_threads_per_process $(nproc)"
+LAUNCH="$BIN/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no --num_cpu_threads_per_process $(nproc)"
 OUT=${OUT:-models/hfldm-emoji-inpaint}
 RUN=runs/ldm-inpaint-emoji32-small
 start=$(date +%s)

@@ -30,6 +30,7 @@ SCHEDULERS = {
     "dpm": ("diffusers", "DPMSolverMultistepScheduler"),
     "euler": ("diffusers", "EulerDiscreteScheduler"),
 }
+PROGRESS_DELAY = 2.0  # seconds before a sampling progress bar appears (tqdm's delay)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/repo (hfldm.pipelines.loading's, not imported
 # here so that bad arguments fail before torch is imported)
 
@@ -50,8 +51,8 @@ def register(subparsers) -> None:
     parser.add_argument("--num-images", type=int, default=1, help="images per prompt / class label")
     parser.add_argument("--scheduler", choices=["saved", *SCHEDULERS], default="saved", help="sampler")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
-    parser.add_argument("--height", type=int, default=None, help="image height in pixels")
-    parser.add_argument("--width", type=int, default=None, help="image width in pixels")
+    parser.add_argument("--height", type=int, default=None, help="image height in pixels (default: native)")
+    parser.add_argument("--width", type=int, default=None, help="image width in pixels (default: native)")
     parser.add_argument("--image", default=None, help="input image for image-to-image (SDEdit)")
     parser.add_argument("--strength", type=float, default=None, help="image-to-image noise level in [0, 1]")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
@@ -71,6 +72,9 @@ def register(subparsers) -> None:
         "(bare --upscale: $HFLDM_SR_MODEL or the bundled 32 -> 64 px emoji model)",
     )
     parser.add_argument("--upscale-steps", type=int, default=50, help="sampling steps of --upscale")
+    parser.add_argument(
+        "--no-captions", action="store_true", help="several prompts: a bare grid, no captions underneath"
+    )
     parser.add_argument("--out", required=True, help="output PNG file")
     parser.set_defaults(func=run)
 
@@ -182,6 +186,7 @@ def load_pipeline(
         module, name = SCHEDULERS[scheduler]
         pipe.scheduler = getattr(importlib.import_module(module), name).from_config(pipe.scheduler.config)
     pipe.to(device)
+    pipe.set_progress_bar_config(delay=PROGRESS_DELAY)  # no bar for work done in a second or two
     return pipe
 
 
@@ -190,6 +195,21 @@ def grid_of(images: list, cols: int):
     from hfldm.data.grid import tile
 
     return tile(images, cols, fill="black")
+
+
+def conditions_grid(images: list, conditions: list, num_images: int, captions: bool = True):
+    """One image for the output file. Several prompts / class labels: one row per condition (up to 8 a row
+    when each has one image), captioned underneath unless `captions` is False; one condition's images: a
+    near-square grid without captions, the last row filled with black cells."""
+    from hfldm.data.grid import image_grid
+
+    if len(conditions) < 2:
+        return grid_of(images, math.ceil(math.sqrt(len(images))))
+    columns = num_images if num_images > 1 else min(8, len(images))
+    if not captions:
+        return grid_of(images, columns)
+    names = [str(c) for c in conditions for _ in range(num_images)]
+    return image_grid(images, names, columns=columns, cell=max(64, images[0].width))
 
 
 def calls(conditions: list, num_images: int, batch_size: int):
@@ -256,6 +276,11 @@ def run(args: argparse.Namespace) -> int:
     image = open_image(args.image, max_pixels=args.max_pixels) if args.image else None
     conditions = args.prompt or parse_class_labels(args.class_label) or [None]
     pipe = load_pipeline(model, args.scheduler, args.device, dtype=args.dtype)
+    from hfldm.commands.advice import warn_far_prompts, warn_other_size
+
+    warn_far_prompts(pipe, model, args.prompt)
+    if args.image is None:
+        warn_other_size(pipe, args.height, args.width)
     if args.compile:  # compile-clean: no graph breaks, no recompiles across the steps (tests/test_compile.py)
         pipe.unet = torch.compile(pipe.unet, fullgraph=True)
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
@@ -274,9 +299,7 @@ def run(args: argparse.Namespace) -> int:
         del pipe  # one model in memory at a time
         sr = load_sr_pipeline(sr_model, args.scheduler, args.device, "--upscale", args.dtype)
         images = upscale(sr, images, args.upscale_steps, args.seed, args.eta)
-    # one row per prompt / class label; a single prompt's images as a near-square grid
-    several = len(images) > args.num_images
-    grid = grid_of(images, args.num_images if several else math.ceil(math.sqrt(len(images))))
+    grid = conditions_grid(images, conditions, args.num_images, captions=not args.no_captions)
     out = Path(args.out)
     save_image(grid, out)  # atomic: a full disk never leaves a truncated --out behind
     print(f"wrote {out} ({len(images)} image{'s' if len(images) > 1 else ''}, {grid.width}x{grid.height})")

@@ -231,8 +231,24 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+# below this many samples FID / KID / retrieval figures are noisy: generated images can "beat" the real ones
+SMALL_SAMPLE = 200
+
+
+def small_sample_caveat(num_samples: int) -> str | None:
+    """A one-line caveat for reports of fewer than SMALL_SAMPLE samples, else None."""
+    if num_samples >= SMALL_SAMPLE:
+        return None
+    return (
+        f"Caveat: {num_samples} samples (< {SMALL_SAMPLE}): FID, KID and retrieval are noisy at this size "
+        "(KID can be negative, generated images can score past the real reference); compare runs only at "
+        f"{SMALL_SAMPLE}+ samples, e.g. the 374 of the emoji test split."
+    )
+
+
 def markdown_table(report: dict) -> str:
-    """The report as Markdown: a settings line, the sample figures table, the reconstruction table."""
+    """The report as Markdown: a settings line, a small-sample caveat where it applies, the sample figures
+    table, the reconstruction table."""
     s = report["settings"]
     lines = [
         f"**{report['model']}** ({report['conditioning']}) on {report['dataset']} [{report['split']}], "
@@ -241,6 +257,8 @@ def markdown_table(report: dict) -> str:
         f"feature network `{report['feature_network']['name']}`",
         "",
     ]
+    if caveat := small_sample_caveat(report["num_samples"]):
+        lines += [f"**{caveat}**", ""]
     rows = [row for name, figures in report["samples"].items() for row in _rows(name, figures)]
     lines += _table(("figure", "subset (images)", "generated", "real reference", "chance"), rows)
     lines += ["", f"Autoencoder on the {report['num_samples']} held-out real images:", ""]

@@ -1,0 +1,127 @@
+"""What a newcomer meets first (issue 37): the model's vocabulary and the warning for far prompts, native
+size by default with a warning for others, captioned grids, quiet output, the eval small-sample caveat."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from hfldm.cli import main as hfldm_main
+from hfldm.resources import default_model
+from hfldm.text.vocabulary import FAR_BELOW, known_examples, nearness, read_vocabulary
+
+FAST = ["--steps", "1", "--dtype", "float32", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def bundled() -> str:
+    folder = default_model()
+    if not read_vocabulary(folder):
+        pytest.skip("no bundled model with a vocabulary.txt")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bundled_pipe(bundled):
+    from hfldm.commands.generate import load_pipeline
+
+    return load_pipeline(bundled, "saved", "cpu")
+
+
+def test_the_bundled_model_records_the_train_split_names(bundled):
+    from hfldm.data.emoji import (
+        is_test,  # the split rule, by code points
+        parse_emoji_test,
+    )
+
+    names = read_vocabulary(bundled)
+    assert len(names) == 3281 and len(set(names)) == 3281  # the train split, README's figure
+    try:
+        entries = parse_emoji_test()
+    except FileNotFoundError:
+        pytest.skip("no emoji-test.txt here")
+    held_out = {e.text for e in entries if is_test(e.codepoints)}
+    assert not held_out & set(names) and "thinking face" in held_out
+    assert known_examples(names, 3) == ["smiling cat with heart-eyes", "grinning face", "red apple"]
+
+
+def test_nearness_by_tau_theta(bundled_pipe, bundled):
+    names = read_vocabulary(bundled)
+    prompts = ["Grinning  Face", "smiling cat face with heart-eyes", "quantum physics lecture"]
+    found = nearness(bundled_pipe.tokenizer, bundled_pipe.text_encoder, prompts, names)
+    known, near_miss, far = found
+    assert known.known and not known.far and known.similarity == 1.0  # case and spaces do not matter
+    assert near_miss.far and near_miss.nearest[0] == "smiling cat with heart-eyes"  # the real CLDR name
+    assert 0.85 < near_miss.similarity < FAR_BELOW
+    assert far.far and far.similarity < 0.6 and len(far.nearest) == 3
+
+
+def test_generate_is_silent_for_a_known_name_and_warns_in_one_line_for_a_far_one(bundled, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    assert (
+        hfldm_main(["generate", "--model", bundled, "--prompt", "grinning face", *FAST, "--out", str(out)])
+        == 0
+    )
+    assert capsys.readouterr().err == ""  # no warnings, no loading bars, no progress bar for 1 step
+    assert PIL.Image.open(out).size == (32, 32)  # the native size by default
+    argv = ["generate", "--model", bundled, "--prompt", "smiling cat face with heart-eyes", *FAST]
+    assert hfldm_main([*argv, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "hfldm generate: warning: 'smiling cat face with heart-eyes'"
+    )
+    assert "the nearest are 'smiling cat with heart-eyes'" in err
+
+
+def test_other_sizes_are_drawn_but_warned_about(bundled_pipe, capsys):
+    from hfldm.commands.advice import warn_other_size
+
+    assert bundled_pipe.default_image_size() == (32, 32)
+    assert not warn_other_size(bundled_pipe, None, None) and not warn_other_size(bundled_pipe, 32, None)
+    assert capsys.readouterr().err == ""
+    assert warn_other_size(bundled_pipe, 64, 64)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trained at 32x32 px" in err and "--upscale" in err
+
+
+def test_pipeline_defaults_to_its_native_size(bundled_pipe):
+    import torch
+
+    image = bundled_pipe("red apple", num_inference_steps=1, generator=torch.manual_seed(0)).images[0]
+    assert image.size == (32, 32)
+
+
+def test_several_prompts_make_a_captioned_grid(bundled, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    prompts = [arg for name in ("red apple", "rocket", "pizza") for arg in ("--prompt", name)]
+    assert hfldm_main(["generate", "--model", bundled, *prompts, *FAST, "--out", str(out)]) == 0
+    grid = np.asarray(PIL.Image.open(out).convert("L"))
+    # three 64 px cells in a row with captions underneath: taller than the images, dark text on white below
+    assert grid.shape[1] == 3 * (2 * 64 - 16) and grid.shape[0] > 64 + 20
+    assert (grid[70:, :] < 128).any() and (grid[70:, :] == 255).mean() > 0.8
+    assert (
+        hfldm_main(["generate", "--model", bundled, *prompts, *FAST, "--no-captions", "--out", str(out)]) == 0
+    )
+    assert PIL.Image.open(out).size == (96, 32)  # the bare row of three 32 px images
+
+
+def test_cli_filters_library_warnings_but_not_ours():
+    from hfldm.cli import quiet_library_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_library_warnings()
+        warnings.warn_explicit("old API", FutureWarning, "x.py", 1, module="transformers.utils")
+        warnings.warn_explicit("hub notice", UserWarning, "x.py", 1, module="huggingface_hub.file_download")
+        warnings.warn_explicit("ours", UserWarning, "x.py", 1, module="hfldm.training")
+    assert [str(w.message) for w in caught] == ["ours"]
+
+
+def test_eval_reports_below_200_samples_carry_a_caveat():
+    from hfldm.eval.report import small_sample_caveat
+
+    assert small_sample_caveat(374) is None and small_sample_caveat(200) is None
+    assert small_sample_caveat(32).startswith("Caveat: 32 samples (< 200): FID, KID and retrieval are noisy")
