@@ -24,12 +24,11 @@ from diffusers.image_processor import PipelineImageInput, VaeImageProcessor
 
 from .hfldm_autoencoders_latent_space import latent_space
 from .hfldm_pipelines_images import rgb_batch
-from .hfldm_pipelines_inpaint_inputs import check_inputs, mask_batch
-from .hfldm_pipelines_inputs import broadcast_batch
+from .hfldm_pipelines_inpaint_inputs import check_inpaint_inputs, mask_batch
+from .hfldm_pipelines_inputs import broadcast_batch, check_inputs
 from .hfldm_pipelines_pipeline_latent_diffusion import LatentDiffusionPipeline
-from .hfldm_pipelines_sampling import check_finite_output, scheduler_step_kwargs
+from .hfldm_pipelines_sampling import check_finite_output, scheduler_step_kwargs, set_timesteps
 from .hfldm_pipelines_saving import pipeline_model_card
-from .hfldm_pipelines_superres_inputs import batch_shape
 from .hfldm_unets_concat import condition_channels
 from .hfldm_unets_inpaint_condition import inpaint_condition, inpaint_condition_channels, mask_to_latent_grid, masked_image
 
@@ -85,6 +84,12 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
         prompt = "a smiling cat face" if self.is_text_conditional else ""
         return card + USAGE.format(in_channels=self.unet.config.in_channels, c=c, repo=repo, prompt=prompt)
 
+    def check_inputs(self, **arguments) -> int:
+        """ValueError naming the first bad argument of `__call__`: image and mask (`hfldm.pipelines.
+        inpaint_inputs`), then the rest as LatentDiffusionPipeline checks them, at the image's size."""
+        _, height, width = check_inpaint_inputs(self, arguments)
+        return check_inputs(self, arguments | {"height": height, "width": width})
+
     def prepare_mask(self, mask_image, batch_size: int, height: int, width: int) -> torch.Tensor:
         """m (B, 1, H, W) in {0, 1} on the execution device: resized to the image, binarised, one per image
         (a single mask serves the whole batch)."""
@@ -109,14 +114,20 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
         negative_prompt: str | list[str] | None = None,
         class_labels: int | str | list[int | str] | None = None,
         num_inference_steps: int = 50,
+        timesteps: list[int] | None = None,
         guidance_scale: float = 3.0,
         num_images_per_prompt: int = 1,
         eta: float = 0.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        prompt_attention_mask: torch.Tensor | None = None,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
         paste_back: bool = True,
         output_type: str = "pil",
         return_dict: bool = True,
+        cross_attention_kwargs: dict | None = None,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],  # noqa: B006 (diffusers' signature)
     ) -> ImagePipelineOutput | tuple:
@@ -130,7 +141,8 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
                 channel (RGB / RGBA converted to grayscale); resized to the image's size, binarised at
                 0.5. One mask for the batch, or one per image.
             negative_prompt, class_labels, guidance_scale, num_images_per_prompt, eta, generator, latents,
-            output_type, callback_on_step_end: as in LatentDiffusionPipeline.
+            timesteps, prompt_embeds (and negative, masks), output_type, cross_attention_kwargs,
+            callback_on_step_end: as in LatentDiffusionPipeline.
             num_inference_steps: scheduler steps.
             paste_back: paste the kept pixels back from `image` after decoding (default), so that the output
                 equals the input outside the mask; False returns D(z_0) everywhere.
@@ -140,40 +152,42 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        rgb = rgb_batch(image) if image is not None else None
-        shape = batch_shape(rgb) if rgb is not None else None
-        check_inputs(
-            self, image=image, mask_image=mask_image, image_shape=shape,
-            num_inference_steps=num_inference_steps, output_type=output_type,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )  # fmt: skip
-        super().check_inputs(
-            prompt=prompt, negative_prompt=negative_prompt, class_labels=class_labels, height=None,
-            width=None, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-            num_images_per_prompt=num_images_per_prompt, latents=latents, image=None, strength=None,
-            output_type=output_type, callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-            eta=eta,
-        )  # fmt: skip
+        self.check_inputs(**{k: v for k, v in locals().items() if k != "self"})
+        self._guidance_scale, self._cross_attention_kwargs = guidance_scale, cross_attention_kwargs
         device, dtype = self._execution_device, torch.float32  # z_t and the scheduler's maths in fp32
-        n_images, height, width = shape
+        rgb = rgb_batch(image)
 
         # 1. x in [-1, 1] and m in {0, 1}, (N, ·, H, W); the conditions y; [E(x ⊙ (1 − m)), m↓]
         x = self.image_processor.preprocess(rgb).to(device)
+        n_images, _, height, width = x.shape
         mask = self.prepare_mask(mask_image, n_images, height, width)
-        batch_size, do_cfg, unet_kwargs = self.encode_conditions(
-            prompt, negative_prompt, class_labels, num_images_per_prompt, guidance_scale, n_images
+        batch_size, _, unet_kwargs = self.encode_conditions(
+            prompt,
+            negative_prompt,
+            class_labels,
+            num_images_per_prompt,
+            guidance_scale,
+            n_images,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            prompt_attention_mask=prompt_attention_mask,
+            negative_prompt_attention_mask=negative_prompt_attention_mask,
         )
         x, mask = (broadcast_batch(t, batch_size, num_images_per_prompt) for t in (x, mask))
         condition = self.encode_masked_image(x.to(self.vae.dtype), mask.to(self.vae.dtype)).to(dtype)
 
         # 2. timesteps and z_T; 3. the reverse process, ε_θ([z_t, E(x ⊙ (1 − m)), m↓], t, τ_θ(y))
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = set_timesteps(self.scheduler, num_inference_steps, timesteps, device)
         latents = self.prepare_latents(len(x), height, width, dtype, generator, latents)
         latents = self.denoise(
-            latents, self.scheduler.timesteps, unet_kwargs, do_cfg, guidance_scale,
-            scheduler_step_kwargs(self.scheduler, generator, eta), callback_on_step_end,
-            callback_on_step_end_tensor_inputs, condition=condition,
-        )  # fmt: skip
+            latents,
+            timesteps,
+            unet_kwargs,
+            scheduler_step_kwargs(self.scheduler, generator, eta),
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+            condition=condition,
+        )
 
         # 4. x̂ = D(z_0), the kept pixels pasted back: x̂ = m ⊙ D(z_0) + (1 − m) ⊙ x
         if output_type == "latent":

@@ -35,11 +35,13 @@ from diffusers.utils.torch_utils import randn_tensor
 from .hfldm_autoencoders_kl import KLAutoencoder
 from .hfldm_autoencoders_latent_space import latent_space
 from .hfldm_autoencoders_vq import VQAutoencoder
+from .hfldm_pipelines_arguments import check_model_path
 from .hfldm_pipelines_component_names import renamed_components
+from .hfldm_pipelines_guidance import GuidanceStateMixin
 from .hfldm_pipelines_images import rgb_batch
-from .hfldm_pipelines_sampling import LatentSpaceMixin, check_finite_output, predict_noise, scheduler_step_kwargs
+from .hfldm_pipelines_sampling import LatentSpaceMixin, check_finite_output, predict_noise, scheduler_step_kwargs, set_timesteps
 from .hfldm_pipelines_saving import RemoteCodeMixin, card_front_matter
-from .hfldm_pipelines_superres_inputs import batch_shape, check_inputs
+from .hfldm_pipelines_superres_inputs import check_inputs
 from .hfldm_schedulers_ddim import DDIMScheduler
 from .hfldm_schedulers_ddpm import DDPMScheduler
 from .hfldm_unets_concat import concat_condition, condition_channels
@@ -68,7 +70,9 @@ upscaled = pipe(Image.open("low_res.png"), num_inference_steps=100).images[0]
 """
 
 
-class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, DiffusionPipeline):
+class LatentDiffusionSuperResolutionPipeline(
+    RemoteCodeMixin, LatentSpaceMixin, GuidanceStateMixin, DiffusionPipeline
+):
     r"""Upscale images by f with a latent diffusion model conditioned on the low-resolution image.
 
     Args:
@@ -115,6 +119,7 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """DiffusionPipeline.from_pretrained, for hfldm's folders and diffusers' LDMSuperResolutionPipeline
         folders alike (their `vqvae` is loaded as `vae`)."""
+        check_model_path(pretrained_model_name_or_path)
         kwargs |= renamed_components(pretrained_model_name_or_path, DIFFUSERS_COMPONENT_NAMES, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
@@ -162,11 +167,17 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
         image = self.latent_space.decode_latents(latents)  # a VQ decoder quantises first
         return self.image_processor.postprocess(check_finite_output(image), output_type=output_type)
 
+    def check_inputs(self, **arguments) -> tuple[int, int, int]:
+        """ValueError naming the first bad argument of `__call__` (`hfldm.pipelines.superres_inputs`);
+        returns (B, H, W) of the low-resolution batch."""
+        return check_inputs(self, arguments)
+
     @torch.inference_mode()
     def __call__(
         self,
         image: PipelineImageInput,
         num_inference_steps: int = 100,
+        timesteps: list[int] | None = None,
         eta: float = 0.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
@@ -181,8 +192,11 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
                 (B, C, H, W) in [0, 1] (tensors in [-1, 1] are taken as they are), or a list; grayscale and
                 RGBA are converted to RGB. Sides must be multiples of `size_multiple`.
             num_inference_steps: scheduler steps.
+            timesteps: custom descending timesteps instead of `num_inference_steps` (schedulers that take
+                them: hfldm's, diffusers' DDPM).
             eta: DDIM's η (ignored by schedulers without it).
-            generator: torch generator(s) for z_T and for the noise of stochastic scheduler steps.
+            generator: torch generator(s) for z_T and for the noise of stochastic scheduler steps (a list:
+                one per image).
             output_type: "pil", "np", "pt" (images in [0, 1]) or "latent" (z_0, not decoded).
             callback_on_step_end: `fn(pipe, i, t, tensors) -> dict` called after every step; a returned
                 "latents" replaces the pipeline's.
@@ -192,39 +206,29 @@ class LatentDiffusionSuperResolutionPipeline(RemoteCodeMixin, LatentSpaceMixin, 
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        image = rgb_batch(image)
-        batch_size, height, width = batch_shape(image)
-        check_inputs(
-            self, image_shape=(batch_size, height, width), num_inference_steps=num_inference_steps,
-            output_type=output_type, callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )  # fmt: skip
+        batch_size, height, width = self.check_inputs(**{k: v for k, v in locals().items() if k != "self"})
         device, dtype = self._execution_device, torch.float32  # z_t and the scheduler's maths in fp32
 
         # 1. y: the low-resolution image in [-1, 1], (B, 3, h, w) -> the latent grid (B, 3·r², h/r, w/r)
         r = self.space_to_depth_factor
-        y = to_latent_grid(self.image_processor.preprocess(image).to(device, dtype), r)
+        y = to_latent_grid(self.image_processor.preprocess(rgb_batch(image)).to(device, dtype), r)
 
         # 2. timesteps and z_T, (B, out_channels, h/r, w/r)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
+        timesteps = set_timesteps(self.scheduler, num_inference_steps, timesteps, device)
         latents = self.prepare_latents(batch_size, height // r, width // r, dtype, generator)
         extra_step_kwargs = scheduler_step_kwargs(self.scheduler, generator, eta)
 
         # 3. denoising loop z_t -> z_{t-1}, conditioned on y by concatenation: ε_θ([z_t, y], t)
-        self._num_timesteps = len(timesteps)
+        self._conditions, self._num_timesteps = {}, len(timesteps)
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
                 # only z_t is scaled for σ-parameterised schedulers: y enters the U-Net as it was trained
                 z_t = self.scheduler.scale_model_input(latents, t)
                 noise_pred = predict_noise(self.unet, concat_condition(z_t, y, self.unet.config), t)
                 latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
-
                 if callback_on_step_end is not None:
-                    tensors = {"latents": latents}
-                    outputs = callback_on_step_end(
-                        self, i, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs}
-                    )
-                    latents = outputs.pop("latents", latents)
+                    names = callback_on_step_end_tensor_inputs
+                    latents = self.after_step(callback_on_step_end, names, i, t, latents)
                 progress_bar.update()
 
         # 4. x = D(z_0), (B, 3, f·h/r, f·w/r)

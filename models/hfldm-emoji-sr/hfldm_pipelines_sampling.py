@@ -57,6 +57,18 @@ def sdedit_start(
     return scheduler.add_noise(z0, noise, timesteps[:1].repeat(z0.shape[0])), timesteps
 
 
+def set_timesteps(scheduler, num_inference_steps: int | None, timesteps, device) -> torch.Tensor:
+    """The scheduler's timesteps for a call: `num_inference_steps` spaced by the scheduler, or the custom
+    `timesteps` (ValueError naming them for a scheduler whose `set_timesteps` takes none)."""
+    if timesteps is None:
+        scheduler.set_timesteps(num_inference_steps, device=device)
+    elif "timesteps" not in inspect.signature(scheduler.set_timesteps).parameters:
+        raise ValueError(f"timesteps: {type(scheduler).__name__} takes no custom timesteps")
+    else:
+        scheduler.set_timesteps(timesteps=[int(t) for t in timesteps], device=device)
+    return scheduler.timesteps
+
+
 class NonFiniteOutput(ValueError):
     """Generated images or latents that hold nan/inf: `bad` of `total`."""
 

@@ -43,6 +43,21 @@ def text_max_length(tokenizer) -> int:
     return min(int(tokenizer.model_max_length), MAX_TEXT_LENGTH)
 
 
+def check_unicode(texts: list[str], argument: str = "prompt") -> None:
+    """ValueError naming `argument` for a text that is not valid Unicode (a lone surrogate, as Python decodes
+    an invalid UTF-8 byte of a command line): the tokenizer would raise a TypeError deep inside."""
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(
+                f"{argument}: {text!r} is not valid Unicode text (character {e.start} is a lone surrogate or "
+                "an undecodable byte)"
+            ) from None
+        except AttributeError:  # not a string: the pipeline's input checks name it
+            return
+
+
 def encode_text(
     tokenizer,
     text_encoder: PreTrainedModel,
@@ -63,6 +78,7 @@ def encode_text(
     of the condition, so it is always padded to the full length.
     """
     device = device if device is not None else text_encoder.device
+    check_unicode(texts)
     tokens = tokenizer(
         list(texts),
         padding=padding if attention_mask else "max_length",
