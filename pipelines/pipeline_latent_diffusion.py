@@ -95,7 +95,9 @@ class LatentDiffusionPipeline(
         id2label = {int(k): str(v) for k, v in (id2label or {}).items()} or None
         self.register_to_config(id2label=id2label, text_attention_mask=text_attention_mask)
         self.label2id = {name: i for i, name in (id2label or {}).items()}
-        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor if vae else 1)
+        self.image_processor = VaeImageProcessor(
+            vae_scale_factor=self.vae_scale_factor if vae is not None else 1
+        )
         self._null_text = NullTextCache()
 
     @property

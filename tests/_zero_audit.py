@@ -12,8 +12,11 @@ _calls: dict[str, list[bool]] = {}
 _current = {"test": None}
 
 
+_original = {"forward": None}
+
+
 def pytest_configure(config):
-    forward = ConditionalUNet.forward
+    forward = _original["forward"] = ConditionalUNet.forward
 
     def recording(self, *args, **kwargs):
         out = forward(self, *args, **kwargs)
@@ -23,6 +26,11 @@ def pytest_configure(config):
         return out
 
     ConditionalUNet.forward = recording
+    _calls.clear()
+
+
+def pytest_unconfigure(config):
+    ConditionalUNet.forward = _original["forward"]
 
 
 @pytest.hookimpl(wrapper=True)

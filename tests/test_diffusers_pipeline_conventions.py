@@ -105,6 +105,8 @@ def test_encode_prompt_alone_without_vae_and_unet(pipe):
     for a, b in zip(alone, full):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert alone[0].shape[0] == 2 and alone[0].abs().mean() > 0.1
+    with pytest.raises(ValueError, match="vae is None: this pipeline only encodes prompts"):
+        encoder_only("cat face")
 
 
 def test_callback_tensor_names_and_guidance_state(pipe):

@@ -165,6 +165,11 @@ def check_inputs(pipe, arguments: dict) -> int:
     """Raise a ValueError naming the first argument of `pipe(**arguments)` that the pipeline cannot use;
     return the batch size (prompts, class labels or images)."""
     check_arguments(arguments)
+    for name in ("vae", "unet"):
+        if getattr(pipe, name) is None:
+            raise ValueError(
+                f"{name} is None: this pipeline only encodes prompts (encode_prompt), it cannot sample"
+            )
     get = arguments.get
     batch = condition_batch(pipe, arguments)
     check_text(pipe, arguments, batch)
