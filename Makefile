@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install system-deps test lint format bench bench-data demo space data train-default train-sr train-inpaint clean
+.PHONY: install system-deps test lint format bench bench-data demo space data train-default train-sr train-inpaint refresh-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -75,6 +75,12 @@ train-sr: $(STAMP) system-deps
 # channels and fine-tuned on masked emoji, the from-scratch comparison, evaluation, export + model card
 train-inpaint: $(STAMP) system-deps
 	BIN=$(BIN) bash training/train_inpaint.sh
+
+# the bundled folders' copies of the source (generated; .gitattributes marks them): rewrite them after changing
+# any code they ship, without touching their weights
+refresh-models: $(STAMP)
+	for m in hfldm-emoji hfldm-emoji-sr hfldm-emoji-inpaint; do \
+	  $(BIN)/python training/export_model.py --code-only --out models/$$m || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
