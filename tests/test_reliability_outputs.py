@@ -35,13 +35,15 @@ CASES = {
     "SR eta=nan": (sr_pipeline, dict(image=low_res_images(1), eta=NAN)),
     "SR nan image": (sr_pipeline, dict(image=torch.full((1, 3, 8, 8), NAN))),
     "nan mask_image": (inpaint_pipeline, dict(prompt="cat", image=images(1)[0], mask_image=NAN_MASK)),
-}  # fmt: skip
+}
+# caught before any work by the pipelines' argument table (#32), which names the argument itself
+EARLIER = {"SR eta=nan": r"^eta must be a finite number, got nan"}
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_nonfinite_outputs_raise_one_line_naming_the_causes(case):
     make, kwargs = CASES[case]
-    with pytest.raises(ValueError, match=BLACK):
+    with pytest.raises(ValueError, match=EARLIER.get(case, BLACK)):
         make()(num_inference_steps=2, **kwargs)
 
 
