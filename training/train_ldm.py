@@ -165,6 +165,10 @@ def main() -> None:
         text_attention_mask, label_names = True, source.label_names
     if train_text_encoder:
         text_encoder.requires_grad_(True).train()
+    if patch % unet.downsample_factor:
+        raise ValueError(
+            f"--crop_size: its {patch} px latent does not halve {unet.downsample_factor}x evenly"
+        )
     task.unet_config = unet.config
     if train.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
