@@ -115,8 +115,15 @@ def inpainting(pipe, images: dict, captions: list[str], shift: int, steps: int, 
         x = reframe(images[style], scale, shift_pattern(len(images[style]), p))
         masks = held_out_masks(len(x), x.shape[-2], x.shape[-1], seed=0)
         generators = [torch.Generator().manual_seed(seed + i) for i in range(len(x))]
-        out = pipe(captions, image=(x + 1) / 2, mask_image=masks, num_inference_steps=steps,
-                   guidance_scale=guidance, generator=generators, output_type="pt").images  # fmt: skip
+        out = pipe(
+            captions,
+            image=(x + 1) / 2,
+            mask_image=masks,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=generators,
+            output_type="pt",
+        ).images
         telea = []
         for image, mask in zip(x, masks):
             pixels = ((image.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)

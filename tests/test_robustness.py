@@ -83,3 +83,14 @@ def test_target_counts():
         "inpainting RMSE <= 0.85 x mean colour": "1 / 2",
     }
     assert target_counts([], inpaint) == {"inpainting RMSE <= 0.85 x mean colour": "1 / 2"}
+
+
+def test_mean_pairwise_distance():
+    from hfldm.eval.diversity import mean_pairwise_distance
+
+    same = torch.full((6, 3, 4, 4), 0.3)
+    assert mean_pairwise_distance(same) == 0.0
+    three = torch.stack([torch.zeros(3, 2, 2), torch.ones(3, 2, 2), torch.full((3, 2, 2), 0.5)])
+    assert mean_pairwise_distance(three) == pytest.approx((1 + 0.5 + 0.5) / 3)  # pairs (0,1), (0,2), (1,2)
+    with pytest.raises(ValueError, match="images: need at least 2"):
+        mean_pairwise_distance(same[:1])
