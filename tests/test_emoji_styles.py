@@ -45,11 +45,11 @@ def write_iconify(cache, stem: str, icons: dict[str, str], chars: dict[str, str]
 
 @pytest.fixture
 def cache(tmp_path):
-    """openmoji maps code points (all four names), emojione matches names (one broken SVG among them)."""
+    """openmoji maps code points (three names, the fourth by name); emojione names (one broken SVG)."""
     cache = tmp_path / "npm"
     names = {cps: slug(text) for cps, text in {**TRAIN, **TEST}.items()}
-    write_iconify(cache, "openmoji", {n: DISC for n in names.values()},
-                  chars={char_key(cps): n for cps, n in names.items()})  # fmt: skip
+    chars = {char_key(cps): n for cps, n in names.items() if cps != "1F603"}  # that one is found by name
+    write_iconify(cache, "openmoji", {n: DISC for n in names.values()}, chars=chars)
     emojione = {names["1F600"]: DISC, names["1F601"]: DISC, names["1F914"]: "<path d='M0 0 L"}
     write_iconify(cache, "emojione", emojione)
     return cache
@@ -99,6 +99,8 @@ def test_cli_writes_the_card_and_names_missing_packages_and_unknown_styles(cache
 def test_keys_and_tarball_lookup(tmp_path):
     assert char_key("2764 FE0F 200D 1F525") == "2764-200d-1f525"
     assert name_keys("flag: Côte d’Ivoire") == ["flag-cote-divoire", "flag-for-cote-divoire"]
+    tone = name_keys("thumbs up: medium-dark skin tone")
+    assert tone == ["thumbs-up-medium-dark-skin-tone", "thumbs-up-medium-dark"]
     assert parse_styles("noto, fluent,noto") == ("noto", "fluent")
     for version in ("1.2.9", "1.2.10"):
         (tmp_path / f"iconify-json-fluent-emoji-{version}.tgz").touch()
@@ -126,3 +128,24 @@ def test_the_real_packages_draw_the_first_faces_in_every_style():
         pixels = np.stack([np.asarray(i) for i in rows["image"]]).astype(float)  # (N, 32, 32, 3)
         assert pixels.shape[1:] == (32, 32, 3) and (pixels[:, 0, 0] == 255).all()  # white corner
         assert pixels.std(axis=(1, 2, 3)).min() > 20  # drawn, not blank
+
+
+def test_aliases_resolve_through_flips_and_turns():
+    from PIL import Image
+
+    from hfldm.data.iconify import Icon, IconifySet
+
+    aliases = {
+        "right": {"parent": "left", "hFlip": True},
+        "up": {"parent": "right", "rotate": 3},
+        "loop": {"parent": "loop"},
+    }
+    icons = IconifySet("x", {"left": {"body": ""}}, aliases, 16, 16, {}, {})
+    assert icons.resolve("left") == Icon("left")
+    assert icons.resolve("right") == Icon("left", h_flip=True)
+    assert icons.resolve("up") == Icon("left", h_flip=True, rotate=3)
+    assert icons.resolve("loop") is None and icons.resolve("missing") is None
+    image = Image.new("RGB", (4, 4), "white")
+    image.putpixel((0, 0), (0, 0, 0))  # top left
+    assert Icon("left", h_flip=True).transform(image).getpixel((3, 0)) == (0, 0, 0)  # top right
+    assert Icon("left", rotate=1).transform(image).getpixel((3, 0)) == (0, 0, 0)  # a quarter turn clockwise

@@ -6,10 +6,12 @@ emoji) and raises `SvgRenderError` when its art does not render; it names its `l
 | style | source | code point → art |
 |---|---|---|
 | noto | Debian's Noto Color Emoji font (hfldm.data.emoji) | the font's glyph |
-| fluent-flat | npm @iconify-json/fluent-emoji-flat (Microsoft Fluent, flat) | its chars.json |
-| fluent | npm @iconify-json/fluent-emoji (Microsoft Fluent, colour) | fluent-flat's chars.json (same names) |
-| openmoji | npm @iconify-json/openmoji (OpenMoji) | its chars.json |
-| emojione | npm @iconify-json/emojione (Emoji One) | the CLDR name as a slug, when unique |
+| fluent-flat | npm @iconify-json/fluent-emoji-flat (Microsoft Fluent, flat) | its chars.json, then the name |
+| fluent | npm @iconify-json/fluent-emoji (Microsoft Fluent, colour) | fluent-flat's chars.json, then name |
+| openmoji | npm @iconify-json/openmoji (OpenMoji) | its chars.json, then the name |
+| emojione | npm @iconify-json/emojione (Emoji One) | the name |
+
+"The name" is the CLDR name as an Iconify slug, used only when no other CLDR name has the same slug.
 
 Twemoji (any packaging) is kept out on purpose: it is held back for independent evaluation. Apple's and
 Facebook's art are not freely licensed and are left out too.
@@ -36,7 +38,7 @@ NOTO_LICENCE = "OFL-1.1 (Google, Noto Color Emoji, https://github.com/googlefont
 class IconifySource:
     package: str  # the npm package
     chars_from: str | None = None  # another package whose chars.json maps this set's names
-    by_name: bool = False  # no code-point map: match the CLDR name's slug
+    by_name: bool = False  # no code-point map: match the CLDR name's slug only
 
 
 ICONIFY_SOURCES = {
@@ -59,9 +61,16 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
 
 
+_ONE_TONE = re.compile(r"(?P<base>.+): (?P<tone>light|medium-light|medium|medium-dark|dark) skin tone")
+
+
 def name_keys(name: str) -> list[str]:
-    """Icon names to try for a CLDR name, in order: its slug, and "flag-for-<country>" for a flag."""
-    return [slug(name)] + ([f"flag-for-{slug(name[6:])}"] if name.startswith("flag: ") else [])
+    """Icon names to try for a CLDR name, in order: its slug, "flag-for-<country>" for a flag, and
+    "<base>-<tone>" for one skin tone ("thumbs up: medium-dark skin tone" -> "thumbs-up-medium-dark")."""
+    keys = [slug(name)] + ([f"flag-for-{slug(name[6:])}"] if name.startswith("flag: ") else [])
+    if match := _ONE_TONE.fullmatch(name):
+        keys.append(f"{slug(match['base'])}-{match['tone']}")
+    return keys
 
 
 class NotoStyle:
@@ -85,12 +94,13 @@ class IconifyStyle:
         chars = (
             IconifySet.from_npm(source.chars_from, npm_cache).chars if source.chars_from else self.set.chars
         )
-        if source.by_name:  # a slug shared by two CLDR names ("keycap: *", "keycap: #") matches neither
-            counts = Counter(slug(e.text) for e in entries)
-            keys = {e.codepoints: name_keys(e.text) for e in entries if counts[slug(e.text)] == 1}
-        else:
-            keys = {e.codepoints: [chars.get(char_key(e.codepoints))] for e in entries}
-        self.icons = {}  # codepoints -> icon name
+        counts = Counter(slug(e.text) for e in entries)  # a slug two names share ("keycap: *", "keycap: #")
+        keys = {  # the code-point map first, then the name when no other name has its slug
+            e.codepoints: ([] if source.by_name else [chars.get(char_key(e.codepoints))])
+            + (name_keys(e.text) if counts[slug(e.text)] == 1 else [])
+            for e in entries
+        }
+        self.icons = {}  # codepoints -> Icon
         for codepoints, candidates in keys.items():
             icons = [icon for key in candidates if key and (icon := self.set.resolve(key))]
             if icons:
@@ -98,7 +108,7 @@ class IconifyStyle:
 
     def render(self, entry: EmojiEntry) -> Image.Image | None:
         icon = self.icons.get(entry.codepoints)
-        return None if icon is None else rasterise(self.set.svg(icon), CANVAS)
+        return None if icon is None else icon.transform(rasterise(self.set.svg(icon.name), CANVAS))
 
 
 def parse_styles(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:

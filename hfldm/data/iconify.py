@@ -36,6 +36,23 @@ def find_tarball(package: str, cache: str | Path) -> Path:
     return max(found, key=lambda pv: tuple(int(x) for x in pv[1].split(".")))[0]
 
 
+@dataclass(frozen=True)
+class Icon:
+    """An icon of the set, mirrored and turned as an alias asks (Iconify applies the flips, then the turn)."""
+
+    name: str
+    h_flip: bool = False
+    v_flip: bool = False
+    rotate: int = 0  # quarter turns clockwise
+
+    def transform(self, image: Image.Image) -> Image.Image:
+        if self.h_flip:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if self.v_flip:
+            image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        return image.rotate(-90 * self.rotate) if self.rotate else image
+
+
 @dataclass
 class IconifySet:
     """One Iconify set: its icons, aliases, code-point map and licence, as read from the package."""
@@ -70,14 +87,18 @@ class IconifySet:
             info=info,
         )
 
-    def resolve(self, name: str) -> str | None:
-        """The icon name behind `name` (through untransformed aliases), or None when there is none."""
+    def resolve(self, name: str) -> Icon | None:
+        """The icon behind `name`, through aliases and their flips / quarter turns, or None."""
+        h_flip, v_flip, rotate = False, False, 0
         for _ in range(8):  # aliases may chain; Iconify allows a few levels
             if name in self.icons:
-                return name
+                return Icon(name, h_flip, v_flip, rotate % 4)
             alias = self.aliases.get(name)
-            if alias is None or set(alias) - {"parent"}:  # rotated / flipped aliases are other art
+            if alias is None:
                 return None
+            h_flip ^= bool(alias.get("hFlip", False))  # Iconify merges an alias chain's transforms so
+            v_flip ^= bool(alias.get("vFlip", False))
+            rotate += int(alias.get("rotate", 0))
             name = alias["parent"]
         return None
 
