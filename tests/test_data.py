@@ -37,10 +37,10 @@ def emoji():
 def test_emoji_builder_rows_captions_split_and_pixels(emoji):
     data = emoji.datasets[32]
     fully_qualified = sum("; fully-qualified" in line for line in EMOJI_TEST.read_text().splitlines())
-    assert len(data["train"]) + len(data["test"]) == fully_qualified - len(emoji.skipped) >= 3600
+    assert len(data["train"]) + len(data["test"]) == fully_qualified - len(emoji.skipped["noto"]) >= 3600
     assert 0.08 < len(data["test"]) / fully_qualified < 0.12
     for split, rows in data.items():
-        assert all(text.strip() for text in rows["text"])
+        assert all(text.strip() for text in rows["text"]) and set(rows["style"]) == {"noto"}
         assert all(in_test_split(cps) == (split == "test") for cps in rows["codepoints"])
         pixels = np.stack([np.asarray(image) for image in rows["image"]]).astype(np.float64)  # (N, 32, 32, 3)
         assert pixels.shape[1:] == (32, 32, 3)

@@ -98,6 +98,18 @@ def test_sr_resume_after_sigkill_matches_the_uninterrupted_run(digits, autoencod
         assert max_difference(load_file(ref / name), load_file(run / name)) <= 1e-6
 
 
+@pytest.mark.slow
+def test_sr_with_augmentation_crops_and_the_mix_resumes_exactly(digits, autoencoder, tmp_path):
+    """#30's recipe (scale, shift, 8 px crops of the 16 px digits, kernels and JPEG drawn per sample) resumes
+    after SIGKILL to the weights of the run that never stopped: every draw comes from (seed, step, index)."""
+    extra = flags(max_samples=64, train_batch_size=8, max_train_steps=8, checkpointing_steps=4)
+    extra += flags(sr_noise_std=0.1, sr_blur_sigma=1.0, sr_degradation_mix="true", random_flip=True)
+    extra += flags(augment_scale_min=0.7, augment_scale_max=1.15, augment_shift=2, crop_size=8)
+    ref, run = killed_and_resumed(lambda out: sr_args(digits, autoencoder, out, *extra), tmp_path)
+    for name in ("checkpoint-8/model.safetensors", "unet/diffusion_pytorch_model.safetensors"):
+        assert max_difference(load_file(ref / name), load_file(run / name)) <= 1e-6
+
+
 def test_degradations_are_per_sample_and_seeded():
     """y of sample i depends on (seed, step, i) only; the space-to-depth keeps every low-res pixel."""
     task = SuperResolutionTask(2, 4, noise_std=0.2, blur_sigma=1.5, seed=0, process_index=0)

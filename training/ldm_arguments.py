@@ -51,6 +51,11 @@ class LDMArguments:
     sr_blur_sigma: float = arg(
         0.0, "superres: largest σ (high-res pixels) of the Gaussian blur before downsampling."
     )
+    sr_degradation_mix: bool = arg(
+        False,
+        "superres: draw the downsampling kernel (bicubic / bilinear / area) and JPEG (p = 1/2, q 30-95) per "
+        "sample after the blur and noise (hfldm.training.degradation_mix); off: bicubic only.",
+    )
     torch_compile: bool = arg(
         False,
         "torch.compile the U-Net's training forward (fullgraph, inductor; the first steps compile, minutes "

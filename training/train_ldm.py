@@ -35,6 +35,7 @@ from hfldm.training.card import SAMPLES_FILE, training_card, training_command
 from hfldm.training.checkpoints import resume
 from hfldm.training.conditioner import Conditioner
 from hfldm.training.data import captions, conditioning_kind, ldm_data, num_classes
+from hfldm.training.degradation_mix import DegradationMix
 from hfldm.training.ema import ema_weights, make_ema
 from hfldm.training.hub import hub_repo, push_folder
 from hfldm.training.inpaint import InpaintTask
@@ -84,7 +85,13 @@ def make_task(args, vae, resolution: int, seed: int, process_index: int) -> Gene
         f = latent_space(vae).downsample_factor
         check_superres(args.sr_factor, resolution, downsample_factor=f)
         return SuperResolutionTask(
-            args.sr_factor, f, args.sr_noise_std, args.sr_blur_sigma, seed, process_index
+            sr_factor=args.sr_factor,
+            downsample_factor=f,
+            noise_std=args.sr_noise_std,
+            blur_sigma=args.sr_blur_sigma,
+            seed=seed,
+            process_index=process_index,
+            mix=DegradationMix(enabled=args.sr_degradation_mix),
         )
     if args.task == "inpaint":
         return InpaintTask(latent_space(vae), args.full_mask_prob, seed, process_index)
@@ -126,8 +133,13 @@ def main() -> None:
     vae = pretrained.vae if pretrained else load_autoencoder(args.autoencoder, revision=args.revision,
                                                              variant=args.variant)  # fmt: skip
     vae = vae.to(accelerator.device)
+    augment = data.augmentation()  # scale / shift / crop of the training batches (hfldm.data.augment)
+    if args.cached_latents and not augment.is_identity:
+        raise ValueError("--crop_size / --augment_*: augmentation transforms images, not cached latents")
     latent_size = check_resolution(vae, data.resolution)
     latent_shape = (latent_space(vae).latent_channels, latent_size, latent_size)
+    patch = check_resolution(vae, augment.output_size(data.resolution))  # what a training step sees
+    train_shape = (latent_shape[0], patch, patch)
     task = make_task(args, vae, data.resolution, train.seed, accelerator.process_index)
     source = ldm_data(data, kind, args.cached_latents, vae, args.text_encoder)
     train_loader = make_dataloader(
@@ -154,6 +166,10 @@ def main() -> None:
         text_attention_mask, label_names = True, source.label_names
     if train_text_encoder:
         text_encoder.requires_grad_(True).train()
+    if patch % unet.downsample_factor:
+        raise ValueError(
+            f"--crop_size: its {patch} px latent does not halve {unet.downsample_factor}x evenly"
+        )
     task.unet_config = unet.config
     if train.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
@@ -200,8 +216,8 @@ def main() -> None:
     forward = torch.compile(unet, fullgraph=True) if args.torch_compile else unet
     trainer = LDMTrainer(
         accelerator, latent_space(vae), forward, noise_scheduler, condition, optimizer, lr_scheduler, trained,
-        latent_shape, train.seed, args.cond_drop_prob, args.noise_offset, args.snr_gamma, data.random_flip,
-        train.max_grad_norm, task,
+        train_shape, train.seed, args.cond_drop_prob, args.noise_offset, args.snr_gamma, data.random_flip,
+        train.max_grad_norm, task, augment,
     )  # fmt: skip
     prompts, labels = validation_conditions(
         kind, args.validation_prompts, args.validation_class_labels, texts, classes

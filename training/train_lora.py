@@ -103,7 +103,8 @@ def main() -> None:
         if model is not None:
             model.requires_grad_(False).to(accelerator.device)
     noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
-    latent_size = check_resolution(vae, data.resolution)
+    augment = data.augmentation()  # scale / shift / crop of the training batches (hfldm.data.augment)
+    latent_size = check_resolution(vae, augment.output_size(data.resolution))  # what a step sees
     latent_shape = (latent_space(vae).latent_channels, latent_size, latent_size)
 
     # 2. data: images with the captions or labels the pipeline understands
@@ -138,7 +139,7 @@ def main() -> None:
     trainer = LDMTrainer(
         accelerator, latent_space(vae), unet, noise_scheduler, condition, optimizer, lr_scheduler, trained,
         latent_shape, train.seed, args.cond_drop_prob, args.noise_offset, args.snr_gamma, flip,
-        train.max_grad_norm,
+        train.max_grad_norm, augment=augment,
     )  # fmt: skip
     if accelerator.is_main_process:
         accelerator.init_trackers("train_lora", config=tracker_config(args, data, train))

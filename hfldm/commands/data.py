@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("data", help="build the emoji or digits dataset")
     kinds = parser.add_subparsers(dest="kind", required=True)
 
-    emoji = kinds.add_parser("emoji", help="render Noto Color Emoji with their CLDR names")
+    emoji = kinds.add_parser("emoji", help="render every emoji in one or more art styles, with CLDR names")
     emoji.add_argument("--out", required=True, help="output folder")
     emoji.add_argument("--resolution", type=_resolutions, default=(32, 64), help="e.g. 32,64")
     emoji.add_argument("--limit", type=int, default=None, help="keep the first N emoji (quick tests)")
@@ -35,6 +35,10 @@ def register(subparsers) -> None:
     emoji.add_argument("--font", default=None, help="NotoColorEmoji.ttf (default: Debian's)")
     emoji.add_argument("--emoji_test", default=None, help="Unicode emoji-test.txt (default: Debian's)")
     emoji.add_argument("--overwrite", action="store_true", help="replace datasets already in --out")
+    emoji.add_argument(
+        "--styles", default="noto", help="comma-separated: noto,fluent-flat,fluent,openmoji,emojione"
+    )
+    emoji.add_argument("--npm_cache", default=None, help="folder of `npm pack` tarballs (~/.cache/hfldm/npm)")
     emoji.set_defaults(func=run_emoji)
 
     digits = kinds.add_parser("digits", help="scikit-learn 8x8 digits, upsampled")
@@ -46,19 +50,32 @@ def register(subparsers) -> None:
 
 def run_emoji(args: argparse.Namespace) -> int:
     from hfldm.data.emoji import EMOJI_FONT, EMOJI_TEST, build_emoji
+    from hfldm.data.emoji_card import write_card
+    from hfldm.data.emoji_styles import parse_styles
     from hfldm.data.export import save_both
 
     start = time.perf_counter()
     font, emoji_test = args.font or str(EMOJI_FONT), args.emoji_test or str(EMOJI_TEST)
-    build = build_emoji(args.resolution, limit=args.limit, font_path=font, emoji_test=emoji_test)
+    build = build_emoji(
+        args.resolution,
+        limit=args.limit,
+        font_path=font,
+        emoji_test=emoji_test,
+        styles=parse_styles(args.styles),
+        npm_cache=args.npm_cache,
+    )
     for resolution, dataset in build.datasets.items():
         arrow_dir, folder = save_both(dataset, args.out, str(resolution), args.overwrite)
         counts = ", ".join(f"{split} {len(rows)}" for split, rows in dataset.items())
         print(f"emoji {resolution}px: {counts} -> {arrow_dir} (save_to_disk), {folder} (imagefolder)")
-    print(
-        f"skipped {len(build.skipped)} emoji the font cannot draw"
-        + (f": {build.skipped}" if build.skipped else "")
-    )
+    for style, skipped in build.skipped.items():
+        failed = build.failed[style]
+        print(
+            f"{style}: skipped {len(skipped)} emoji it has no art for"
+            + (f": {skipped}" if skipped and len(build.skipped) == 1 else "")
+            + (f"; {len(failed)} SVGs failed to render: {sorted(failed)}" if failed else "")
+        )
+    print(f"dataset card -> {write_card(build, args.out)}")
     if args.grid:
         from hfldm.atomic import save_image
         from hfldm.data.grid import dataset_grid

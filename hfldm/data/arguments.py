@@ -52,11 +52,34 @@ class DataArguments:
     random_flip: bool = _arg(
         False, "Flip horizontally with p = 1/2 (off: emoji and text are not mirror-symmetric)."
     )
+    augment_scale_min: float = _arg(
+        1.0, "Training augmentation: smallest scale s of the content in the frame (hfldm.data.augment)."
+    )
+    augment_scale_max: float = _arg(1.0, "Training augmentation: largest scale s (1.0 and 1.0: off).")
+    augment_shift: float = _arg(0.0, "Training augmentation: largest shift per axis, pixels (0: off).")
+    augment_padding: str = _arg(
+        "white", "What fills the frame around a shrunk or shifted image: white, edge."
+    )
+    crop_size: int | None = _arg(
+        None, "Training augmentation: train on random crop_size² patches (super-resolution); none: whole."
+    )
     streaming: bool = _arg(False, "Read lazily as a datasets.IterableDataset instead of a map-style Dataset.")
     max_samples: int | None = _arg(None, "Keep only the first N rows (quick runs, tests).")
     shuffle_buffer_size: int = _arg(1000, "Rows held by the shuffle buffer of a streaming dataset.")
     num_proc: int | None = _arg(None, "Processes for the one-off image check of a map-style dataset.")
     cache_dir: str | None = _arg(None, "Where load_dataset caches downloads and Arrow files.")
+
+    def augmentation(self):
+        """The hfldm.data.augment.Augmentation of these flags (ValueError naming a bad one)."""
+        from hfldm.data.augment import Augmentation
+
+        return Augmentation(
+            scale_min=self.augment_scale_min,
+            scale_max=self.augment_scale_max,
+            max_shift=self.augment_shift,
+            padding=self.augment_padding,
+            crop_size=self.crop_size,
+        )
 
     def __post_init__(self):
         # "none" or "" from a command line or a YAML file means no column / no source

@@ -1,9 +1,10 @@
-"""The emoji dataset: every fully-qualified emoji of Unicode's emoji-test.txt, drawn with Noto Color Emoji.
+"""The emoji dataset: every fully-qualified emoji of Unicode's emoji-test.txt, drawn in one or more styles.
 
-Sources are two Debian packages (`fonts-noto-color-emoji`, `unicode-data`). Each row holds the image
-composited on white, its CLDR name as caption (`text`), its `group` / `subgroup` (ClassLabels) and its
-`codepoints`. A row is in `test` iff sha1(codepoints) % 10 == 0, so the split never depends on the order
-of the file or on which glyphs the font can draw.
+Sources are two Debian packages (`fonts-noto-color-emoji`, `unicode-data`) for the default `noto` style, and
+npm packages of freely licensed SVG art for the others (hfldm.data.emoji_styles). Each row holds the image
+composited on white, its CLDR name as caption (`text`), its `group` / `subgroup` (ClassLabels), its
+`codepoints` and its `style`. A row is in `test` iff sha1(codepoints) % 10 == 0, so the split never depends
+on the order of the file or on which glyphs a style can draw, and a held-out name is held out in every style.
 """
 
 from __future__ import annotations
@@ -100,9 +101,10 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def file_name(codepoints: str) -> str:
-    """Returns the image file name of a row, e.g. "1F468_200D_1F4BB.png"."""
-    return codepoints.replace(" ", "_") + ".png"
+def file_name(codepoints: str, style: str = "noto") -> str:
+    """Returns the image file name of a row, e.g. "1F468_200D_1F4BB.png" (noto), "openmoji_1F600.png"."""
+    stem = codepoints.replace(" ", "_")
+    return f"{stem}.png" if style == "noto" else f"{style}_{stem}.png"
 
 
 def emoji_features(entries: list[EmojiEntry]) -> datasets.Features:
@@ -115,13 +117,16 @@ def emoji_features(entries: list[EmojiEntry]) -> datasets.Features:
         group=datasets.ClassLabel(names=groups),
         subgroup=datasets.ClassLabel(names=subgroups),
         codepoints=datasets.Value("string"),
+        style=datasets.Value("string"),
     )
 
 
 @dataclass
 class EmojiBuild:
     datasets: dict[int, datasets.DatasetDict]  # resolution -> {"train", "test"}
-    skipped: list[str]  # codepoints the font could not draw
+    skipped: dict[str, list[str]]  # style -> codepoints it has no art for
+    failed: dict[str, dict[str, str]]  # style -> {codepoints: why its art did not render}
+    licences: dict[str, str]  # style -> licence and attribution
 
 
 def build_emoji(
@@ -129,12 +134,16 @@ def build_emoji(
     limit: int | None = None,
     font_path: str | Path = EMOJI_FONT,
     emoji_test: str | Path = EMOJI_TEST,
+    styles: tuple[str, ...] = ("noto",),
+    npm_cache: str | Path | None = None,
 ) -> EmojiBuild:
-    """Renders every fully-qualified emoji once at 109 px and resizes it to each resolution.
+    """Renders every fully-qualified emoji once per style at 136 px and resizes it to each resolution.
 
-    Returns one DatasetDict per resolution with columns image, text, group, subgroup, codepoints.
+    Returns one DatasetDict per resolution with columns image, text, group, subgroup, codepoints, style.
     `limit` keeps only the first `limit` entries of the file (for quick tests).
     """
+    from hfldm.data.emoji_styles import DEFAULT_NPM_CACHE, make_styles  # it imports this module
+
     if any(r <= 0 for r in resolutions):
         raise ValueError(f"resolution must be positive, got {list(resolutions)}")
     if limit is not None and limit <= 0:
@@ -142,32 +151,52 @@ def build_emoji(
     entries = parse_emoji_test(emoji_test)[:limit]
     if not entries:  # another text file: nothing in it reads as "codepoints ; fully-qualified # ..."
         raise ValueError(f"--emoji_test: {emoji_test} lists no fully-qualified emoji (is it emoji-test.txt?)")
-    renderer = EmojiRenderer(font_path)
+    renderers = make_styles(styles, entries, npm_cache or DEFAULT_NPM_CACHE, font_path)
     rows: dict[int, dict[str, list]] = {r: {"train": [], "test": []} for r in resolutions}
-    skipped = []
+    skipped = {s.name: [] for s in renderers}
+    failed = {s.name: {} for s in renderers}
     for entry in entries:
-        image = renderer.render(entry.string)
-        if image is None:
-            skipped.append(entry.codepoints)
-            continue
         split = "test" if is_test(entry.codepoints) else "train"
-        for r in resolutions:
-            small = image.resize((r, r), Image.Resampling.LANCZOS)
-            png = {"bytes": _png(small), "path": file_name(entry.codepoints)}
-            rows[r][split].append((png, entry))
-    if skipped:
-        logger.warning("font could not draw %d emoji: %s", len(skipped), ", ".join(skipped))
+        for style in renderers:
+            image = _render(style, entry, failed[style.name])
+            if image is None:
+                if entry.codepoints not in failed[style.name]:
+                    skipped[style.name].append(entry.codepoints)
+                continue
+            for r in resolutions:
+                small = image.resize((r, r), Image.Resampling.LANCZOS)
+                png = {"bytes": _png(small), "path": file_name(entry.codepoints, style.name)}
+                rows[r][split].append((png, entry, style.name))
+    for name in skipped:
+        if skipped[name]:
+            logger.warning(
+                "%s has no art for %d emoji: %s", name, len(skipped[name]), ", ".join(skipped[name])
+            )
+        if failed[name]:
+            logger.warning("%s: %d SVGs did not render: %s", name, len(failed[name]), ", ".join(failed[name]))
     features = emoji_features(entries)
     built = {r: datasets.DatasetDict({s: _to_dataset(rows[r][s], features) for s in rows[r]}) for r in rows}
-    return EmojiBuild(built, skipped)
+    return EmojiBuild(built, skipped, failed, {s.name: s.licence for s in renderers})
 
 
-def _to_dataset(rows: list[tuple[dict, EmojiEntry]], features: datasets.Features) -> datasets.Dataset:
+def _render(style, entry: EmojiEntry, failed: dict[str, str]) -> Image.Image | None:
+    """The style's drawing of `entry`, or None: no art, or art that failed to render (then in `failed`)."""
+    from hfldm.data.iconify import SvgRenderError
+
+    try:
+        return style.render(entry)
+    except SvgRenderError as e:
+        failed[entry.codepoints] = str(e)
+        return None
+
+
+def _to_dataset(rows: list[tuple[dict, EmojiEntry, str]], features: datasets.Features) -> datasets.Dataset:
     columns = {
-        "image": [png for png, _ in rows],
-        "text": [e.text for _, e in rows],
-        "group": [e.group for _, e in rows],
-        "subgroup": [e.subgroup for _, e in rows],
-        "codepoints": [e.codepoints for _, e in rows],
+        "image": [png for png, _, _ in rows],
+        "text": [e.text for _, e, _ in rows],
+        "group": [e.group for _, e, _ in rows],
+        "subgroup": [e.subgroup for _, e, _ in rows],
+        "codepoints": [e.codepoints for _, e, _ in rows],
+        "style": [style for _, _, style in rows],
     }
     return datasets.Dataset.from_dict(columns, features=features)

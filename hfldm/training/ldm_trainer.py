@@ -10,11 +10,12 @@ import torch
 from accelerate import Accelerator
 
 from hfldm.autoencoders.latent_space import LatentSpace
+from hfldm.data.augment import AUGMENT_STREAM, Augmentation, flippable
 from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.training.conditioner import Conditioner
 from hfldm.training.latents import batch_latents
 from hfldm.training.losses import diffusion_loss
-from hfldm.training.randomness import batch_size_of, step_draws
+from hfldm.training.randomness import batch_size_of, global_indices, sample_generators, step_draws
 from hfldm.training.runtime import optimizer_step
 from hfldm.training.tasks import GenerationTask
 
@@ -39,6 +40,15 @@ class LDMTrainer:
     random_flip: bool
     max_grad_norm: float
     task: GenerationTask = field(default_factory=GenerationTask)  # what the U-Net sees (hfldm.training.tasks)
+    augment: Augmentation = field(default_factory=Augmentation)  # scale / shift / crop (hfldm.data.augment)
+
+    def augmented(self, batch: dict, micro_step: int) -> dict:
+        """The batch with its pixel_values scaled, shifted and cropped, each sample by its own draws."""
+        if self.augment.is_identity:
+            return batch
+        indices = global_indices(batch_size_of(batch), self.accelerator.process_index)
+        generators = sample_generators(self.seed, micro_step, indices, AUGMENT_STREAM)
+        return {**batch, "pixel_values": self.augment(batch["pixel_values"], generators)}
 
     def training_step(self, batch: dict, micro_step: int) -> dict:
         """One forward/backward pass of DDPM's Algorithm 1 in latent space; returns {"loss": the loss}."""
@@ -46,8 +56,10 @@ class LDMTrainer:
         # own generator seeded by (seed, micro_step, global index): a resumed run draws what it would have
         d = step_draws(self.accelerator, self.seed, micro_step, batch_size_of(batch), self.latent_shape,
                        self.scheduler.config.num_train_timesteps, self.cond_drop_prob)  # fmt: skip
+        batch = self.augmented(batch, micro_step)  # what every task reads from the pixels, alike
         with self.accelerator.accumulate(*self.trained):
-            flip = d.flip if self.random_flip else None
+            # mirror only where the caption stays true of the picture ("right arrow", "flag: France" don't)
+            flip = d.flip & flippable(batch.get("text"), len(d.flip)) if self.random_flip else None
             z = batch_latents(batch, self.ae, d.posterior_noise, flip)
             z0 = self.ae.scale_latents(z)  # z_0 = E(x)·scale (LDM App. G)
             eps = (d.noise + self.noise_offset * d.offset).to(z0.device)  # noise offset (Guttenberg 2023)

@@ -3,7 +3,8 @@
 The training pair of a high-resolution image x (the batch's pixel_values, in [-1, 1]) is (x, y): y is x
 blurred by a Gaussian of σ_b ~ U(0, --sr_blur_sigma) high-res pixels, downsampled bicubically (antialiased)
 by s = --sr_factor, plus N(0, σ_n² I) noise with σ_n ~ U(0, --sr_noise_std) (a light version of the paper's
-"bsr" degradation), then brought to the latent grid by a space-to-depth of r = f / s
+"bsr" degradation; with --sr_degradation_mix the kernel is drawn from bicubic / bilinear / area and JPEG
+follows, hfldm.training.degradation_mix), then brought to the latent grid by a space-to-depth of r = f / s
 (`hfldm.unets.condition_layout`): ε_θ([z_t, y], t). The draws come from the sample's own generator of the
 stream SUPERRES_STREAM, seeded by (seed, micro step, global index), so resumed and multi-process runs
 degrade every image as the uninterrupted run does.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hfldm.training.degradation_mix import DegradationMix, downsample, jpeg
 from hfldm.training.latents import mirrored
 from hfldm.training.randomness import global_indices, sample_generators
 from hfldm.unets.concat import concat_condition
@@ -45,7 +47,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def bicubic_down(x: torch.Tensor, factor: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, H/factor, W/factor), bicubic with antialiasing."""
-    return F.interpolate(x, scale_factor=1 / factor, mode="bicubic", antialias=True, align_corners=False)
+    return downsample(x, factor, kernel=0)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class SuperResolutionTask:
     seed: int
     process_index: int
     unet_config: object = None  # set once the U-Net exists
+    mix: DegradationMix = DegradationMix()  # kernels and JPEG drawn per sample (off: bicubic only)
 
     @property
     def space_to_depth(self) -> int:
@@ -70,16 +73,18 @@ class SuperResolutionTask:
         return IMAGE_CHANNELS * self.space_to_depth**2
 
     def degrade(self, x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
-        """y (B, 3, H/s, W/s) in [-1, 1] of x (B, 3, H, W): blur, bicubic down by s, noise, per sample."""
+        """y (B, 3, H/s, W/s) in [-1, 1] of x (B, 3, H, W): blur, down by s, noise, (JPEG), per sample."""
         h, w = x.shape[-2] // self.sr_factor, x.shape[-1] // self.sr_factor
         ys = []
         for image, g in zip(x.float(), generators):
             u_blur, u_noise = torch.rand(2, generator=g).tolist()  # σ_b, σ_n ~ U(0, max), always drawn
             eta = torch.randn(image.shape[0], h, w, generator=g)
+            kernel, quality = self.mix.draw(g)  # drawn after the above: the draws without the mix stay
             blurred = gaussian_blur(image, u_blur * self.blur_sigma)
-            low = bicubic_down(blurred[None], self.sr_factor)[0]
-            ys.append(low + u_noise * self.noise_std * eta.to(low.device))
-        return torch.stack(ys).clamp(-1, 1).to(x.dtype)
+            low = downsample(blurred[None], self.sr_factor, kernel)[0]
+            low = (low + u_noise * self.noise_std * eta.to(low.device)).clamp(-1, 1)
+            ys.append(low if quality is None else jpeg(low, quality))
+        return torch.stack(ys).to(x.dtype)
 
     def low_res(self, batch: dict, micro_step: int, flip: torch.Tensor | None) -> torch.Tensor:
         """y of this process's samples at forward pass `micro_step`, mirrored where `flip` as x is."""

@@ -62,6 +62,7 @@ class ConditionalUNet(
         dropout: float = 0.0,  # dropout inside ResBlocks and transformer layers
         flip_sin_to_cos: bool = True,  # timestep features ordered (cos, sin), as in diffusers' SD U-Nets
         freq_shift: float = 0.0,  # frequency shift of the sinusoidal timestep features
+        mid_attention: bool = True,  # the mid block's SpatialTransformer (off: a U-Net of convolutions only)
     ):
         super().__init__()
         levels = len(block_out_channels)
@@ -93,8 +94,8 @@ class ConditionalUNet(
             last = level == levels - 1
             self.down.append(Level(blocks, None if last else Downsample(ch)))
             skips += [] if last else [ch]
-        # Mid: ResBlock - SpatialTransformer - ResBlock
-        self.mid_block = block(ch, ch, levels - 1, attend=True)
+        # Mid: ResBlock - SpatialTransformer - ResBlock (the transformer global over the coarsest grid)
+        self.mid_block = block(ch, ch, levels - 1, attend=mid_attention)
         self.mid_resnet = ResBlock(ch, ch, temb_dim, dropout, norm_num_groups)
         # Up path: pops the skips in reverse order.
         self.up = nn.ModuleList()
