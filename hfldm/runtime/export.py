@@ -54,7 +54,7 @@ def export_pipeline(
     staging.chmod(0o755)  # mkdtemp's 0700 would stay on OUT
     try:
         with torch.no_grad():
-            for graph in pipeline_graphs(pipe, batch_size or 1, height, width):
+            for graph in pipeline_graphs(pipe, batch_size or 2, height, width):
                 (staging / graph.subfolder).mkdir(exist_ok=True)
                 static = batch_size is not None and graph.subfolder != "text_encoder"  # τ_θ: any prompt
                 path = staging / graph.subfolder / (graph.name + fmt.suffix)
