@@ -118,7 +118,11 @@ def main() -> None:
     parser.add_argument(
         "--stall", type=float, default=1.5, help="drop a pair if a probe exceeds this × its min"
     )
-    parser.add_argument("--no-cold", action="store_true", help="skip the cold starts in fresh processes")
+    parser.add_argument(
+        "--cold-modes",
+        default=None,
+        help="modes whose cold start is measured (default: torch-fp32 and --modes)",
+    )
     parser.add_argument("--cold", default=None, help=argparse.SUPPRESS)  # the child of cold_in_child
     parser.add_argument("--out", default=str(ROOT / "docs" / "speed_runtimes"), help="prefix of the .json")
     args = parser.parse_args()
@@ -152,9 +156,10 @@ def main() -> None:
             pairs_kept=len(pairs), reps=args.reps,
         )  # fmt: skip
         print(mode, json.dumps(results["modes"][mode]))
-    if not args.no_cold:
+    cold_modes = ["torch-fp32", *modes] if args.cold_modes is None else args.cold_modes.split(",")
+    if cold_modes != [""]:
         results["cold_start"] = {}
-        for mode in ["torch-fp32", *modes]:
+        for mode in cold_modes:
             results["cold_start"][mode] = cold_in_child(mode, args)
             print("cold", mode, json.dumps(results["cold_start"][mode]))
     output_file(Path(args.out), ".json").write_text(json.dumps(results, indent=1) + "\n")
