@@ -91,9 +91,18 @@ def cold(mode: str, model: str, exports: Path, threads: int | None) -> dict:
     first = timed(fn)[0]
     for _ in range(3):
         fn()
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     return dict(import_s=imported, load_s=loaded, first_call_s=first, cold_start_s=loaded + first,
                 peak_rss_mib=peak_mib)  # fmt: skip
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory, MiB: VmHWM (ru_maxrss would keep the parent's peak across the
+    fork + exec of `cold_in_child`)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cold_in_child(mode: str, args) -> dict:
@@ -132,7 +141,7 @@ def main() -> None:
     if args.cold:
         print(json.dumps(cold(args.cold, args.model, exports, args.threads)))
         return
-    modes = [m for m in args.modes.split(",") if m != "torch-fp32"]
+    modes = [m for m in args.modes.split(",") if m not in ("", "torch-fp32")]
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise ValueError(f"--modes: unknown {', '.join(unknown)}; expected some of {', '.join(MODES)}")
