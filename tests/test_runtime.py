@@ -184,6 +184,7 @@ def test_cli_generate_upscale_inpaint_detect_an_export(saved, exported, tmp_path
     "argv, message",
     [
         (["generate", "--prompt", "x", "--compile"], "--compile: {export} is an exported openvino folder"),
+        (["generate", "--prompt", "x", "--dtype", "float16"], "--dtype: an exported folder runs in"),
         (["generate", "--prompt", "x", "--device", "cuda"], None),
         (["upscale", "--image", "{png}"], "--model: {export} is an export of a LatentDiffusionPipeline; this "
          "command needs a LatentDiffusionSuperResolutionPipeline"),

@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 from hfldm import schedulers
 from hfldm.runtime.components import RuntimeAutoencoder, RuntimeTextEncoder, RuntimeUNet
 from hfldm.runtime.folders import is_export, pipeline_class, read_export
-from hfldm.runtime.formats import get_format
+from hfldm.runtime.formats import PRECISIONS, get_format
 
 COMPONENTS = ("vae", "unet", "scheduler", "text_encoder", "tokenizer")
 
@@ -33,6 +33,8 @@ def load_pipeline(
     if not is_export(folder):
         raise ValueError(f"{argument}: {folder} is not an exported folder (no export.json; see hfldm export)")
     facts, cls = read_export(folder), pipeline_class(folder, argument)
+    if precision not in (None, *PRECISIONS):
+        raise ValueError(f"--dtype: an exported folder runs in {' or '.join(PRECISIONS)}, got {precision}")
     fmt, precision = (
         get_format(facts["format"], f"{argument} (export.json format)"),
         precision or facts["precision"],
