@@ -194,6 +194,7 @@ def test_an_export_where_torch_or_another_kind_is_needed_is_one_line(
     exported, tmp_path, capsys, argv, message
 ):
     export = exported("text", "openvino")
+    capsys.readouterr()  # the export's loading output
     low_res_images(1)[0].save(tmp_path / "low.png")
     argv = [a.format(png=tmp_path / "low.png") for a in argv]
     assert hfldm_main([*argv, "--model", str(export), "--out", str(tmp_path / "o.png")]) == 2
