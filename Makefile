@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install system-deps emoji-styles data-styles test lint format bench bench-data demo space data train-default train-sr train-inpaint refresh-models clean
+.PHONY: install system-deps emoji-styles data-styles test lint format bench bench-runtimes bench-data demo space data train-default train-sr train-inpaint refresh-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,12 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_unet.py --modes fp32,bf16 --adamw defaults --threads 1 --batch-size 16
 	$(BIN)/python benchmarks/bench_sampling.py --modes fp32,bf16
+
+# torch eager / bf16 vs OpenVINO fp32 / bf16 vs ONNX Runtime fp32 (exports the bundled model first, minutes;
+# docs/export.md), and the parity of the three bundled models' exports with torch
+bench-runtimes: $(STAMP)
+	$(BIN)/python benchmarks/bench_runtimes.py --threads 1 --reps 3 --stall 3
+	$(BIN)/python benchmarks/runtime_parity.py
 
 bench-data: $(STAMP)
 	$(BIN)/python benchmarks/bench_data_path.py

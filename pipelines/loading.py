@@ -30,13 +30,18 @@ def load_pipeline(
     fp16-saved weights don't lose bits on their way to bf16).
 
     FileNotFoundError naming `argument` for a folder that holds no pipeline, or a Hub id that cannot be
-    reached or found.
+    reached or found; ValueError naming it for an exported folder (`hfldm.runtime`), which has no torch
+    weights.
     """
     path = Path(source)
     if path.exists() and not (path / "model_index.json").is_file():
         raise FileNotFoundError(f"{argument}: {source} is not a saved pipeline (no model_index.json in it)")
     if not path.exists() and not HUB_ID.match(str(source)):
         raise FileNotFoundError(f"{argument}: no such folder {source} (nor a Hub id user/repo)")
+    if (path / "export.json").is_file():  # `hfldm export`'s folders: graphs, no torch weights
+        from hfldm.runtime.folders import refuse_export
+
+        refuse_export(path, argument)
     try:
         pipeline_class = saved_subclass(path, pipeline_class)
     except ValueError as e:  # a damaged model_index.json

@@ -177,16 +177,40 @@ def load_pipeline(
     from hfldm.pipelines.loading import load_pipeline as load
     from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
     from hfldm.precision import resolve_dtype
+    from hfldm.runtime.folders import is_export
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch_dtype = resolve_dtype(dtype, "--dtype", device)
-    with quiet_loading():
-        pipe = load(model, argument, torch_dtype, pipeline_class=pipeline_class or LatentDiffusionPipeline)
+    pipeline_class = pipeline_class or LatentDiffusionPipeline
+    if is_export(model):  # an `hfldm export` folder: the same pipeline class on OpenVINO / ONNX Runtime
+        pipe = load_exported(model, device, argument, pipeline_class, dtype)
+    else:
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = resolve_dtype(dtype, "--dtype", device)
+        with quiet_loading():
+            pipe = load(model, argument, torch_dtype, pipeline_class=pipeline_class)
     if scheduler != "saved":
         module, name = SCHEDULERS[scheduler]
         pipe.scheduler = getattr(importlib.import_module(module), name).from_config(pipe.scheduler.config)
-    pipe.to(device)
+    if not is_export(model):
+        pipe.to(device)
     pipe.set_progress_bar_config(delay=PROGRESS_DELAY)  # no bar for work done in a second or two
+    return pipe
+
+
+def load_exported(model: str, device: str | None, argument: str, pipeline_class, dtype: str):
+    """The exported folder `model` as a `pipeline_class` run by its runtime on the CPU; "auto" `dtype` is the
+    precision it was exported with. ValueError naming `argument` for another kind of pipeline, and naming
+    --device for a device other than the CPU."""
+    from hfldm.runtime import load_pipeline
+
+    if device not in (None, "cpu"):
+        raise ValueError(f"--device: {model} is an exported folder, which runs on the CPU; got {device}")
+    with quiet_loading():
+        pipe = load_pipeline(model, None if dtype == "auto" else dtype, argument=argument)
+    if not isinstance(pipe, pipeline_class):
+        raise ValueError(
+            f"{argument}: {model} is an export of a {type(pipe).__name__}; this command needs a "
+            f"{pipeline_class.__name__}"
+        )
     return pipe
 
 
@@ -270,9 +294,12 @@ def run(args: argparse.Namespace) -> int:
     sr_model = None if args.upscale is None else resolve_sr_model(args.upscale)
     import torch
 
+    from hfldm.runtime.folders import refuse_export
+
     check_device(args.device)
     if args.compile:
         check_compiler()
+        refuse_export(model, "--compile")
     image = open_image(args.image, max_pixels=args.max_pixels) if args.image else None
     conditions = args.prompt or parse_class_labels(args.class_label) or [None]
     pipe = load_pipeline(model, args.scheduler, args.device, dtype=args.dtype)
