@@ -29,6 +29,7 @@ from serving import JOBS, serving_pipeline_of, step_progress
 from upscale_tab import serving_sr_pipeline, sr_model_source, upscale, upscale_tab
 
 import hfldm
+from hfldm.runtime.folders import is_export
 from hfldm.text.vocabulary import known_examples, read_vocabulary
 
 SPACE_DIR = Path(__file__).resolve().parent
@@ -85,7 +86,7 @@ def serving_pipeline(source: str, env: Mapping[str, str] = os.environ) -> hfldm.
     autoencoder stays float32); with env HFLDM_COMPILE=1 its U-Net is torch.compile'd (fullgraph: the first
     request compiles, minutes)."""
     pipe = serving_pipeline_of(source, "HFLDM_MODEL", env=env)
-    if env.get("HFLDM_COMPILE") == "1":
+    if env.get("HFLDM_COMPILE") == "1" and not is_export(source):  # an export is compiled by its runtime
         pipe.unet = torch.compile(pipe.unet, fullgraph=True)
     return pipe
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
 from hfldm.precision import resolve_dtype
+from hfldm.runtime.folders import is_export
 
 # every tab's event runs under this one concurrency id: one job at a time across the whole Space (the CPU
 # is shared; the tabs' pipelines would compete for its cores)
@@ -20,7 +21,17 @@ def serving_pipeline_of(
 ):
     """The `pipeline_class` saved at `source` (named by env `variable` in errors), on CPU, without a console
     progress bar; U-Net and τ_θ in env HFLDM_DTYPE (default auto: bfloat16 where the CPU computes it
-    natively, else float32), the autoencoder in float32."""
+    natively, else float32), the autoencoder in float32. An `hfldm export` folder runs on its runtime
+    (OpenVINO / ONNX Runtime) in the precision it was exported with, or in HFLDM_DTYPE if set."""
+    if is_export(source):
+        from hfldm.runtime import load_pipeline as load_exported
+
+        pipe = load_exported(source, env.get("HFLDM_DTYPE"), argument=variable)
+        if not isinstance(pipe, pipeline_class):
+            kind, wanted = type(pipe).__name__, pipeline_class.__name__
+            raise ValueError(f"{variable}: {source} is an export of a {kind}, not a {wanted}")
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     dtype = resolve_dtype(env.get("HFLDM_DTYPE", "auto"), "HFLDM_DTYPE")
     pipe = load_pipeline(source, variable, dtype, pipeline_class=pipeline_class)
     pipe.set_progress_bar_config(disable=True)

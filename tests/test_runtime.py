@@ -13,6 +13,7 @@ import torch
 from _inpaint_fixtures import box_mask, images, inpaint_pipeline
 from _ldm_fixtures import CAPTIONS, class_pipeline, text_pipeline
 from _superres_fixtures import low_res_images, sr_pipeline
+from _training_helpers import ROOT
 
 from hfldm.cli import main as hfldm_main
 from hfldm.pipelines.loading import load_pipeline as load_torch
@@ -267,3 +268,23 @@ def test_a_missing_runtime_names_its_extra(saved, monkeypatch, tmp_path, capsys,
         err == f'hfldm export: error: this command needs the {package} package; pip install "hfldm[{extra}]"'
     )
     assert not (tmp_path / "o").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_space_serves_an_export_on_its_runtime(saved, exported):
+    """space/serving.py: HFLDM_MODEL (or the SR / inpainting variables) naming an export serves it on its
+    runtime, the same images as the torch folder; another kind of export is one line naming the variable."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("space_serving", ROOT / "space" / "serving.py")
+    serving = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serving)
+    pipe = serving.serving_pipeline_of(str(exported("text", "onnx")), "HFLDM_MODEL", env={})
+    assert isinstance(pipe.unet, RuntimeUNet)
+    torch_pipe = load_torch(str(saved / "text"))
+    call = KINDS["text"][1]()
+    assert np.abs(_images(pipe, call) - _images(torch_pipe, call)).max() <= TOLERANCE
+    sr_class = PIPELINE_CLASSES[_class_name(saved / "superres")]
+    with pytest.raises(
+        ValueError, match=r"^HFLDM_SR_MODEL: .* is an export of a LatentDiffusionPipeline, not a"
+    ):
+        serving.serving_pipeline_of(str(exported("text", "onnx")), "HFLDM_SR_MODEL", sr_class, env={})
