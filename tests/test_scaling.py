@@ -1,0 +1,81 @@
+"""Past one machine (issue 34): each process reads its own part of a stream, a requested FSDP never becomes
+DDP silently, and a two-machine launch on localhost trains like one machine with two processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests._training_helpers import ENV, ROOT
+from tests.test_train_ldm import free_port
+
+# every row's pixels (as a hash) that one process draws in one epoch of the stream, in order
+EPOCH_SCRIPT = """
+import hashlib, json, sys
+from hfldm.data.arguments import DataArguments
+from hfldm.data.loader import load_image_dataset
+from hfldm.training.args import TrainingArguments
+from hfldm.training.runtime import make_accelerator, make_dataloader
+
+train = TrainingArguments(output_dir=sys.argv[2], report_to="none")
+accelerator = make_accelerator(train, seed=0)
+data = DataArguments(train_data_dir=sys.argv[1], resolution=16, streaming=True, label_column="label")
+loader = accelerator.prepare(make_dataloader(load_image_dataset(data)[0], batch_size=4, seed=0))
+loader.set_epoch(0)
+rows = [hashlib.sha1(x.numpy().tobytes()).hexdigest() for b in loader for x in b["pixel_values"]]
+out = f"{sys.argv[2]}/rank{accelerator.process_index}-of-{accelerator.num_processes}.json"
+open(out, "w").write(json.dumps(rows))
+"""
+
+
+def launch(num_processes: int, script: Path, *args: str, timeout: float = 120) -> None:
+    """`accelerate launch` of `script` on `num_processes` CPU processes (gloo); kills them on a timeout."""
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        *(["--multi_gpu", "--main_process_port", str(free_port())] if num_processes > 1 else []),
+        str(script),
+        *args,
+    ]
+    with subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, output[-3000:]
+
+
+def test_two_processes_read_disjoint_parts_of_a_stream_that_cover_it(digits, tmp_path):
+    """--streaming on 2 processes: the ranks' rows in one epoch are disjoint and together are exactly the
+    96 rows one process reads (no rank reads and broadcasts the other's batches, no row is repeated);
+    each step still draws one batch per process, so the global batch is num_processes × batch_size."""
+    script = tmp_path / "epoch.py"
+    script.write_text(EPOCH_SCRIPT)
+    launch(1, script, str(digits), str(tmp_path))
+    launch(2, script, str(digits), str(tmp_path))
+    one = json.loads((tmp_path / "rank0-of-1.json").read_text())
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}-of-2.json").read_text()) for r in (0, 1))
+    assert len(one) == 96 and min(len(rank0), len(rank1)) >= 40  # whole shards each: 50 + 46 here
+    assert sorted(rank0 + rank1) == sorted(one)  # a multiset: a row read twice would show
