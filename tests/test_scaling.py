@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests._training_helpers import ENV, ROOT
+import pytest
+
+from tests._training_helpers import ENV, ROOT, ldm_args
 from tests.test_train_ldm import free_port
 
 # every row's pixels (as a hash) that one process draws in one epoch of the stream, in order
@@ -79,3 +81,46 @@ def test_two_processes_read_disjoint_parts_of_a_stream_that_cover_it(digits, tmp
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}-of-2.json").read_text()) for r in (0, 1))
     assert len(one) == 96 and min(len(rank0), len(rank1)) >= 40  # whole shards each: 50 + 46 here
     assert sorted(rank0 + rank1) == sorted(one)  # a multiset: a row read twice would show
+
+
+def test_fsdp_on_cpu_or_one_process_is_refused_in_one_line(monkeypatch):
+    """A requested FSDP (ACCELERATE_USE_FSDP, set by `accelerate launch --use_fsdp`) never becomes DDP."""
+    from hfldm.training.args import check_fsdp_request
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "false")
+    check_fsdp_request()  # not asked: nothing to say
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"^--use_fsdp: FSDP needs CUDA GPUs; on CPU .* plain DDP"):
+        check_fsdp_request()
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    check_fsdp_request()  # GPUs and 2 processes: accelerate's own FSDP applies
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(ValueError, match=r"^--use_fsdp: FSDP with a single process shards nothing"):
+        check_fsdp_request()
+
+
+def test_launch_with_fsdp_on_cpu_fails_before_any_work(digits, autoencoder, tmp_path):
+    """`accelerate launch --use_fsdp` of train_ldm.py on 2 CPU processes: exit 2, the one line, no output."""
+    command = [
+        sys.executable,
+        "-m",
+        "hfldm.training.launch",
+        "--use_fsdp",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        str(ROOT / "training/train_ldm.py"),
+        *ldm_args(digits, autoencoder, tmp_path / "run", "--max_train_steps", "1"),
+    ]
+    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "--use_fsdp: FSDP needs CUDA GPUs; on CPU accelerate would silently run plain DDP" in result.stderr
+    assert not (tmp_path / "run").exists()
