@@ -124,3 +124,87 @@ def test_launch_with_fsdp_on_cpu_fails_before_any_work(digits, autoencoder, tmp_
     assert result.returncode == 2, result.stderr[-2000:]
     assert "--use_fsdp: FSDP needs CUDA GPUs; on CPU accelerate would silently run plain DDP" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def accelerate_launch(*flags: str) -> list[str]:
+    """The `accelerate launch` command of CPU processes (gloo) with `flags` added."""
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        *flags,
+    ]
+
+
+def wait_all(processes: list[subprocess.Popen], timeout: float) -> None:
+    """Waits for `processes` (each its own session); on a timeout or a failure kills every one of them."""
+    try:
+        for process in processes:
+            output, _ = process.communicate(timeout=timeout)
+            assert process.returncode == 0, output[-3000:]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.mark.slow
+def test_two_machines_on_localhost_train_like_one_machine_with_two_processes(digits, autoencoder, tmp_path):
+    """Two `accelerate launch --num_machines 2 --machine_rank {0,1}` commands on 127.0.0.1 (one process
+    each) give the weights of `--num_processes 2` on one machine: a multi-node launch that has run."""
+    from safetensors.torch import load_file
+
+    from tests._training_helpers import max_difference
+
+    def train(out: Path, *launch_flags: str) -> subprocess.Popen:
+        command = [
+            *accelerate_launch(*launch_flags),
+            str(ROOT / "training/train_ldm.py"),
+            *ldm_args(
+                digits,
+                autoencoder,
+                out,
+                "--max_samples",
+                "32",
+                "--max_train_steps",
+                "3",
+                "--checkpointing_steps",
+                "3",
+                "--train_batch_size",
+                "4",
+            ),
+        ]
+        quiet = dict(cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(command, start_new_session=True, **quiet)
+
+    one_machine = ("--num_processes", "2", "--num_machines", "1", "--main_process_port", str(free_port()))
+    wait_all([train(tmp_path / "one", *one_machine)], timeout=120)
+    port = str(free_port())
+    nodes = [
+        train(
+            tmp_path / "two",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "2",
+            "--machine_rank",
+            str(rank),
+            "--main_process_ip",
+            "127.0.0.1",
+            "--main_process_port",
+            port,
+        )
+        for rank in (0, 1)
+    ]
+    wait_all(nodes, timeout=120)
+    one = load_file(tmp_path / "one" / "checkpoint-3" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "checkpoint-3" / "model.safetensors")
+    assert one["conv_out.weight"].abs().max() > 0  # zero-initialised, moved by the 3 steps: trained
+    assert max_difference(one, two) < 1e-6  # the same 2 ranks, the same data and noise: equal weights
+    print(f"max |Δ| two machines vs one machine: {max_difference(one, two):.3g}")
