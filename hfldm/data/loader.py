@@ -29,6 +29,7 @@ from hfldm.data.images import decode_rgb, image_name, resize_and_crop, to_tensor
 logger = logging.getLogger(__name__)
 
 AnyDataset = datasets.Dataset | datasets.IterableDataset
+STREAM_SHARDS = 64  # shards of a saved dataset read as a stream: up to 64 processes read disjoint parts
 
 
 @dataclass
@@ -69,7 +70,12 @@ def _load_source(args: DataArguments) -> AnyDataset:
             if args.split not in saved:
                 raise ValueError(f"split: {args.split!r} not in {folder}, which has {list(saved)}")
             saved = saved[args.split]
-        return saved.to_iterable_dataset() if args.streaming else saved
+        # several shards, so that N processes each read their own (accelerate's node split needs >= N)
+        return (
+            saved.to_iterable_dataset(num_shards=max(1, min(len(saved), STREAM_SHARDS)))
+            if args.streaming
+            else saved
+        )
     return datasets.load_dataset(
         "imagefolder",
         data_dir=str(folder),

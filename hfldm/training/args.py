@@ -147,12 +147,33 @@ def check_report_to(report_to: str) -> None:
         raise ValueError(f"--report_to: unknown tracker(s) {unknown}; choose from {known}")
 
 
+def check_fsdp_request() -> None:
+    """ValueError in one line when accelerate was asked for FSDP (`accelerate launch --use_fsdp`, a config
+    with `distributed_type: FSDP`: ACCELERATE_USE_FSDP=true) where it cannot shard: accelerate selects FSDP
+    only for accelerator devices, so on CPU it would silently train plain DDP; one process shards nothing.
+    hfldm has no FSDP2 path of its own yet (docs/scaling.md)."""
+    from accelerate.utils import parse_flag_from_env
+
+    if not parse_flag_from_env("ACCELERATE_USE_FSDP"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(
+            "--use_fsdp: FSDP needs CUDA GPUs; on CPU accelerate would silently run plain DDP instead "
+            "(launch without --use_fsdp or `distributed_type: FSDP`)"
+        )
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        raise ValueError("--use_fsdp: FSDP with a single process shards nothing; launch --num_processes >= 2")
+
+
 def check_training_arguments(train: TrainingArguments) -> None:
     """The checks TrainingArguments needs beyond its types (ValueError naming the argument)."""
     check_positive(train, "train_batch_size", "max_train_steps", "gradient_accumulation_steps")
     check_positive(train, "learning_rate", "checkpointing_steps", "logging_steps", "checkpoints_total_limit")
     check_positive(train, "lr_warmup_steps", "validation_steps", "dataloader_num_workers", allow_zero=True)
     check_report_to(train.report_to)
+    check_fsdp_request()
     if not 0 <= train.seed < 2**32:  # what NumPy's and torch's seeding take
         raise ValueError(f"--seed: must be in [0, 2**32), got {train.seed}")
     check_positive(train, "skip_nonfinite_steps", allow_zero=True)

@@ -67,7 +67,12 @@ def make_accelerator(train: TrainingArguments, seed: int) -> Accelerator:
         mixed_precision=train.mixed_precision,
         log_with=None if train.report_to == "none" else [n.strip() for n in train.report_to.split(",")],
         project_config=project,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed),
+        # dispatch_batches=False: each process reads its own part of a stream (accelerate shards a datasets
+        # IterableDataset with `.shard(num_processes, rank)`, as `split_dataset_by_node` does) instead of
+        # process 0 reading every batch and broadcasting it; each step is still num_processes batches
+        dataloader_config=DataLoaderConfiguration(
+            use_seedable_sampler=True, data_seed=seed, dispatch_batches=False
+        ),
     )
 
 
