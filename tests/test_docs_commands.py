@@ -65,8 +65,10 @@ def commands(doc: str) -> list[str]:
         for line in block.replace("\\\n", " ").splitlines():
             for part in line.split("&&"):
                 words = shlex.split(part, comments=True)
-                while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):  # VAR=value prefixes
-                    words = words[1:]
+                while words and (re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]) or words[0] == "nohup"):
+                    words = words[1:]  # VAR=value and nohup prefixes
+                redirect = next((i for i, w in enumerate(words) if w[:1] in ">&|" or w == "2>&1"), None)
+                words = words[:redirect]  # `> log 2>&1 &`: the shell's, not the command's
                 if words:
                     found.append(shlex.join(words))
     return found

@@ -166,10 +166,9 @@ def main() -> None:
         text_attention_mask, label_names = True, source.label_names
     if train_text_encoder:
         text_encoder.requires_grad_(True).train()
-    if patch % unet.downsample_factor:
-        raise ValueError(
-            f"--crop_size: its {patch} px latent does not halve {unet.downsample_factor}x evenly"
-        )
+    halvings = 2 ** (len(unet.config.block_out_channels) - 1)  # hfldm's and diffusers' U-Nets alike
+    if patch % halvings:
+        raise ValueError(f"--crop_size: its {patch} px latent does not halve {halvings}x evenly")
     task.unet_config = unet.config
     if train.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
