@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument(
         "--cold-modes",
         default=None,
-        help="modes whose cold start is measured (default: torch-fp32 and --modes)",
+        help="modes whose cold start is measured (default: torch-fp32 and --modes; none: no cold starts)",
     )
     parser.add_argument("--cold", default=None, help=argparse.SUPPRESS)  # the child of cold_in_child
     parser.add_argument("--out", default=str(ROOT / "docs" / "speed_runtimes"), help="prefix of the .json")
@@ -166,7 +166,8 @@ def main() -> None:
         )  # fmt: skip
         print(mode, json.dumps(results["modes"][mode]))
     cold_modes = ["torch-fp32", *modes] if args.cold_modes is None else args.cold_modes.split(",")
-    if cold_modes != [""]:
+    cold_modes = [mode for mode in cold_modes if mode not in ("", "none")]
+    if cold_modes:
         results["cold_start"] = {}
         for mode in cold_modes:
             results["cold_start"][mode] = cold_in_child(mode, args)
