@@ -208,3 +208,15 @@ def test_two_machines_on_localhost_train_like_one_machine_with_two_processes(dig
     assert one["conv_out.weight"].abs().max() > 0  # zero-initialised, moved by the 3 steps: trained
     assert max_difference(one, two) < 1e-6  # the same 2 ranks, the same data and noise: equal weights
     print(f"max |Δ| two machines vs one machine: {max_difference(one, two):.3g}")
+
+
+def test_the_launcher_reports_the_rank_that_failed_on_its_own():
+    """Rank 1 exits 2 with its one line, then the elastic agent stops rank 0 (SIGTERM, exit code -15):
+    the launcher's exit code is 2, whichever rank holds the smaller index (CI saw 1 before this)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from hfldm.training.launch import child_exit_code
+
+    stopped, failed = (ProcessFailure(rank, 100 + rank, code, "") for rank, code in [(0, -15), (1, 2)])
+    assert child_exit_code(ChildFailedError("train_ldm.py", {0: stopped, 1: failed})) == 2
+    assert child_exit_code(ChildFailedError("train_ldm.py", {0: stopped})) == 1  # killed only: no code

@@ -19,8 +19,9 @@ def child_exit_code(error: BaseException) -> int | None:
         return error.returncode
     failures = getattr(error, "failures", None)  # torch.distributed.elastic's ChildFailedError
     if failures:
-        first = failures[min(failures)]
-        return first.exitcode if first.exitcode > 0 else 1
+        # the rank that failed on its own, not one the agent then stopped (negative: killed by a signal)
+        own = [f for f in failures.values() if f.exitcode > 0]
+        return min(own, key=lambda f: f.timestamp).exitcode if own else 1
     return None
 
 
