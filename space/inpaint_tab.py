@@ -128,19 +128,19 @@ def inpaint_tab(pipe, limits: Limits, examples: list[list[str]]) -> None:
             prompt = gr.Textbox(
                 "", label="Prompt", visible=pipe.is_text_conditional, elem_id="inpaint-prompt"
             )
-            if examples:
-                gr.Examples(
-                    examples, inputs=[editor, mask, prompt], label="Examples", elem_id="inpaint-examples"
-                )
             with gr.Row():
                 steps = gr.Slider(1, limits.max_steps, value=min(25, limits.max_steps), step=1, precision=0,
                                   label="Steps")  # fmt: skip
                 guidance = gr.Slider(0, limits.max_guidance, value=3.0, step=0.5, label="Guidance scale")
                 seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
             button = gr.Button("Inpaint", variant="primary")
-        result = gr.Image(
-            type="pil", label="Inpainted", format="png", height=CANVAS, elem_id="inpaint-output"
-        )
+        with gr.Column():
+            result = gr.Image(
+                type="pil", label="Inpainted", format="png", height=CANVAS, elem_id="inpaint-output"
+            )
+            if examples:  # each row: image, mask, caption (inpaint_example_rows); one click fills all three
+                gr.Examples(examples, inputs=[editor, mask, prompt], label="Examples: pick one, then Inpaint",
+                            examples_per_page=4, elem_id="inpaint-examples")  # fmt: skip
 
     def run(image, prompt="", steps=25, guidance_scale=3.0, seed=0, mask=None, progress=gr.Progress()):  # noqa: B008
         try:
