@@ -33,6 +33,7 @@ from hfldm.pipelines.guidance import GuidanceStateMixin
 from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.inputs import broadcast_batch, check_image_to_image, check_inputs
 from hfldm.pipelines.lora_loading import LoraLoadingMixin
+from hfldm.pipelines.native_size import warn_other_size
 from hfldm.pipelines.null_text import NullTextCache
 from hfldm.pipelines.sampling import (
     LatentSpaceMixin,
@@ -298,6 +299,8 @@ class LatentDiffusionPipeline(
         else:
             n = batch_size * num_images_per_prompt
             latents = self.prepare_latents(n, height, width, torch.float32, generator, latents)
+        f = self.vae_scale_factor
+        warn_other_size(self, latents.shape[-2] * f, latents.shape[-1] * f)
 
         # 3. denoising loop z_t -> z_{t-1}
         latents = self.denoise(

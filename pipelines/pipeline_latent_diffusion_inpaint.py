@@ -26,6 +26,7 @@ from hfldm.autoencoders.latent_space import latent_space
 from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.inpaint_inputs import check_inpaint_inputs, mask_batch
 from hfldm.pipelines.inputs import broadcast_batch, check_inputs
+from hfldm.pipelines.native_size import warn_other_size
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
 from hfldm.pipelines.sampling import check_finite_output, scheduler_step_kwargs, set_timesteps
 from hfldm.pipelines.saving import pipeline_model_card
@@ -165,6 +166,7 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
         # 1. x in [-1, 1] and m in {0, 1}, (N, ·, H, W); the conditions y; [E(x ⊙ (1 − m)), m↓]
         x = self.image_processor.preprocess(rgb).to(device)
         n_images, _, height, width = x.shape
+        warn_other_size(self, height, width)
         mask = self.prepare_mask(mask_image, n_images, height, width)
         batch_size, _, unet_kwargs = self.encode_conditions(
             prompt,

@@ -21,7 +21,7 @@ import gradio as gr
 import PIL.Image
 import torch
 from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
-from inpaint_tab import inpaint_model_source, inpaint_tab, serving_inpaint_pipeline
+from inpaint_tab import inpaint_example_rows, inpaint_model_source, inpaint_tab, serving_inpaint_pipeline
 from inputs import clear_request_errors, flag, readable, real, text
 from optional_models import example_images
 from request_limits import MAX_SEED, Limits, check_request, whole_number
@@ -268,7 +268,7 @@ def build_demo(
     sr_pipe=None,
     sr_examples: Sequence[str] = (),
     inpaint_pipe=None,
-    inpaint_examples: Sequence[str] = (),
+    inpaint_examples: Sequence[Sequence[str]] = (),
     vocabulary: Sequence[str] = (),
 ) -> gr.Blocks:
     """The Blocks app around `generate` (and, given `sr_pipe`, an Upscale tab, upscale_tab.py, and the
@@ -456,11 +456,11 @@ def main() -> None:
     sr_examples = example_images(sr_source) if sr_source else []
     inpaint_source = inpaint_model_source([REPO_ROOT, SPACE_DIR])
     inpaint_pipe = serving_inpaint_pipeline(inpaint_source) if inpaint_source else None
-    inpaint_examples = example_images(inpaint_source) if inpaint_source else []
+    inpaint_rows = inpaint_example_rows(inpaint_source) if inpaint_source else []
     captions = example_captions(pipe, source)
     vocabulary = read_vocabulary(source)
     demo = build_demo(
-        pipe, limits, captions, sr_pipe, sr_examples, inpaint_pipe, inpaint_examples, vocabulary=vocabulary
+        pipe, limits, captions, sr_pipe, sr_examples, inpaint_pipe, inpaint_rows, vocabulary=vocabulary
     )
     env = os.environ  # GRADIO_SERVER_NAME / _PORT: what Hugging Face Spaces sets
     host = env.get("HFLDM_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1"

@@ -84,7 +84,7 @@ def test_other_sizes_are_drawn_but_warned_about(bundled_pipe, capsys):
     assert capsys.readouterr().err == ""
     assert warn_other_size(bundled_pipe, 64, 64)
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "trained at 32x32 px" in err and "--upscale" in err
+    assert err.count("\n") == 1 and "native size, 32x32 px" in err and "--upscale" in err
 
 
 def test_pipeline_defaults_to_its_native_size(bundled_pipe):
@@ -125,3 +125,41 @@ def test_eval_reports_below_200_samples_carry_a_caveat():
 
     assert small_sample_caveat(374) is None and small_sample_caveat(200) is None
     assert small_sample_caveat(32).startswith("Caveat: 32 samples (< 200): FID, KID and retrieval are noisy")
+
+
+def test_pipelines_warn_once_per_call_off_their_native_size(caplog):
+    """The text and inpainting pipelines share one warning (hfldm.pipelines.native_size): one line per call
+    at another size, naming both sizes; none at the native size."""
+    from _inpaint_fixtures import box_mask, images, inpaint_pipeline
+    from _ldm_fixtures import text_pipeline
+
+    text, inpaint = text_pipeline(), inpaint_pipeline()
+    native = text.default_image_size()[0]
+    other = 2 * native
+    calls = {
+        "text": lambda size: text("a", height=size, width=size, num_inference_steps=1),
+        "image-to-image": lambda size: text("a", image=images(1, size=size), num_inference_steps=2),
+        "inpaint": lambda size: inpaint("a", images(1, size=size), box_mask(size), num_inference_steps=1),
+    }
+    for name, call in calls.items():
+        for size, expected in ((native, 0), (other, 1)):
+            caplog.clear()
+            with caplog.at_level("WARNING", logger="hfldm.pipelines.native_size"):
+                call(size)
+            lines = [r.getMessage() for r in caplog.records if r.name == "hfldm.pipelines.native_size"]
+            assert len(lines) == expected, (name, size, lines)
+    assert lines[0].count("\n") == 0
+    assert f"native size, {native}x{native} px" in lines[0] and f"at {other}x{other}" in lines[0]
+
+
+def test_the_cli_says_the_size_warning_once(bundled, tmp_path, capsys, caplog):
+    """Two pipeline calls (--batch-size 1) at 64 px: the CLI's one line with its flags, the pipelines' own
+    warning silenced meanwhile."""
+    out = tmp_path / "big.png"
+    argv = ["generate", "--model", bundled, "--prompt", "red apple", "--num-images", "2", "--batch-size", "1"]
+    with caplog.at_level("WARNING", logger="hfldm.pipelines.native_size"):
+        assert hfldm_main([*argv, "--height", "64", "--width", "64", *FAST, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("trained at its native size, 32x32 px") == 1 and "--upscale" in err
+    assert not [r for r in caplog.records if r.name == "hfldm.pipelines.native_size"]
+    assert PIL.Image.open(out).size[1] == 64

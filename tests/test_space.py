@@ -370,6 +370,36 @@ def test_inpaint_repaints_what_is_painted_and_keeps_the_rest(inpaint_pipe, inpai
             inpaint_tab.inpaint(inpaint_pipe, Limits(), value, **{"steps": 3, **kwargs})
 
 
+def test_inpaint_examples_come_with_a_mask_and_their_captions(inpaint_pipe, inpaint_dir, tmp_path):
+    """Each example row is [image, the centre mask, its caption] (example_captions.txt, in order; "" without
+    one): picking one fills the editor, the mask input and the prompt, so Inpaint runs at once. The mask's
+    white is repainted (the centre 8 × 8 of 16 px), as a painted square would be; an unreadable mask is
+    named."""
+    rows = inpaint_tab.inpaint_example_rows(str(inpaint_dir))
+    assert rows == [[optional_models.example_images(str(inpaint_dir))[0], str(inpaint_tab.EXAMPLE_MASK), ""]]
+    folder = tmp_path / "model"
+    (folder / "examples").mkdir(parents=True)
+    for name in ("00-thinking-face.png", "01-robot.png"):
+        PIL.Image.new("RGB", (32, 32)).save(folder / "examples" / name)
+    (folder / "example_captions.txt").write_text("thinking face\nrobot\nhot face\n")
+    assert [row[2] for row in inpaint_tab.inpaint_example_rows(str(folder))] == ["thinking face", "robot"]
+
+    background = example_background(inpaint_dir)
+    value = {"background": background, "layers": [], "composite": None}  # nothing painted
+    out = inpaint_tab.inpaint(inpaint_pipe, Limits(), value, "cat face", 3, 3.0, 5, mask=rows[0][1])
+    centre = np.zeros((IMAGE_SIZE, IMAGE_SIZE), bool)
+    centre[4:12, 4:12] = True
+    result, source = np.asarray(out), np.asarray(background)
+    assert (result[~centre] == source[~centre]).all() and (result[centre] != source[centre]).any()
+    painted = inpaint_tab.inpaint(
+        inpaint_pipe, Limits(), editor_value(background, box=(16, 16, 47, 47)), "cat face", 3, 3.0, 5
+    )
+    assert np.array_equal(result, np.asarray(painted))
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match="^Mask: "):
+        inpaint_tab.inpaint(inpaint_pipe, Limits(), value, mask=str(tmp_path / "notes.txt"))
+
+
 def test_inpaint_model_comes_from_env_else_the_bundled_folder(tmp_path):
     source = inpaint_tab.inpaint_model_source
     assert source([tmp_path], {"HFLDM_INPAINT_MODEL": "user/inpaint"}) == "user/inpaint"

@@ -9,6 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 import pytest
 from _space_fixtures import (
@@ -32,7 +33,7 @@ GENERATE = "prompt negative_prompt steps guidance_scale seed randomize_seed sche
 PARAMETERS = {
     "/generate": GENERATE.split(),
     "/upscale": ["image", "steps", "seed"],
-    "/inpaint": ["image", "prompt", "steps", "guidance_scale", "seed"],
+    "/inpaint": ["image", "prompt", "steps", "guidance_scale", "seed", "mask"],
 }
 REQUIRED = {"/generate": [], "/upscale": ["image"], "/inpaint": ["image"]}
 
@@ -114,6 +115,22 @@ def test_each_endpoint_answers_with_only_its_required_inputs(client, uploads):
     assert PIL.Image.open(gallery[0]["image"]).size == (2 * IMAGE_SIZE, 2 * IMAGE_SIZE)  # the cascade
 
 
+def test_an_inpaint_example_runs_as_picked(client, folders):
+    """What picking an example fills in (inpaint_tab.inpaint_example_rows: the image in the editor, nothing
+    painted, the centre mask in the Mask input, the caption) is a request the endpoint serves."""
+    import inpaint_tab
+    from gradio_client import handle_file
+
+    ((image, mask, caption),) = inpaint_tab.inpaint_example_rows(str(folders["inpaint"]))
+    editor = {"background": handle_file(image), "layers": [], "composite": None}
+    out = client.predict(image=editor, mask=handle_file(mask), prompt=caption, steps=2, api_name="/inpaint")
+    result, source = (np.asarray(PIL.Image.open(p).convert("RGB")) for p in (out, image))
+    centre = np.zeros(result.shape[:2], bool)
+    centre[4:12, 4:12] = True  # the white 16 × 16 of the 32 px mask, on the 16 px model
+    assert result.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE)
+    assert (result[~centre] == source[~centre]).all() and (result[centre] != source[centre]).any()
+
+
 def test_all_tabs_share_one_queue_slot(folders):
     """One concurrency id with limit 1 over every event: two tabs never sample at once on the CPU."""
     pipe = app.serving_pipeline(str(folders["model"]))
@@ -166,7 +183,7 @@ def raw_call(url: str, endpoint: str, data: list) -> tuple[str, str]:
 DEFAULTS = {
     "/generate": ["cat face", "", 2, 3.0, 0, False, "DDIM", 1, IMAGE_SIZE, False],
     "/upscale": [None, 2, 0],
-    "/inpaint": [None, "", 2, 3.0, 0],
+    "/inpaint": [None, "", 2, 3.0, 0, None],
 }
 
 

@@ -11,6 +11,7 @@ inpaint.png); with HFLDM_BROWSER_MODEL=<folder> the app serves that model instea
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -128,29 +129,42 @@ def check_upscale(page, screenshot: Path) -> None:
 
 
 def check_inpaint(page, side: int | None, screenshot: Path) -> None:
-    """Open the Inpaint tab, pick the example, paint a stroke across the canvas with the mouse, type a
-    prompt, click Inpaint: an image of the model's side comes back, not blank."""
+    """Open the Inpaint tab, pick the example (it fills the editor, the Mask input and the prompt) and click
+    Inpaint at once: an image of the model's side comes back, not blank (the screenshot). Then paint a
+    stroke across the canvas with the mouse and click Inpaint again: a new image comes back."""
     page.get_by_role("tab", name="Inpaint").click()
     editor = page.locator("#inpaint-editor")
     editor.wait_for(timeout=30_000)
-    page.locator("#inpaint-editor ~ div .gallery-item, .gallery-item").last.click()  # the example
+    page.locator("#inpaint-examples .tr-body, #inpaint-examples .gallery-item").first.click()
     canvas = editor.locator("canvas").first
     canvas.wait_for(timeout=30_000)
+    page.wait_for_function(f"() => [...document.querySelectorAll('#inpaint-mask img')].some({LOADED_JS})",
+                           timeout=30_000)  # fmt: skip
     page.wait_for_timeout(1000)  # the example is drawn onto the canvas
+    first = run_inpaint(page, side, previous=None)
+    page.evaluate("window.scrollTo(0, 0)")  # the button's click scrolled down
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(screenshot))
     brush = editor.get_by_role("button", name=re.compile("brush|draw", re.I))
     if brush.count():
         brush.first.click()
     box = canvas.bounding_box()
-    y = box["y"] + box["height"] / 2
+    y = box["y"] + box["height"] * 0.8  # below the example's centre mask
     page.mouse.move(box["x"] + box["width"] * 0.3, y)
     page.mouse.down()
     for fraction in (0.4, 0.5, 0.6, 0.7):
         page.mouse.move(box["x"] + box["width"] * fraction, y, steps=4)
     page.mouse.up()
-    page.locator("#inpaint-prompt textarea").fill("cat face")
+    run_inpaint(page, side, previous=first)
+
+
+def run_inpaint(page, side: int | None, previous: str | None) -> str:
+    """Click Inpaint, wait for an output image other than `previous` (its src), check its side and that it
+    is not blank; returns its src."""
     page.get_by_role("button", name="Inpaint", exact=True).click()
-    page.wait_for_function(f"() => [...document.querySelectorAll('#inpaint-output img')].some({LOADED_JS})",
+    new = f"img => ({LOADED_JS})(img) && img.src !== {json.dumps(previous)}"
+    page.wait_for_function(f"() => [...document.querySelectorAll('#inpaint-output img')].some({new})",
                            timeout=120_000)  # fmt: skip
     (stats,) = page.locator("#inpaint-output img").evaluate_all(IMAGE_STATS_JS)
     assert stats["width"] == stats["height"] == (side or stats["width"]) > 0 and stats["std"] > 1.0
-    page.screenshot(path=str(screenshot))
+    return page.locator("#inpaint-output img").first.get_attribute("src")

@@ -3,8 +3,12 @@ names it was trained on (hfldm.text.vocabulary), and sizes other than the one it
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 
+from hfldm.pipelines import native_size
+from hfldm.pipelines.native_size import other_size_message
 from hfldm.text.vocabulary import nearness, read_vocabulary
 
 
@@ -22,16 +26,27 @@ def warn_far_prompts(pipe, model: str, prompts: list[str] | None, command: str =
 
 
 def warn_other_size(pipe, height: int | None, width: int | None, command: str = "generate") -> bool:
-    """A warning when --height/--width differ from the model's native size (what it was trained at: another
-    size gives texture, not the training images' layout); True when it warned."""
+    """The pipelines' warning (hfldm.pipelines.native_size) when --height/--width differ from the model's
+    native size, with the flags that fix it; True when it warned."""
     native_h, native_w = pipe.default_image_size()
-    h, w = height or native_h, width or native_w
-    if (h, w) == (native_h, native_w):
-        return False
-    warn(
-        command,
-        f"warning: this model was trained at {native_w}x{native_h} px and draws texture, not whole images, "
-        f"at {w}x{h}; leave out --height/--width for its native size, or add --upscale for the "
-        "super-resolution cascade",
-    )
-    return True
+    message = other_size_message((native_h, native_w), height or native_h, width or native_w)
+    if message is not None:
+        warn(
+            command,
+            f"warning: {message}; leave out --height/--width for its native size, or add --upscale for the "
+            "super-resolution cascade",
+        )
+    return message is not None
+
+
+@contextlib.contextmanager
+def size_warned_once(pipe, height: int | None, width: int | None, command: str = "generate"):
+    """`warn_other_size` once for the command, and the pipelines' own warning (the same message, once per
+    call) silenced while the command's pipeline calls run: the user reads it once."""
+    warn_other_size(pipe, height, width, command)
+    level = native_size.logger.level
+    native_size.logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        native_size.logger.setLevel(level)

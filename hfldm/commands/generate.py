@@ -303,23 +303,23 @@ def run(args: argparse.Namespace) -> int:
     image = open_image(args.image, max_pixels=args.max_pixels) if args.image else None
     conditions = args.prompt or parse_class_labels(args.class_label) or [None]
     pipe = load_pipeline(model, args.scheduler, args.device, dtype=args.dtype)
-    from hfldm.commands.advice import warn_far_prompts, warn_other_size
+    from hfldm.commands.advice import size_warned_once, warn_far_prompts
 
     warn_far_prompts(pipe, model, args.prompt)
-    if args.image is None:
-        warn_other_size(pipe, args.height, args.width)
     if args.compile:  # compile-clean: no graph breaks, no recompiles across the steps (tests/test_compile.py)
         pipe.unet = torch.compile(pipe.unet, fullgraph=True)
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
     key = "prompt" if args.prompt else "class_labels" if args.class_label else None
     generator, images = torch.Generator("cpu").manual_seed(args.seed), []
-    for group, n in calls(conditions, args.num_images, args.batch_size):
-        condition = {key: group} if key else {}
-        images += pipe(
-            **condition, negative_prompt=args.negative_prompt, height=args.height, width=args.width,
-            num_inference_steps=args.steps, num_images_per_prompt=n, eta=args.eta, generator=generator,
-            image=image, strength=args.strength, **kwargs,
-        ).images  # fmt: skip
+    height, width = (image.height, image.width) if image is not None else (None, None)
+    with size_warned_once(pipe, args.height or height, args.width or width):
+        for group, n in calls(conditions, args.num_images, args.batch_size):
+            condition = {key: group} if key else {}
+            images += pipe(
+                **condition, negative_prompt=args.negative_prompt, height=args.height, width=args.width,
+                num_inference_steps=args.steps, num_images_per_prompt=n, eta=args.eta, generator=generator,
+                image=image, strength=args.strength, **kwargs,
+            ).images  # fmt: skip
     if sr_model is not None:  # the cascade: text -> 32 px -> SR -> 64 px (LDM §4.4)
         from hfldm.commands.upscale import load_sr_pipeline, upscale
 

@@ -33,6 +33,7 @@ from .hfldm_pipelines_guidance import GuidanceStateMixin
 from .hfldm_pipelines_images import rgb_batch
 from .hfldm_pipelines_inputs import broadcast_batch, check_image_to_image, check_inputs
 from .hfldm_pipelines_lora_loading import LoraLoadingMixin
+from .hfldm_pipelines_native_size import warn_other_size
 from .hfldm_pipelines_null_text import NullTextCache
 from .hfldm_pipelines_sampling import LatentSpaceMixin, check_finite_output, predict_noise, scheduler_step_kwargs, sdedit_start, set_timesteps
 from .hfldm_pipelines_saving import RemoteCodeMixin
@@ -291,6 +292,8 @@ class LatentDiffusionPipeline(
         else:
             n = batch_size * num_images_per_prompt
             latents = self.prepare_latents(n, height, width, torch.float32, generator, latents)
+        f = self.vae_scale_factor
+        warn_other_size(self, latents.shape[-2] * f, latents.shape[-1] * f)
 
         # 3. denoising loop z_t -> z_{t-1}
         latents = self.denoise(

@@ -32,6 +32,7 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_pipelines_inpaint_inputs import __name__
     from .hfldm_pipelines_inputs import __name__
     from .hfldm_pipelines_lora_loading import __name__
+    from .hfldm_pipelines_native_size import __name__
     from .hfldm_pipelines_null_text import __name__
     from .hfldm_pipelines_pipeline_latent_diffusion import __name__
     from .hfldm_pipelines_sampling import __name__

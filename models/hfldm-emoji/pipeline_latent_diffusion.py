@@ -31,6 +31,7 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_pipelines_images import __name__
     from .hfldm_pipelines_inputs import __name__
     from .hfldm_pipelines_lora_loading import __name__
+    from .hfldm_pipelines_native_size import __name__
     from .hfldm_pipelines_null_text import __name__
     from .hfldm_pipelines_sampling import __name__
     from .hfldm_pipelines_saving import __name__
