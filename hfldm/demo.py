@@ -99,13 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from diffusers import DiffusionPipeline
 
+    from hfldm.commands.generate import quiet_loading
     from hfldm.data.grid import image_grid
     from hfldm.precision import half_precision, resolve_dtype
     from hfldm.schedulers.ddim import DDIMScheduler
     from hfldm.text.vocabulary import known_examples, read_vocabulary
 
     dtype = resolve_dtype(args.dtype)
-    pipe = DiffusionPipeline.from_pretrained(str(model), trust_remote_code=True)
+    with quiet_loading():  # no loading bars: the denoising bar is the demo's
+        pipe = DiffusionPipeline.from_pretrained(str(model), trust_remote_code=True)
     if dtype != torch.float32:
         half_precision(pipe, dtype)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
@@ -133,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     sampled = time.perf_counter()
     upscaled = not digits and not args.no_upscale and (Path(args.sr_model) / "model_index.json").is_file()
     if upscaled:  # the cascade: each 32 px image upscaled by the SR LDM, image i with seed + i
-        sr = DiffusionPipeline.from_pretrained(args.sr_model, trust_remote_code=True)
+        with quiet_loading():
+            sr = DiffusionPipeline.from_pretrained(args.sr_model, trust_remote_code=True)
         if dtype != torch.float32:
             half_precision(sr, dtype)
         sr.set_progress_bar_config(desc="upscaling")
