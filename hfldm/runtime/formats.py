@@ -10,6 +10,7 @@ which the CLI turns into one line naming the extra (`hfldm.cli.EXTRAS`).
 from __future__ import annotations
 
 import inspect
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,7 @@ class OpenVINO(Format):
         if weights == "int8":
             import nncf
 
+            nncf.set_log_level(logging.WARNING)  # not its per-graph statistics tables
             model = nncf.compress_weights(model)  # default mode: INT8_ASYM, no calibration data
         ov.save_model(model, str(path), compress_to_fp16=False)  # fp32 weights: parity with torch
 
