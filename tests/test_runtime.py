@@ -232,6 +232,10 @@ def test_export_refuses_bad_folders_and_an_existing_out_in_one_line(saved, expor
         ([str(earlier), str(tmp_path / "o")], "is an exported folder already"),
         ([str(saved / "text"), str(tmp_path / "o"), "--format", "tensorrt"], None),
         ([str(saved / "text"), str(tmp_path / "o"), "--height", "32"], "--height/--width: they fix the size"),
+        (
+            [str(saved / "text"), str(tmp_path / "o"), "--weights", "int8"],
+            "--weights: onnx exports store fp32",
+        ),
     ]
     for args, message in cases:
         fmt = [] if "--format" in args else ["--format", "onnx"]

@@ -24,6 +24,10 @@ def register(subparsers) -> None:
         "--batch-size", type=int, default=None,
         help="images per call: makes the graphs' shapes static (the U-Net's at 2x under guidance)",
     )  # fmt: skip
+    parser.add_argument(
+        "--weights", default="fp32",
+        help="fp32, or int8: NNCF weight compression of the U-Net and τ_θ (openvino only)",
+    )  # fmt: skip
     parser.add_argument("--height", type=int, default=None, help="static output height (with --batch-size)")
     parser.add_argument("--width", type=int, default=None, help="static output width (with --batch-size)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it is an earlier export")
@@ -41,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         out = export_pipeline(
             args.model, args.out, args.format, dtype=args.dtype, batch_size=args.batch_size,
             height=args.height, width=args.width, overwrite=args.overwrite,
+            weights=args.weights,
         )  # fmt: skip
-    print(f"wrote {out} ({args.format}, {args.dtype})")
+    print(f"wrote {out} ({args.format}, {args.dtype}, {args.weights} weights)")
     return 0

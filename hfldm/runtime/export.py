@@ -25,22 +25,27 @@ from hfldm.runtime.formats import PRECISIONS, get_format
 from hfldm.runtime.graphs import pipeline_graphs
 
 COPIED = ["model_index.json", "scheduler", "tokenizer"]  # as they are; components keep their config.json
+COMPRESSED = ("unet", "text_encoder")  # --weights int8 applies to ε_θ and τ_θ; E and D keep fp32 weights
 
 
 def export_pipeline(
     model: str | Path, out: str | Path, format: str, dtype: str = "float32", batch_size: int | None = None,
-    height: int | None = None, width: int | None = None, overwrite: bool = False,
+    height: int | None = None, width: int | None = None, overwrite: bool = False, weights: str = "fp32",
 ) -> Path:  # fmt: skip
     """Export the hfldm pipeline folder `model` to `out` in `format` ("openvino" or "onnx").
 
     `dtype`: the precision the runtime computes in ("float32"; "bfloat16": OpenVINO's inference precision
     hint, kept in export.json). `batch_size`: images per call, which makes every graph but τ_θ static (the
     U-Net's at 2 × batch_size rows under guidance) at `height` × `width` output pixels (default: the model's
-    native size); None keeps every dimension dynamic. Returns `out`. ValueError naming the argument for a
-    folder that is not an hfldm pipeline, an existing `out` without `overwrite`, a bad format or shape.
+    native size); None keeps every dimension dynamic. `weights`: "fp32", or "int8" (OpenVINO: NNCF weight
+    compression of the U-Net and τ_θ; the autoencoder keeps fp32, as in bf16). Returns `out`. ValueError
+    naming the argument for a folder that is not an hfldm pipeline, an existing `out` without `overwrite`, a
+    bad format, shape or weights.
     """
     fmt, model, out = get_format(format), Path(model), Path(out)
     check_args(model, out, dtype, batch_size, height, width, overwrite)
+    if weights not in fmt.weights:
+        raise ValueError(f"--weights: {fmt.name} exports store {' or '.join(fmt.weights)}, got {weights!r}")
     cls = pipeline_class(model, "MODEL")
     pipe = load_torch_pipeline(str(model), "MODEL", pipeline_class=cls)
     space = latent_space(pipe.vae)
@@ -60,10 +65,11 @@ def export_pipeline(
                 path = staging / graph.subfolder / (graph.name + fmt.suffix)
                 with warnings.catch_warnings():  # the tracers' notes on the input checks they bake in
                     warnings.simplefilter("ignore")
-                    fmt.export(graph.module.eval(), graph.inputs, graph.outputs, path, static)
+                    kept = weights if graph.subfolder in COMPRESSED else "fp32"
+                    fmt.export(graph.module.eval(), graph.inputs, graph.outputs, path, static, weights=kept)
         copy_configs(model, staging)
         facts = dict(
-            format=fmt.name, precision=dtype, hfldm_version=__version__, source=str(model),
+            format=fmt.name, precision=dtype, weights=weights, hfldm_version=__version__, source=str(model),
             static=None if batch_size is None else dict(batch_size=batch_size, height=height, width=width),
             latent_channels=space.latent_channels, downsample_factor=space.downsample_factor,
         )  # fmt: skip

@@ -10,6 +10,7 @@ which the CLI turns into one line naming the extra (`hfldm.cli.EXTRAS`).
 from __future__ import annotations
 
 import inspect
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ import torch
 
 # --dtype -> the runtime's inference precision; the graphs' inputs and outputs stay fp32 either way
 PRECISIONS = ("float32", "bfloat16")
+# --weights -> how a graph's weights are stored: as traced, or int8 per output channel (NNCF, OpenVINO only)
+WEIGHTS = ("fp32", "int8")
 
 
 class Session:
@@ -36,13 +39,15 @@ class Format:
 
     name: str
     suffix: str
+    weights: tuple[str, ...] = ("fp32",)  # the WEIGHTS this runtime can store
 
     def export(
         self, module: torch.nn.Module, inputs: dict[str, torch.Tensor], outputs: list[str], path: Path,
-        static: bool,
+        static: bool, weights: str = "fp32",
     ) -> None:  # fmt: skip
         """Write `module`, traced on the example `inputs` (their order is the forward's), to `path`: every
-        dimension dynamic unless `static` (then the examples' shapes are the graph's)."""
+        dimension dynamic unless `static` (then the examples' shapes are the graph's); its weights stored
+        as `weights` (one of `self.weights`)."""
         raise NotImplementedError
 
     def load(self, path: Path, precision: str = "float32", threads: int | None = None) -> Session:
@@ -77,11 +82,13 @@ def _given_name(port) -> str:
 
 class OpenVINO(Format):
     """OpenVINO IR (`model.xml` + `model.bin`): `openvino.convert_model` on the torch module, weights kept in
-    fp32 on disk; bf16 is the CPU plugin's inference precision hint at load time."""
+    fp32 on disk, or int8 with NNCF's data-free weight compression (`nncf.compress_weights`: asymmetric int8
+    per output channel, decompressed to f32 inside the graph at run time); bf16 is the CPU plugin's
+    inference precision hint at load time."""
 
-    name, suffix = "openvino", ".xml"
+    name, suffix, weights = "openvino", ".xml", WEIGHTS
 
-    def export(self, module, inputs, outputs, path, static):
+    def export(self, module, inputs, outputs, path, static, weights="fp32"):
         import openvino as ov
 
         shapes = [ov.PartialShape(list(t.shape) if static else [-1] * t.ndim) for t in inputs.values()]
@@ -90,6 +97,11 @@ class OpenVINO(Format):
             port.get_tensor().set_names({name})
         for port, name in zip(model.outputs, outputs):
             port.get_tensor().set_names({name})
+        if weights == "int8":
+            import nncf
+
+            nncf.set_log_level(logging.WARNING)  # not its per-graph statistics tables
+            model = nncf.compress_weights(model)  # default mode: INT8_ASYM, no calibration data
         ov.save_model(model, str(path), compress_to_fp16=False)  # fp32 weights: parity with torch
 
     def load(self, path, precision="float32", threads=None):
@@ -128,7 +140,7 @@ class ONNXRuntime(Format):
     def __init__(self, dynamo: bool = True):
         self.dynamo = dynamo
 
-    def export(self, module, inputs, outputs, path, static):
+    def export(self, module, inputs, outputs, path, static, weights="fp32"):
         import onnx  # noqa: F401  (the exporter needs onnx and onnxscript: fail with their name first)
         import onnxscript  # noqa: F401
 
