@@ -92,8 +92,13 @@ def cold(mode: str, model: str, exports: Path, threads: int | None) -> dict:
     for _ in range(3):
         fn()
     peak_mib = peak_rss_mib()
-    return dict(import_s=imported, load_s=loaded, first_call_s=first, cold_start_s=loaded + first,
-                peak_rss_mib=peak_mib)  # fmt: skip
+    return dict(
+        import_s=imported,
+        load_s=loaded,
+        first_call_s=first,
+        cold_start_s=loaded + first,
+        peak_rss_mib=peak_mib,
+    )
 
 
 def peak_rss_mib() -> float:
@@ -162,8 +167,9 @@ def main() -> None:
             seconds=statistics.median(p[mode][0] for p in pairs),
             torch_fp32_seconds=statistics.median(p["torch-fp32"][0] for p in pairs),
             ratio_to_torch_fp32=statistics.median(p[mode][0] / p["torch-fp32"][0] for p in pairs),
-            pairs_kept=len(pairs), reps=args.reps,
-        )  # fmt: skip
+            pairs_kept=len(pairs),
+            reps=args.reps,
+        )
         print(mode, json.dumps(results["modes"][mode]))
     cold_modes = ["torch-fp32", *modes] if args.cold_modes is None else args.cold_modes.split(",")
     cold_modes = [mode for mode in cold_modes if mode not in ("", "none")]

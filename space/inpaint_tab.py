@@ -123,8 +123,13 @@ def inpaint_tab(pipe, limits: Limits, examples: list[list[str]]) -> None:
                 sources=("upload", "clipboard"), elem_id="inpaint-editor",
             )  # fmt: skip
             # a file path: the upload is decoded by hfldm.data.user_images, behind its pixel bound
-            mask = gr.Image(type="filepath", label="Mask (optional)", height=CANVAS // 2,
-                            sources=("upload", "clipboard"), elem_id="inpaint-mask")  # fmt: skip
+            mask = gr.Image(
+                type="filepath",
+                label="Mask (optional)",
+                height=CANVAS // 2,
+                sources=("upload", "clipboard"),
+                elem_id="inpaint-mask",
+            )
             prompt = gr.Textbox(
                 "", label="Prompt", visible=pipe.is_text_conditional, elem_id="inpaint-prompt"
             )
@@ -139,8 +144,13 @@ def inpaint_tab(pipe, limits: Limits, examples: list[list[str]]) -> None:
                 type="pil", label="Inpainted", format="png", height=CANVAS, elem_id="inpaint-output"
             )
             if examples:  # each row: image, mask, caption (inpaint_example_rows); one click fills all three
-                gr.Examples(examples, inputs=[editor, mask, prompt], label="Examples: pick one, then Inpaint",
-                            examples_per_page=4, elem_id="inpaint-examples")  # fmt: skip
+                gr.Examples(
+                    examples,
+                    inputs=[editor, mask, prompt],
+                    label="Examples: pick one, then Inpaint",
+                    examples_per_page=4,
+                    elem_id="inpaint-examples",
+                )
 
     def run(image, prompt="", steps=25, guidance_scale=3.0, seed=0, mask=None, progress=gr.Progress()):  # noqa: B008
         try:

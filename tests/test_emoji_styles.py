@@ -28,10 +28,14 @@ DISC = '<circle cx="8" cy="8" r="6" fill="#e03020"/>'  # a red disc on a 16 x 16
 def write_iconify(cache, stem: str, icons: dict[str, str], chars: dict[str, str] | None = None) -> None:
     """A fake `npm pack` tarball of an Iconify set: icons.json (16 x 16 bodies), chars.json, info.json."""
     files = {
-        "icons.json": {"prefix": stem, "icons": {n: {"body": b} for n, b in icons.items()}, "width": 16,
-                       "height": 16},
+        "icons.json": {
+            "prefix": stem,
+            "icons": {n: {"body": b} for n, b in icons.items()},
+            "width": 16,
+            "height": 16,
+        },
         "info.json": {"license": {"spdx": "MIT"}, "author": {"name": "test", "url": "https://example.org"}},
-    }  # fmt: skip
+    }
     if chars is not None:
         files["chars.json"] = chars
     cache.mkdir(parents=True, exist_ok=True)

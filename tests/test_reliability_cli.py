@@ -36,9 +36,17 @@ def command(models, name: str, out) -> list[str]:
     base = {
         "generate": ["--model", str(models / "text"), "--prompt", "cat face", "--steps", "2"],
         "upscale": ["--model", str(models / "sr"), "--image", str(models / "low.png"), "--steps", "2"],
-        "inpaint": ["--model", str(models / "inpaint"), "--image", str(models / "image.png"), "--mask",
-                    str(models / "mask.png"), "--steps", "2"],
-    }[name]  # fmt: skip
+        "inpaint": [
+            "--model",
+            str(models / "inpaint"),
+            "--image",
+            str(models / "image.png"),
+            "--mask",
+            str(models / "mask.png"),
+            "--steps",
+            "2",
+        ],
+    }[name]
     return [name, *base, "--dtype", "float32", "--out", str(out)]
 
 
@@ -123,12 +131,18 @@ def test_item10_sizes_and_counts_are_bounded_before_work(models, tmp_path, capsy
         ("upscale", ["--image", str(bomb)], f"--image: {bomb}: Image size (400000000 pixels) exceeds"),
         ("inpaint", ["--image", str(big)], "--image: the image is 1100x1000"),
         ("inpaint", ["--num-images", "300"], "--num-images: 300 images is more than --max-images 256"),
-        ("upscale", ["--image", str(models / "low.png")] * 3 + ["--max-images", "2"],
-         "--image: 4 images is more than --max-images 2"),
-        ("generate", ["--height", "2048", "--width", "2048"],
-         "--height/--width: the output would be 2048x2048 = 4,194,304 pixels, over --max-pixels 1,048,576"),
+        (
+            "upscale",
+            ["--image", str(models / "low.png")] * 3 + ["--max-images", "2"],
+            "--image: 4 images is more than --max-images 2",
+        ),
+        (
+            "generate",
+            ["--height", "2048", "--width", "2048"],
+            "--height/--width: the output would be 2048x2048 = 4,194,304 pixels, over --max-pixels 1,048,576",
+        ),
         ("upscale", ["--max-pixels", str((2 * LOW_RES) ** 2 - 1)], "--image: the output would be 16x16"),
-    ]  # fmt: skip
+    ]
     for name, extra, message in cases:
         assert hfldm_main([*command(models, name, out), *extra]) == 2, (name, extra)
         assert one_line_error(capsys, name).startswith(message)
@@ -143,8 +157,12 @@ def test_item13_invalid_utf8_in_a_prompt_is_one_line_in_the_cli_and_the_api(mode
         assert hfldm_main([*command(models, "generate", out), flag, "\udcff cat"]) == 2
         assert one_line_error(capsys, "generate") == f"{flag}: '\\udcff cat' is not valid UTF-8 text (byte 0)"
     command_line = [sys.executable, "-m", "hfldm.cli", *command(models, "generate", out)]
-    result = subprocess.run([os.fsencode(a) for a in command_line] + [b"--prompt", b"\xff cat"],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [os.fsencode(a) for a in command_line] + [b"--prompt", b"\xff cat"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
         "hfldm generate: error: --prompt: '\\udcff cat' is not valid UTF-8 text"
     )

@@ -42,8 +42,11 @@ def test_item6_a_planted_payload_module_never_runs(diffusers_sr, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))  # as under `python -m`, where the working directory is on it
     folder = planted(diffusers_sr, tmp_path, "evil.vqvae.payload")
-    with pytest.raises(ValueError, match=r"^model_index.json's 'vqvae': \['evil.vqvae.payload', 'KLAuto.*"
-                       r"outside hfldm, diffusers, transformers; .*trust_remote_code=True"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"^model_index.json's 'vqvae': \['evil.vqvae.payload', 'KLAuto.*"
+        r"outside hfldm, diffusers, transformers; .*trust_remote_code=True",
+    ):
         LatentDiffusionSuperResolutionPipeline.from_pretrained(str(folder))
     assert not (tmp_path / "pwned").exists()
     assert "evil.vqvae.payload" not in sys.modules
@@ -54,8 +57,20 @@ def test_item6_the_cli_never_imports_a_module_named_by_a_folder(diffusers_sr, tm
     Python when imported) is never imported (before: it was)."""
     folder = planted(diffusers_sr, tmp_path, "this")
     Image.new("RGB", (32, 32)).save(tmp_path / "in.png")
-    command = [sys.executable, "-m", "hfldm.cli", "upscale", "--model", str(folder), "--image",
-               str(tmp_path / "in.png"), "--steps", "1", "--out", str(tmp_path / "out.png")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "hfldm.cli",
+        "upscale",
+        "--model",
+        str(folder),
+        "--image",
+        str(tmp_path / "in.png"),
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path / "out.png"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Beautiful is better than ugly" not in result.stdout
@@ -79,8 +94,17 @@ def test_item18_a_damaged_model_index_names_the_file_and_the_flag(diffusers_sr, 
     folder = planted(diffusers_sr, tmp_path, "diffusers")
     (folder / "model_index.json").write_text("{\n")
     Image.new("RGB", (32, 32)).save(tmp_path / "in.png")
-    rc = main(["upscale", "--model", str(folder), "--image", str(tmp_path / "in.png"), "--out",
-               str(tmp_path / "out.png")])  # fmt: skip
+    rc = main(
+        [
+            "upscale",
+            "--model",
+            str(folder),
+            "--image",
+            str(tmp_path / "in.png"),
+            "--out",
+            str(tmp_path / "out.png"),
+        ]
+    )
     assert rc == 2
     assert capsys.readouterr().err.startswith(
         f"hfldm upscale: error: --model: {folder / 'model_index.json'} is not valid JSON ("

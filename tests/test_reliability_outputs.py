@@ -74,8 +74,21 @@ def test_training_refuses_beta_end_5_in_one_line(digits, autoencoder, tmp_path):
 @pytest.mark.parametrize("extreme", [["--guidance-scale", "1e30"], ["--eta", "1e30", "--scheduler", "ddim"]])
 def test_cli_extreme_guidance_or_eta_exit_2_instead_of_a_black_png(tmp_path, extreme):
     out = tmp_path / "x.png"
-    command = [sys.executable, "-m", "hfldm.cli", "generate", "--model", str(BUNDLED), "--prompt", "cat face",
-               "--steps", "3", "--out", str(out), *extreme]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "hfldm.cli",
+        "generate",
+        "--model",
+        str(BUNDLED),
+        "--prompt",
+        "cat face",
+        "--steps",
+        "3",
+        "--out",
+        str(out),
+        *extreme,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     line = result.stderr.strip().splitlines()[-1]

@@ -139,8 +139,19 @@ def test_item17_one_line_and_exit_2_under_the_launcher(digits, autoencoder, tmp_
     """`python -m hfldm.training.launch` (accelerate launch's flags and config): a bad argument ends with
     the script's one line and exit code 2 (before, under `accelerate launch`: a 15-line CalledProcessError
     traceback after it, and exit code 1)."""
-    launcher = [sys.executable, "-m", "hfldm.training.launch", "--num_processes", "1", "--num_machines", "1",
-                "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    launcher = [
+        sys.executable,
+        "-m",
+        "hfldm.training.launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
     args = ldm_args(digits, autoencoder, tmp_path / "run", *flags(beta_end=5.0))
     failed = run_script("train_ldm.py", *args, launcher=launcher, rc=2)
     assert "Traceback" not in failed.stderr and "CalledProcessError" not in failed.stderr

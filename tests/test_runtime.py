@@ -187,10 +187,13 @@ def test_cli_generate_upscale_inpaint_detect_an_export(saved, exported, tmp_path
         (["generate", "--prompt", "x", "--compile"], "--compile: {export} is an exported openvino folder"),
         (["generate", "--prompt", "x", "--dtype", "float16"], "--dtype: an exported folder runs in"),
         (["generate", "--prompt", "x", "--device", "cuda"], None),
-        (["upscale", "--image", "{png}"], "--model: {export} is an export of a LatentDiffusionPipeline; this "
-         "command needs a LatentDiffusionSuperResolutionPipeline"),
+        (
+            ["upscale", "--image", "{png}"],
+            "--model: {export} is an export of a LatentDiffusionPipeline; this "
+            "command needs a LatentDiffusionSuperResolutionPipeline",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_export_where_torch_or_another_kind_is_needed_is_one_line(
     exported, tmp_path, capsys, argv, message
 ):

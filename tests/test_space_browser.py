@@ -138,8 +138,9 @@ def check_inpaint(page, side: int | None, screenshot: Path) -> None:
     page.locator("#inpaint-examples .tr-body, #inpaint-examples .gallery-item").first.click()
     canvas = editor.locator("canvas").first
     canvas.wait_for(timeout=30_000)
-    page.wait_for_function(f"() => [...document.querySelectorAll('#inpaint-mask img')].some({LOADED_JS})",
-                           timeout=30_000)  # fmt: skip
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#inpaint-mask img')].some({LOADED_JS})", timeout=30_000
+    )
     page.wait_for_timeout(1000)  # the example is drawn onto the canvas
     first = run_inpaint(page, side, previous=None)
     page.evaluate("window.scrollTo(0, 0)")  # the button's click scrolled down

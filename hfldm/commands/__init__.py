@@ -23,17 +23,20 @@ def add_bounds(parser: argparse.ArgumentParser, max_images: int = 256) -> None:
     """--max-images and --max-pixels, the bounds generate, upscale and inpaint share."""
     parser.add_argument("--max-images", type=int, default=max_images, help="refuse requests for more images")
     parser.add_argument(
-        "--max-pixels", type=int, default=MAX_PIXELS,
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
         help="refuse input or output images with more pixels (width x height) than this",
-    )  # fmt: skip
+    )
 
 
 def check_bounds(args: argparse.Namespace, images: int, flag: str, count: str = "") -> None:
     """ValueError naming `flag` when `images` images (`count`: how they add up) exceed --max-images; and a
     bound below 1."""
     if args.max_images < 1 or args.max_pixels < 1:
-        raise ValueError(f"--max-images and --max-pixels must be at least 1, got {args.max_images}, "
-                         f"{args.max_pixels}")  # fmt: skip
+        raise ValueError(
+            f"--max-images and --max-pixels must be at least 1, got {args.max_images}, {args.max_pixels}"
+        )
     if images > args.max_images:
         raise ValueError(
             f"{flag}: {count}{images} images is more than --max-images {args.max_images} (raise it if you "

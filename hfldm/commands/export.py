@@ -17,17 +17,21 @@ def register(subparsers) -> None:
     parser.add_argument("out", metavar="OUT", help="the folder to write (refused if it exists)")
     parser.add_argument("--format", required=True, help="openvino or onnx")
     parser.add_argument(
-        "--dtype", default="float32",
+        "--dtype",
+        default="float32",
         help="inference precision: float32, or bfloat16 (OpenVINO's precision hint for U-Net and τ_θ)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--batch-size", type=int, default=None,
+        "--batch-size",
+        type=int,
+        default=None,
         help="images per call: makes the graphs' shapes static (the U-Net's at 2x under guidance)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--weights", default="fp32",
+        "--weights",
+        default="fp32",
         help="fp32, or int8: NNCF weight compression of the U-Net and τ_θ (openvino only)",
-    )  # fmt: skip
+    )
     parser.add_argument("--height", type=int, default=None, help="static output height (with --batch-size)")
     parser.add_argument("--width", type=int, default=None, help="static output width (with --batch-size)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it is an earlier export")
@@ -43,9 +47,15 @@ def run(args: argparse.Namespace) -> int:
 
     with quiet_loading():
         out = export_pipeline(
-            args.model, args.out, args.format, dtype=args.dtype, batch_size=args.batch_size,
-            height=args.height, width=args.width, overwrite=args.overwrite,
+            args.model,
+            args.out,
+            args.format,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            height=args.height,
+            width=args.width,
+            overwrite=args.overwrite,
             weights=args.weights,
-        )  # fmt: skip
+        )
     print(f"wrote {out} ({args.format}, {args.dtype}, {args.weights} weights)")
     return 0

@@ -316,10 +316,18 @@ def run(args: argparse.Namespace) -> int:
         for group, n in calls(conditions, args.num_images, args.batch_size):
             condition = {key: group} if key else {}
             images += pipe(
-                **condition, negative_prompt=args.negative_prompt, height=args.height, width=args.width,
-                num_inference_steps=args.steps, num_images_per_prompt=n, eta=args.eta, generator=generator,
-                image=image, strength=args.strength, **kwargs,
-            ).images  # fmt: skip
+                **condition,
+                negative_prompt=args.negative_prompt,
+                height=args.height,
+                width=args.width,
+                num_inference_steps=args.steps,
+                num_images_per_prompt=n,
+                eta=args.eta,
+                generator=generator,
+                image=image,
+                strength=args.strength,
+                **kwargs,
+            ).images
     if sr_model is not None:  # the cascade: text -> 32 px -> SR -> 64 px (LDM §4.4)
         from hfldm.commands.upscale import load_sr_pipeline, upscale
 

@@ -88,8 +88,9 @@ class Augmentation:
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         white = self.padding == "white"  # zeros padding of x − 1 is white (+1) once 1 is added back
         source = images.float() - 1 if white else images.float()
-        warped = F.grid_sample(source, grid, mode="bilinear", padding_mode=PADDING[self.padding],
-                               align_corners=False)  # fmt: skip
+        warped = F.grid_sample(
+            source, grid, mode="bilinear", padding_mode=PADDING[self.padding], align_corners=False
+        )
         warped = (warped + 1 if white else warped).clamp(-1, 1).to(images.dtype)
         size = self.output_size(height)
         patches = [w[:, y : y + size, x : x + size] for w, (x, y) in zip(warped, draws.corner.tolist())]

@@ -105,8 +105,12 @@ class IconifySet:
     def svg(self, name: str) -> str:
         """A standalone SVG document of icon `name` on its own viewBox."""
         icon = self.icons[name]
-        box = (icon.get("left", 0), icon.get("top", 0), icon.get("width", self.width),
-               icon.get("height", self.height))  # fmt: skip
+        box = (
+            icon.get("left", 0),
+            icon.get("top", 0),
+            icon.get("width", self.width),
+            icon.get("height", self.height),
+        )
         return (
             '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
             f'viewBox="{" ".join(str(v) for v in box)}">{icon["body"]}</svg>'

@@ -119,8 +119,9 @@ def cache_latents(
         cache.save_to_disk(str(staging))
         if uncond is not None:
             save_file({k: v.contiguous() for k, v in uncond.items()}, str(staging / UNCOND_FILE))
-        write_info(staging, cache=cache, features=features, vae=vae, text_model=text_model, report=report,
-                   data=data)  # fmt: skip
+        write_info(
+            staging, cache=cache, features=features, vae=vae, text_model=text_model, report=report, data=data
+        )
     return load_latent_cache(out)
 
 

@@ -28,9 +28,13 @@ def reframe(x: torch.Tensor, scale: float, shifts: torch.Tensor) -> torch.Tensor
     moved by shifts[i] = (dx, dy) pixels; what leaves the frame is cut."""
     n, c, height, width = x.shape
     h, w = max(1, round(height * scale)), max(1, round(width * scale))
-    resized = x if (h, w) == (height, width) else F.interpolate(
-        x.float(), size=(h, w), mode="bicubic", antialias=True, align_corners=False
-    ).clamp(-1, 1)  # fmt: skip
+    resized = (
+        x
+        if (h, w) == (height, width)
+        else F.interpolate(x.float(), size=(h, w), mode="bicubic", antialias=True, align_corners=False).clamp(
+            -1, 1
+        )
+    )
     out = torch.ones(n, c, height, width, dtype=resized.dtype)
     for i, (dx, dy) in enumerate(shifts.tolist()):
         top, left = (height - h) // 2 + dy, (width - w) // 2 + dx  # the resized image's corner in the frame

@@ -59,9 +59,15 @@ class RuntimeUNet(RuntimeComponent):
         self.session = session
 
     def forward(
-        self, sample, timestep, encoder_hidden_states=None, class_labels=None, encoder_attention_mask=None,
-        cross_attention_kwargs=None, return_dict: bool = True,
-    ):  # fmt: skip
+        self,
+        sample,
+        timestep,
+        encoder_hidden_states=None,
+        class_labels=None,
+        encoder_attention_mask=None,
+        cross_attention_kwargs=None,
+        return_dict: bool = True,
+    ):
         batch = sample.shape[0]
         timestep = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(batch)
         inputs = dict(sample=sample.float(), timestep=timestep, class_labels=class_labels)
@@ -101,9 +107,13 @@ class RuntimeAutoencoder(RuntimeComponent, LatentSpace):
     latent scale from the autoencoder's config."""
 
     def __init__(
-        self, encoder: Session | None, decoder: Session, config: dict, latent_channels: int,
+        self,
+        encoder: Session | None,
+        decoder: Session,
+        config: dict,
+        latent_channels: int,
         downsample_factor: int,
-    ):  # fmt: skip
+    ):
         super().__init__(config)
         self.encoder, self.decoder = encoder, decoder
         self._latent_channels, self._downsample_factor = latent_channels, downsample_factor

@@ -29,9 +29,16 @@ COMPRESSED = ("unet", "text_encoder")  # --weights int8 applies to ε_θ and τ_
 
 
 def export_pipeline(
-    model: str | Path, out: str | Path, format: str, dtype: str = "float32", batch_size: int | None = None,
-    height: int | None = None, width: int | None = None, overwrite: bool = False, weights: str = "fp32",
-) -> Path:  # fmt: skip
+    model: str | Path,
+    out: str | Path,
+    format: str,
+    dtype: str = "float32",
+    batch_size: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    overwrite: bool = False,
+    weights: str = "fp32",
+) -> Path:
     """Export the hfldm pipeline folder `model` to `out` in `format` ("openvino" or "onnx").
 
     `dtype`: the precision the runtime computes in ("float32"; "bfloat16": OpenVINO's inference precision
@@ -69,10 +76,15 @@ def export_pipeline(
                     fmt.export(graph.module.eval(), graph.inputs, graph.outputs, path, static, weights=kept)
         copy_configs(model, staging)
         facts = dict(
-            format=fmt.name, precision=dtype, weights=weights, hfldm_version=__version__, source=str(model),
+            format=fmt.name,
+            precision=dtype,
+            weights=weights,
+            hfldm_version=__version__,
+            source=str(model),
             static=None if batch_size is None else dict(batch_size=batch_size, height=height, width=width),
-            latent_channels=space.latent_channels, downsample_factor=space.downsample_factor,
-        )  # fmt: skip
+            latent_channels=space.latent_channels,
+            downsample_factor=space.downsample_factor,
+        )
         (staging / EXPORT_FILE).write_text(json.dumps(facts, indent=1) + "\n")
         if out.exists():
             shutil.rmtree(out)

@@ -42,9 +42,14 @@ class Format:
     weights: tuple[str, ...] = ("fp32",)  # the WEIGHTS this runtime can store
 
     def export(
-        self, module: torch.nn.Module, inputs: dict[str, torch.Tensor], outputs: list[str], path: Path,
-        static: bool, weights: str = "fp32",
-    ) -> None:  # fmt: skip
+        self,
+        module: torch.nn.Module,
+        inputs: dict[str, torch.Tensor],
+        outputs: list[str],
+        path: Path,
+        static: bool,
+        weights: str = "fp32",
+    ) -> None:
         """Write `module`, traced on the example `inputs` (their order is the forward's), to `path`: every
         dimension dynamic unless `static` (then the examples' shapes are the graph's); its weights stored
         as `weights` (one of `self.weights`)."""

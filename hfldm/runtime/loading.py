@@ -50,11 +50,14 @@ def load_pipeline(
     parts = dict(
         unet=RuntimeUNet(session("unet/model"), config("unet")),
         vae=RuntimeAutoencoder(
-            session("vae/encoder", "float32"), session("vae/decoder", "float32"), config("vae"),
-            facts["latent_channels"], facts["downsample_factor"],
+            session("vae/encoder", "float32"),
+            session("vae/decoder", "float32"),
+            config("vae"),
+            facts["latent_channels"],
+            facts["downsample_factor"],
         ),
         scheduler=load_scheduler(folder / "scheduler"),
-    )  # fmt: skip
+    )
     if (folder / "text_encoder" / "config.json").is_file():
         parts["text_encoder"] = RuntimeTextEncoder(session("text_encoder/model"), config("text_encoder"))
         parts["tokenizer"] = AutoTokenizer.from_pretrained(folder / "tokenizer")

@@ -197,8 +197,11 @@ def resume(accelerator: Accelerator, output_dir: str | Path, resume_from_checkpo
     manifest = json.loads((path / MANIFEST).read_text())
     step, named = manifest["step"], _CHECKPOINT.match(path.name)
     if named is None or int(named.group(1)) != step:
-        print(f"note: {path} holds step {step} (its {MANIFEST}), not what its name says: resuming at step "
-              f"{step}", file=sys.stderr)  # fmt: skip
+        print(
+            f"note: {path} holds step {step} (its {MANIFEST}), not what its name says: resuming at step "
+            f"{step}",
+            file=sys.stderr,
+        )
     then, now = manifest["run"], run_shape(accelerator)
     check_run_shape(path, then, now)
     accelerator.print(f"resuming from {path} (step {step})")

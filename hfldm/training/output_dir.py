@@ -30,19 +30,38 @@ from hfldm.atomic import atomic_write_text, check_writable
 LOCK, IDENTITY = "run.lock", "run.json"
 # arguments a resumed run may change without continuing another run: where and how often it writes
 VOLATILE = {
-    "output_dir", "resume_from_checkpoint", "overwrite_output_dir", "max_train_steps", "logging_steps",
-    "validation_steps", "checkpointing_steps", "checkpoints_total_limit", "report_to", "push_to_hub",
-    "hub_model_id", "hub_token", "dataloader_num_workers", "train_batch_size", "gradient_accumulation_steps",
-    "mixed_precision", "skip_nonfinite_steps",
-}  # fmt: skip
+    "output_dir",
+    "resume_from_checkpoint",
+    "overwrite_output_dir",
+    "max_train_steps",
+    "logging_steps",
+    "validation_steps",
+    "checkpointing_steps",
+    "checkpoints_total_limit",
+    "report_to",
+    "push_to_hub",
+    "hub_model_id",
+    "hub_token",
+    "dataloader_num_workers",
+    "train_batch_size",
+    "gradient_accumulation_steps",
+    "mixed_precision",
+    "skip_nonfinite_steps",
+}
 
 
 def run_identity(seed: int, config: dict) -> dict:
     """Who a run is: its seed, a hash of its (non-volatile) arguments, when and where it started."""
     kept = {k: v for k, v in sorted(config.items()) if k not in VOLATILE}
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return dict(seed=seed, config_hash=digest, config=kept, started=time.strftime("%Y-%m-%d %H:%M:%S"),
-                pid=os.getpid(), host=socket.gethostname())  # fmt: skip
+    return dict(
+        seed=seed,
+        config_hash=digest,
+        config=kept,
+        started=time.strftime("%Y-%m-%d %H:%M:%S"),
+        pid=os.getpid(),
+        host=socket.gethostname(),
+    )
 
 
 def _alive(owner: dict) -> bool:
@@ -137,11 +156,16 @@ def claim_output_dir(
                 f"--seed: the checkpoints in {output_dir} were trained with --seed {before.get('seed')}, "
                 f"this run has {seed}; the data order and noise would not continue theirs"
             )
-        changed = sorted(k for k in set(before.get("config", {})) | set(identity["config"])
-                         if before.get("config", {}).get(k) != identity["config"].get(k))  # fmt: skip
-        print(f"continuing the run of seed {seed} started {before.get('started')} (config "
-              f"{before.get('config_hash')})" + (f"; changed: {', '.join(changed)}" if changed else ""),
-              file=sys.stderr)  # fmt: skip
+        changed = sorted(
+            k
+            for k in set(before.get("config", {})) | set(identity["config"])
+            if before.get("config", {}).get(k) != identity["config"].get(k)
+        )
+        print(
+            f"continuing the run of seed {seed} started {before.get('started')} (config "
+            f"{before.get('config_hash')})" + (f"; changed: {', '.join(changed)}" if changed else ""),
+            file=sys.stderr,
+        )
         return before
     atomic_write_text(output_dir / IDENTITY, json.dumps(identity, indent=1, default=str))
     return identity
