@@ -20,8 +20,7 @@ from safetensors.torch import load_file
 from hfldm import KLAutoencoder
 from hfldm.data.digits import load_digits_dataset
 from hfldm.eval.reconstruction import psnr
-from hfldm.training.superres import SuperResolutionTask
-from hfldm.training.superres_validation import upscale
+from hfldm.training.superres import SuperResolutionTask, upscale
 
 
 def digit_pixels(n: int) -> torch.Tensor:
