@@ -37,7 +37,7 @@ from hfldm.eval.retrieval import clip_score, retrieval_accuracy
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 from hfldm.resources import bundled
-from hfldm.training.inpaint_validation import masked_psnr
+from hfldm.training.inpaint import masked_psnr
 from hfldm.training.validation import comparison_grid
 from hfldm.unets.inpaint_condition import masked_image
 
