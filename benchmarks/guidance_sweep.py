@@ -183,10 +183,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row_of(arm, w, figures))
             floor = figures["all"]["fid"]["floor_vs_train"]["fid"]
             result = {
-                "command": command, "feature_network": features.name, "num_samples": len(data.test_images),
-                "steps": args.steps, "seed": args.seed, "floor": floor, "rows": rows, "best": best(rows),
-                "settings": settings, "arms": {name: arms[name] for name in curves(rows)},
-            }  # fmt: skip
+                "command": command,
+                "feature_network": features.name,
+                "num_samples": len(data.test_images),
+                "steps": args.steps,
+                "seed": args.seed,
+                "floor": floor,
+                "rows": rows,
+                "best": best(rows),
+                "settings": settings,
+                "arms": {name: arms[name] for name in curves(rows)},
+            }
             output_file(out, ".json").write_text(json.dumps(result, indent=2) + "\n")
             output_file(out, ".md").write_text(markdown(result))
             plot(result, output_file(out, ".png"))

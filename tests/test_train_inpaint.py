@@ -95,11 +95,23 @@ def test_init_from_a_text_pipeline(digits, tmp_path):
     """2 steps at lr 1e-7 from a text pipeline: an inpainting pipeline comes out, its U-Net the text
     model's plus 4 + 1 input channels that started at zero."""
     source, out = source_folders(tmp_path)["hfldm"], tmp_path / "inpaint"
-    run_script("train_ldm.py", *flags(
-        init_from=source, task="inpaint", train_data_dir=digits, resolution=RESOLUTION, max_train_steps=2,
-        train_batch_size=4, learning_rate=1e-7, lr_warmup_steps=0, use_ema=False, validation_steps=0,
-        report_to="none", output_dir=out,
-    ))  # fmt: skip
+    run_script(
+        "train_ldm.py",
+        *flags(
+            init_from=source,
+            task="inpaint",
+            train_data_dir=digits,
+            resolution=RESOLUTION,
+            max_train_steps=2,
+            train_batch_size=4,
+            learning_rate=1e-7,
+            lr_warmup_steps=0,
+            use_ema=False,
+            validation_steps=0,
+            report_to="none",
+            output_dir=out,
+        ),
+    )
     from diffusers import DiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(out, trust_remote_code=True)

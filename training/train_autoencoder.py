@@ -106,9 +106,14 @@ def initial_autoencoder(args: AutoencoderArguments, resolution: int):
     """A fresh autoencoder from the architecture flags, or the trained one of --init_from to fine-tune."""
     if args.init_from is None:
         return new_autoencoder(
-            args.regularizer, args.downsample_factor, resolution, args.base_channels,
-            args.latent_channels, args.layers_per_block, args.num_vq_embeddings,
-        )  # fmt: skip
+            args.regularizer,
+            args.downsample_factor,
+            resolution,
+            args.base_channels,
+            args.latent_channels,
+            args.layers_per_block,
+            args.num_vq_embeddings,
+        )
     autoencoder = load_autoencoder(args.init_from, "--init_from")
     if not isinstance(autoencoder, (KLAutoencoder, VQAutoencoder)):
         raise ValueError(
@@ -185,9 +190,13 @@ def main() -> None:
 
     patch_gan = accelerator.unwrap_model(discriminator)
     generator_loss = partial(
-        autoencoder_generator_loss, reg_weight=reg_weight, last_layer=unwrapped.last_layer,
-        disc_weight=args.disc_weight, perceptual=perceptual, perceptual_weight=args.perceptual_weight,
-    )  # fmt: skip
+        autoencoder_generator_loss,
+        reg_weight=reg_weight,
+        last_layer=unwrapped.last_layer,
+        disc_weight=args.disc_weight,
+        perceptual=perceptual,
+        perceptual_weight=args.perceptual_weight,
+    )
 
     def training_step(batch: dict, micro_step: int) -> dict[str, float]:
         """One pass: E, D (and the codebook) on their loss, then the PatchGAN once --disc_start is reached."""

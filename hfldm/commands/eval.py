@@ -171,8 +171,10 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteOutput as e:
         bad, total = e.bad, e.total
     if bad:  # FID's matrix square root would crash on them (MKL, not Python)
-        raise ValueError(f"--model: {bad} of {total} samples of {args.model} hold nan/inf values (a "
-                         "diverged model?); no report written")  # fmt: skip
+        raise ValueError(
+            f"--model: {bad} of {total} samples of {args.model} hold nan/inf values (a "
+            "diverged model?); no report written"
+        )
     report = {
         "model": args.model or model,
         "dataset": args.dataset,

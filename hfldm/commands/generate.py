@@ -165,9 +165,13 @@ def quiet_loading():
 
 
 def load_pipeline(
-    model: str, scheduler: str, device: str | None, argument: str = "--model", pipeline_class=None,
+    model: str,
+    scheduler: str,
+    device: str | None,
+    argument: str = "--model",
+    pipeline_class=None,
     dtype: str = "float32",
-):  # fmt: skip
+):
     """The saved pipeline (a LatentDiffusionPipeline unless `pipeline_class`) on `device`, with its scheduler
     swapped if asked; U-Net and τ_θ in `dtype` (a `hfldm.precision.resolve_dtype` name)."""
     import importlib
