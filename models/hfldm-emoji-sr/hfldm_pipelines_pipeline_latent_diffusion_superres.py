@@ -145,11 +145,17 @@ class LatentDiffusionSuperResolutionPipeline(
     def default_model_card(self, repo: str, **metadata) -> str:
         cfg = self.unet.config
         return CARD.format(
-            front_matter=card_front_matter("image-to-image", ["super-resolution"], **metadata), repo=repo,
-            multiple=self.size_multiple, s=self.upscale_factor, vae=type(self.vae).__name__,
-            unet=type(self.unet).__name__, in_channels=cfg.in_channels, out_channels=cfg.out_channels,
-            cond=condition_channels(cfg), scheduler=type(self.scheduler).__name__,
-        )  # fmt: skip
+            front_matter=card_front_matter("image-to-image", ["super-resolution"], **metadata),
+            repo=repo,
+            multiple=self.size_multiple,
+            s=self.upscale_factor,
+            vae=type(self.vae).__name__,
+            unet=type(self.unet).__name__,
+            in_channels=cfg.in_channels,
+            out_channels=cfg.out_channels,
+            cond=condition_channels(cfg),
+            scheduler=type(self.scheduler).__name__,
+        )
 
     def prepare_latents(self, batch_size: int, height: int, width: int, dtype, generator) -> torch.Tensor:
         """z_T ~ N(0, σ_init² I) of shape (batch_size, unet.config.out_channels, height, width)."""
