@@ -33,7 +33,7 @@ import torch
 from bench_unet import interleaved_pairs
 
 from hfldm.commands.eval import add_eval_flags, check_args, guidance_scale, load_eval_set, load_feature_model
-from hfldm.commands.generate import load_pipeline
+from hfldm.commands.shared import load_pipeline
 from hfldm.eval.outputs import output_file, run_benchmark
 
 FIGURE_ROWS = 16

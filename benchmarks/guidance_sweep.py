@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from hfldm.commands.eval import add_eval_flags, check_args, load_eval_set, load_feature_model
-from hfldm.commands.generate import load_pipeline
+from hfldm.commands.shared import load_pipeline
 from hfldm.eval.outputs import output_file, run_benchmark
 
 SCALES = "1,1.5,2,3,5,8"

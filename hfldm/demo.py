@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from diffusers import DiffusionPipeline
 
-    from hfldm.commands.generate import quiet_loading
+    from hfldm.commands.shared import quiet_loading
     from hfldm.data.grid import image_grid
     from hfldm.precision import half_precision, resolve_dtype
     from hfldm.schedulers.ddim import DDIMScheduler

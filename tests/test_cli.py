@@ -44,7 +44,7 @@ def test_flags_take_either_spelling():
 
 
 def test_default_model_is_the_env_var_then_the_bundled_one(monkeypatch, tmp_path):
-    from hfldm.commands.generate import resolve_model
+    from hfldm.commands.shared import resolve_model
     from hfldm.resources import bundled
 
     monkeypatch.delenv("HFLDM_MODEL", raising=False)

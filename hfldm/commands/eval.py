@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hfldm.commands import check_finite
 from hfldm.commands.eval_set import load_eval_set, parse_num_samples
-from hfldm.commands.generate import (
+from hfldm.commands.shared import (
     DEFAULT_MODEL,
     HUB_ID,
     SCHEDULERS,

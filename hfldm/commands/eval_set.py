@@ -7,7 +7,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from hfldm.commands.generate import quiet_loading
+from hfldm.commands.shared import quiet_loading
 
 
 def parse_num_samples(text: str) -> int | None:

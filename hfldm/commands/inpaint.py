@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from hfldm.commands import add_bounds, check_bounds, check_out, check_text
-from hfldm.commands.generate import (
+from hfldm.commands.shared import (
     SCHEDULERS,
     add_dtype_flag,
     check_device,
