@@ -13,7 +13,18 @@ import sys
 import warnings
 
 # sub-command modules, in the order `hfldm --help` lists them
-COMMANDS = ["data", "cache_latents", "generate", "upscale", "inpaint", "eval", "convert", "export", "env"]
+COMMANDS = [
+    "data",
+    "cache_latents",
+    "generate",
+    "upscale",
+    "inpaint",
+    "sketch",
+    "eval",
+    "convert",
+    "export",
+    "env",
+]
 
 
 # third-party module -> the extra of pyproject.toml that installs it

@@ -159,3 +159,25 @@ def test_saves_and_loads_with_its_class(tmp_path):
         sample(pipe, prompt="cat face", image=lines),
         atol=1e-6,
     )
+
+
+def test_cli_writes_the_pipeline_images_and_fails_in_one_line(tmp_path, capsys):
+    from hfldm.cli import main as hfldm_main
+
+    pipe = sketch_pipeline()
+    pipe.save_pretrained(tmp_path / "model")
+    doodle_png = tmp_path / "doodle.png"
+    lines = np.full((64, 64), 255, np.uint8)
+    lines[::8] = 0
+    PIL.Image.fromarray(lines).save(doodle_png)
+    common = ["sketch", "--model", str(tmp_path / "model"), "--steps", "3", "--dtype", "float32"]
+    argv = [*common, "--image", str(doodle_png), "--prompt", "cat face", "--seed", "5", "--out"]
+    capsys.readouterr()  # the saving's progress bars
+    assert hfldm_main([*argv, str(tmp_path / "out.png")]) == 0
+    expected = sample(pipe, seed=5, steps=3, prompt="cat face", image=PIL.Image.open(doodle_png))
+    written = np.asarray(PIL.Image.open(tmp_path / "out.png"), np.float32) / 255
+    assert np.abs(written - expected[0]).max() <= 1 / 255 + 1e-6
+    capsys.readouterr()
+    assert hfldm_main([*common, "--image", str(tmp_path / "none.png"), "--out", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--image not found" in err and len(err.splitlines()) == 1 and not (tmp_path / "o.png").exists()
