@@ -90,6 +90,7 @@ class SpaceProcess:
             "OMP_NUM_THREADS": "1",
             "HFLDM_SR_MODEL": "none",  # no Upscale tab unless a test gives a model
             "HFLDM_INPAINT_MODEL": "none",  # nor an Inpaint tab
+            "HFLDM_SKETCH_MODEL": "none",  # nor a Sketch tab
             **env,
         }
         self.log = tmp / "space.log"
