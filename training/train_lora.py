@@ -85,6 +85,32 @@ class LoRAArguments:
             raise ValueError(f"--cond_drop_prob: must be in [0, 1], got {self.cond_drop_prob}")
 
 
+def lora_objective(args, train, random_flip: bool, augment) -> dict:
+    """LDMTrainer's objective and augmentation flags of a LoRA run (train_ldm.py's, without a task)."""
+    return {
+        "cond_drop_prob": args.cond_drop_prob,
+        "noise_offset": args.noise_offset,
+        "snr_gamma": args.snr_gamma,
+        "random_flip": random_flip,
+        "max_grad_norm": train.max_grad_norm,
+        "augment": augment,
+    }
+
+
+def validation_settings(args, kind, texts: list[str], num_class_embeds: int | None) -> ValidationSettings:
+    """The validation grid's seeds, prompts or classes (the given ones, else the data's first), steps, w."""
+    prompts, labels = kind.validation_conditions(
+        args.validation_prompts, args.validation_class_labels, texts, (num_class_embeds or 1) - 1
+    )
+    return ValidationSettings(
+        seeds=args.validation_seeds,
+        prompts=prompts,
+        class_labels=labels,
+        num_inference_steps=args.num_inference_steps,
+        guidance_scale=args.guidance_scale,
+    )
+
+
 def main() -> None:
     args, data, train = parse_args(LoRAArguments, DataArguments, TrainingArguments, description=__doc__)
     check_training_arguments(train)
@@ -95,12 +121,7 @@ def main() -> None:
 
     # 1. the pipeline: frozen autoencoder, τ_θ and U-Net, and how it is conditioned
     pipeline = load_pipeline(args.pretrained_model, "--pretrained_model")
-    vae, unet, tokenizer, text_encoder = (
-        pipeline.vae,
-        pipeline.unet,
-        pipeline.tokenizer,
-        pipeline.text_encoder,
-    )
+    vae, unet, text_encoder = pipeline.vae, pipeline.unet, pipeline.text_encoder
     kind = pipeline_kind(pipeline)  # TEXT, CLASS or NONE (hfldm.training.conditioning)
     kind.require_column(data.caption_column, data.label_column)
     num_class_embeds = unet.config.num_class_embeds
@@ -136,14 +157,13 @@ def main() -> None:
     )
     unet, text_model = trained[0], trained[1] if len(trained) > 1 else text_encoder
     stop_on_nonfinite(accelerator, train.skip_nonfinite_steps, optimizer)
-    text_attention_mask = pipeline.config.text_attention_mask  # the pipeline's convention (CompVis: False)
     condition = Conditioner(
         kind,
-        tokenizer=tokenizer,
+        tokenizer=pipeline.tokenizer,
         text_encoder=text_model,
         num_class_embeds=num_class_embeds,
         train_text_encoder=len(trained) > 1,
-        text_attention_mask=text_attention_mask,
+        text_attention_mask=pipeline.config.text_attention_mask,  # the pipeline's (CompVis: False)
     )
     trainer = LDMTrainer(
         accelerator=accelerator,
@@ -156,37 +176,22 @@ def main() -> None:
         trained=trained,
         latent_shape=latent_shape,
         seed=train.seed,
-        cond_drop_prob=args.cond_drop_prob,
-        noise_offset=args.noise_offset,
-        snr_gamma=args.snr_gamma,
-        random_flip=flip,
-        max_grad_norm=train.max_grad_norm,
-        augment=augment,
+        **lora_objective(args, train, random_flip=flip, augment=augment),
     )
     if accelerator.is_main_process:
         accelerator.init_trackers("train_lora", config=tracker_config(args, data, train))
     first_step = resume(accelerator, train.output_dir, train.resume_from_checkpoint)
 
-    texts = kind.captions(dataset, data.caption_column)
-    prompts, labels = kind.validation_conditions(
-        args.validation_prompts, args.validation_class_labels, texts, (num_class_embeds or 1) - 1
-    )
-    settings = ValidationSettings(
-        seeds=args.validation_seeds,
-        prompts=prompts,
-        class_labels=labels,
-        num_inference_steps=args.num_inference_steps,
-        guidance_scale=args.guidance_scale,
-    )
+    settings = validation_settings(args, kind, kind.captions(dataset, data.caption_column), num_class_embeds)
     parts = PipelineParts(
         accelerator=accelerator,
         vae=vae,
         unet=unet,
         scheduler=noise_scheduler,
         text_encoder=text_model,
-        tokenizer=tokenizer,
+        tokenizer=pipeline.tokenizer,
         label_names=list((pipeline.config.id2label or {}).values()) or None,
-        text_attention_mask=text_attention_mask,
+        text_attention_mask=pipeline.config.text_attention_mask,
     )
     task = GenerationTask()  # LoRA fine-tunes a text / class / unconditional pipeline: z_t alone
 
