@@ -100,7 +100,8 @@ train-inpaint: $(STAMP) system-deps
 # the bundled folders' copies of the source (generated; .gitattributes marks them): rewrite them after changing
 # any code they ship, without touching their weights
 refresh-models: $(STAMP)
-	for m in hfldm-emoji hfldm-emoji-sr hfldm-emoji-inpaint; do \
+	for m in hfldm-emoji hfldm-emoji-sr hfldm-emoji-inpaint hfldm-emoji-sketch; do \
+	  test -d models/$$m || continue; \
 	  $(BIN)/python training/export_model.py --code-only --out models/$$m || exit 1; done
 
 clean:

@@ -243,8 +243,11 @@ def startup(model: str, args) -> dict:
         start = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-m", "hfldm.demo", "--model", model, "--out", "/tmp/bench_demo.png", *extra],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         results[name] = dict(wall_s=time.perf_counter() - start, reported=out.strip().splitlines()[0])
         print(name, results[name])
     results["space"] = space_first_image(model, env)

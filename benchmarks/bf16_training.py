@@ -50,23 +50,53 @@ def train(work: Path, steps: int) -> dict[str, float]:
     if not (data / "16").is_dir():
         run(["-m", "hfldm.cli", "data", "digits", "--out", str(data), "--resolution", "16"])
     if not (autoencoder / "config.json").is_file():
-        run([
-            str(ROOT / "training" / "train_autoencoder.py"),
-            "--config", str(CONFIGS / "autoencoder_digits.yaml"),
-            "--train_data_dir", str(data / "16"), "--max_train_steps", "300", "--disc_start", "100000",
-            "--checkpointing_steps", "100000", "--output_dir", str(autoencoder), *QUICK,
-        ])  # fmt: skip
+        run(
+            [
+                str(ROOT / "training" / "train_autoencoder.py"),
+                "--config",
+                str(CONFIGS / "autoencoder_digits.yaml"),
+                "--train_data_dir",
+                str(data / "16"),
+                "--max_train_steps",
+                "300",
+                "--disc_start",
+                "100000",
+                "--checkpointing_steps",
+                "100000",
+                "--output_dir",
+                str(autoencoder),
+                *QUICK,
+            ]
+        )
     seconds = {}
     for name, (precision, seed) in RUNS.items():
         out = work / run_folder(name)
         if (out / "model_index.json").is_file():
             continue
-        seconds[name] = run([
-            str(ROOT / "training" / "train_ldm.py"), "--config", str(CONFIGS / "ldm_digits.yaml"),
-            "--autoencoder", str(autoencoder), "--train_data_dir", str(data / "16"),
-            "--max_train_steps", str(steps), "--checkpointing_steps", "100", "--mixed_precision", precision,
-            "--seed", str(seed), "--output_dir", str(out), "--resume_from_checkpoint", "latest", *QUICK,
-        ])  # fmt: skip
+        seconds[name] = run(
+            [
+                str(ROOT / "training" / "train_ldm.py"),
+                "--config",
+                str(CONFIGS / "ldm_digits.yaml"),
+                "--autoencoder",
+                str(autoencoder),
+                "--train_data_dir",
+                str(data / "16"),
+                "--max_train_steps",
+                str(steps),
+                "--checkpointing_steps",
+                "100",
+                "--mixed_precision",
+                precision,
+                "--seed",
+                str(seed),
+                "--output_dir",
+                str(out),
+                "--resume_from_checkpoint",
+                "latest",
+                *QUICK,
+            ]
+        )
     return seconds
 
 
@@ -105,9 +135,14 @@ def main() -> None:
     seed_gap = abs(losses["fp32, seed 1"] - losses["fp32, seed 0"])
     bf16_gap = abs(losses["bf16, seed 0"] - losses["fp32, seed 0"])
     result = dict(
-        steps=args.steps, losses=losses, train_seconds=seconds, seed_gap=seed_gap, bf16_gap=bf16_gap,
-        holds=bf16_gap <= seed_gap, fast_bf16=has_fast_bf16("cpu"),
-    )  # fmt: skip
+        steps=args.steps,
+        losses=losses,
+        train_seconds=seconds,
+        seed_gap=seed_gap,
+        bf16_gap=bf16_gap,
+        holds=bf16_gap <= seed_gap,
+        fast_bf16=has_fast_bf16("cpu"),
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     output_file(out, ".json").write_text(json.dumps(result, indent=1) + "\n")
     verdict = "within" if result["holds"] else "outside"

@@ -33,7 +33,7 @@ import torch
 from bench_unet import interleaved_pairs
 
 from hfldm.commands.eval import add_eval_flags, check_args, guidance_scale, load_eval_set, load_feature_model
-from hfldm.commands.generate import load_pipeline
+from hfldm.commands.shared import load_pipeline
 from hfldm.eval.outputs import output_file, run_benchmark
 
 FIGURE_ROWS = 16
@@ -217,11 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         samples[name] = images
     command = "python benchmarks/double_resolution.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     result = {
-        "command": command, "feature_network": features.name, "num_samples": len(real_64),
-        "steps": args.steps, "guidance_scale": w, "seed": args.seed, "timing": timing,
-        "autoencoders": autoencoders, "rows": rows,
+        "command": command,
+        "feature_network": features.name,
+        "num_samples": len(real_64),
+        "steps": args.steps,
+        "guidance_scale": w,
+        "seed": args.seed,
+        "timing": timing,
+        "autoencoders": autoencoders,
+        "rows": rows,
         "real_detail_64": detail_figures(real_64, data["f = 8, 64 px"].train_images),
-    }  # fmt: skip
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     output_file(out, ".json").write_text(json.dumps(result, indent=2) + "\n")

@@ -176,8 +176,13 @@ def sweep_factor(f: int, args, configs: dict, data: dict, folder: Path) -> dict:
     ae_flags = {**base, "downsample_factor": f, "output_dir": ae_dir}
     # constant LR after warm-up, so that chunked training follows one schedule; a latent cache belongs to
     # one autoencoder, so every f trains on images through its own
-    ldm_flags = {**base, "autoencoder": ae_dir, "output_dir": ldm_dir, "lr_scheduler": "constant_with_warmup",
-                 "cached_latents": "none"}  # fmt: skip
+    ldm_flags = {
+        **base,
+        "autoencoder": ae_dir,
+        "output_dir": ldm_dir,
+        "lr_scheduler": "constant_with_warmup",
+        "cached_latents": "none",
+    }
     for stage, flags in (("ae", ae_flags), ("ldm", ldm_flags)):
         config, extra = configs[stage], getattr(args, f"{stage}_args")
         if f"{stage}_seconds_per_step" not in state:  # 1. calibrate (the autoencoder with its GAN on)

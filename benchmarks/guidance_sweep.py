@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from hfldm.commands.eval import add_eval_flags, check_args, load_eval_set, load_feature_model
-from hfldm.commands.generate import load_pipeline
+from hfldm.commands.shared import load_pipeline
 from hfldm.eval.outputs import output_file, run_benchmark
 
 SCALES = "1,1.5,2,3,5,8"
@@ -183,10 +183,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row_of(arm, w, figures))
             floor = figures["all"]["fid"]["floor_vs_train"]["fid"]
             result = {
-                "command": command, "feature_network": features.name, "num_samples": len(data.test_images),
-                "steps": args.steps, "seed": args.seed, "floor": floor, "rows": rows, "best": best(rows),
-                "settings": settings, "arms": {name: arms[name] for name in curves(rows)},
-            }  # fmt: skip
+                "command": command,
+                "feature_network": features.name,
+                "num_samples": len(data.test_images),
+                "steps": args.steps,
+                "seed": args.seed,
+                "floor": floor,
+                "rows": rows,
+                "best": best(rows),
+                "settings": settings,
+                "arms": {name: arms[name] for name in curves(rows)},
+            }
             output_file(out, ".json").write_text(json.dumps(result, indent=2) + "\n")
             output_file(out, ".md").write_text(markdown(result))
             plot(result, output_file(out, ".png"))

@@ -37,7 +37,7 @@ from hfldm.eval.retrieval import clip_score, retrieval_accuracy
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 from hfldm.resources import bundled
-from hfldm.training.inpaint_validation import masked_psnr
+from hfldm.training.inpaint import masked_psnr
 from hfldm.training.validation import comparison_grid
 from hfldm.unets.inpaint_condition import masked_image
 
@@ -57,9 +57,16 @@ def ldm_inpaint(pipe, x, masks, captions, steps, guidance, seed, batch_size) -> 
     out = []
     for s in range(0, len(x), batch_size):
         b = slice(s, s + batch_size)
-        images = pipe(captions[b], image=x[b], mask_image=masks[b], num_inference_steps=steps,
-                      guidance_scale=guidance, generator=generators(seed, s, len(x[b])), paste_back=False,
-                      output_type="pt").images  # fmt: skip
+        images = pipe(
+            captions[b],
+            image=x[b],
+            mask_image=masks[b],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=generators(seed, s, len(x[b])),
+            paste_back=False,
+            output_type="pt",
+        ).images
         out.append(images.float().cpu())
     return torch.cat(out)
 
@@ -71,9 +78,15 @@ def img2img(text, x, masks, captions, steps, guidance, strength, seed, batch_siz
     out = []
     for s in range(0, len(x), batch_size):
         b = slice(s, s + batch_size)
-        images = text(captions[b], image=grey_holes[b], strength=strength, num_inference_steps=steps,
-                      guidance_scale=guidance, generator=generators(seed, s, len(x[b])),
-                      output_type="pt").images  # fmt: skip
+        images = text(
+            captions[b],
+            image=grey_holes[b],
+            strength=strength,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=generators(seed, s, len(x[b])),
+            output_type="pt",
+        ).images
         out.append(images.float().cpu())
     return torch.cat(out)
 
@@ -111,16 +124,24 @@ def scores(images, x, masks, captions, candidates, reference, model, features) -
 
 def table(results: dict, header: str) -> str:
     lines = [
-        header, "",
+        header,
+        "",
         "| method | PSNR in mask (dB) ↑ | PSNR outside, no paste (dB) ↑ | FID ↓ | KID ↓ | CLIP-score ↑ "
         "| top-1 ↑ | top-5 ↑ |",
         "|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for name, r in results.items():
         outside = f"{r['psnr_outside']:.2f}" if "psnr_outside" in r else "exact (pasted)"
         inside = "∞" if r["psnr_inside"] == float("inf") else f"{r['psnr_inside']:.2f}"
-        cells = [inside, outside, f"{r['fid']:.2f}", f"{r['kid']:.4f}", f"{r['clip_score']:.2f}",
-                 f"{r['top1']:.3f}", f"{r['top5']:.3f}"]  # fmt: skip
+        cells = [
+            inside,
+            outside,
+            f"{r['fid']:.2f}",
+            f"{r['kid']:.4f}",
+            f"{r['clip_score']:.2f}",
+            f"{r['top1']:.3f}",
+            f"{r['top5']:.3f}",
+        ]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 

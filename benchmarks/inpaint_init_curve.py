@@ -82,9 +82,13 @@ def curve(run: str, x, masks, captions, init_source: str | None) -> list[tuple[i
         text = load_pipeline(init_source, "--init-source")
         c = text.unet.config.out_channels
         start = LatentDiffusionInpaintPipeline(
-            text.vae, with_condition_channels(text.unet, inpaint_condition_channels(c)), text.scheduler,
-            text.text_encoder, text.tokenizer, text_attention_mask=text.config.text_attention_mask,
-        )  # fmt: skip
+            text.vae,
+            with_condition_channels(text.unet, inpaint_condition_channels(c)),
+            text.scheduler,
+            text.text_encoder,
+            text.tokenizer,
+            text_attention_mask=text.config.text_attention_mask,
+        )
         points.append((0, held_out_loss(start.to(torch.float32), x, masks, captions)))
     for checkpoint in list_checkpoints(run):
         load_checkpoint(pipe, checkpoint)
@@ -103,8 +107,12 @@ def report(curves: dict, summary: dict, n: int, out: Path) -> list[str]:
     out.parent.mkdir(parents=True, exist_ok=True)
     output_file(out, ".json").write_text(json.dumps({"curves": curves, "summary": summary}, indent=2) + "\n")
     labels, steps = list(curves), sorted({s for c in curves.values() for s, _ in c})
-    lines = [f"Held-out loss (unweighted, {n} emoji, fixed masks and draws) by step", "",
-             "| step | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]  # fmt: skip
+    lines = [
+        f"Held-out loss (unweighted, {n} emoji, fixed masks and draws) by step",
+        "",
+        "| step | " + " | ".join(labels) + " |",
+        "|---" * (len(labels) + 1) + "|",
+    ]
     for step in steps:
         values = [dict(c).get(step) for c in curves.values()]
         lines.append(f"| {step} | " + " | ".join("" if v is None else f"{v:.5f}" for v in values) + " |")
@@ -144,8 +152,12 @@ def main() -> None:
     summary = {}
     if len(labels) == 2:
         final = curves[labels[1]][-1]
-        summary = {"reference": labels[1], "reference_step": final[0], "reference_loss": final[1],
-                   "steps_to_reach": steps_to_reach(curves[labels[0]], final[1])}  # fmt: skip
+        summary = {
+            "reference": labels[1],
+            "reference_step": final[0],
+            "reference_loss": final[1],
+            "steps_to_reach": steps_to_reach(curves[labels[0]], final[1]),
+        }
     lines = report(curves, summary, len(x), Path(args.out))
     print("\n".join(lines), json.dumps(summary), sep="\n")
 

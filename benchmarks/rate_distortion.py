@@ -105,11 +105,15 @@ def main() -> None:
     output_file(out, ".json").write_text(json.dumps({"num_images": n, "curves": curves}, indent=2) + "\n")
     lines = [f"Rate–distortion on {n} held-out emoji of {args.dataset}", ""]
     for label, c in curves.items():
-        lines += [f"**{label}** (autoencoder D(E(x)) RMSE {c['autoencoder_rmse']:.2f})", "",
-                  "| t | rate (bits / model dim) | rate (bits / pixel dim) | RMSE (0–255) |",
-                  "|---|---|---|---|"]  # fmt: skip
-        for k, r, rp, d in zip(c["timestep"], c["rate_bits_per_model_dim"], c["rate_bits_per_pixel_dim"],
-                               c["distortion_rmse"]):  # fmt: skip
+        lines += [
+            f"**{label}** (autoencoder D(E(x)) RMSE {c['autoencoder_rmse']:.2f})",
+            "",
+            "| t | rate (bits / model dim) | rate (bits / pixel dim) | RMSE (0–255) |",
+            "|---|---|---|---|",
+        ]
+        for k, r, rp, d in zip(
+            c["timestep"], c["rate_bits_per_model_dim"], c["rate_bits_per_pixel_dim"], c["distortion_rmse"]
+        ):
             lines.append(f"| {k} | {r:.4f} | {rp:.4f} | {d:.2f} |")
         lines.append("")
     output_file(out, ".md").write_text("\n".join(lines))
@@ -121,10 +125,14 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for label, c in curves.items():
         (line,) = ax.plot(c["rate_bits_per_pixel_dim"], c["distortion_rmse"], marker=".", label=label)
-        ax.axhline(c["autoencoder_rmse"], ls="--", color=line.get_color(), lw=1,
-                   label=f"{label}: autoencoder RMSE")  # fmt: skip
-    ax.set(xlabel="rate (bits per pixel dimension)", ylabel="distortion (RMSE, 0–255)",
-           title="Rate–distortion along the reverse process")  # fmt: skip
+        ax.axhline(
+            c["autoencoder_rmse"], ls="--", color=line.get_color(), lw=1, label=f"{label}: autoencoder RMSE"
+        )
+    ax.set(
+        xlabel="rate (bits per pixel dimension)",
+        ylabel="distortion (RMSE, 0–255)",
+        title="Rate–distortion along the reverse process",
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(output_file(out, ".png"), dpi=120)

@@ -46,8 +46,7 @@ from hfldm.pipelines.loading import load_pipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSuperResolutionPipeline
 from hfldm.resources import bundled
-from hfldm.training.superres import bicubic_down
-from hfldm.training.superres_validation import bicubic_up
+from hfldm.training.superres import bicubic_down, bicubic_up
 from hfldm.training.validation import comparison_grid
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hfldm.commands.eval import add_eval_flags, check_args, guidance_scale, load_eval_set, load_feature_model
 from hfldm.commands.eval import resolve_model_flag as resolve_model
-from hfldm.commands.generate import SCHEDULERS, load_pipeline
+from hfldm.commands.shared import SCHEDULERS, load_pipeline
 from hfldm.eval.outputs import run_benchmark
 
 RUNS = "ddpm:1000,ddim:10,ddim:20,ddim:50,dpm:10,dpm:20,dpm:50"

@@ -46,10 +46,17 @@ def save_clip_l(folder: Path) -> None:
         str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77
     ).save_pretrained(folder)
     config = CLIPTextConfig(
-        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-        num_attention_heads=12, max_position_embeddings=77, projection_dim=768, bos_token_id=0,
-        eos_token_id=1, pad_token_id=1,
-    )  # fmt: skip
+        vocab_size=49408,
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        max_position_embeddings=77,
+        projection_dim=768,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
     CLIPTextModel(config).save_pretrained(folder)
 
 

@@ -17,6 +17,7 @@ _EXPORTS = {
     "LatentDiffusionPipeline": "hfldm.pipelines.pipeline_latent_diffusion",
     "LatentDiffusionSuperResolutionPipeline": "hfldm.pipelines.pipeline_latent_diffusion_superres",
     "LatentDiffusionInpaintPipeline": "hfldm.pipelines.pipeline_latent_diffusion_inpaint",
+    "LatentDiffusionSketchPipeline": "hfldm.pipelines.pipeline_latent_diffusion_sketch",
 }
 
 __all__ = list(_EXPORTS)

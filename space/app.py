@@ -26,6 +26,7 @@ from inputs import clear_request_errors, flag, readable, real, text
 from optional_models import example_images
 from request_limits import MAX_SEED, Limits, check_request, whole_number
 from serving import JOBS, serving_pipeline_of, step_progress
+from sketch_tab import serving_sketch_pipeline, sketch_model_source, sketch_tab
 from upscale_tab import serving_sr_pipeline, sr_model_source, upscale, upscale_tab
 
 import hfldm
@@ -270,6 +271,7 @@ def build_demo(
     inpaint_pipe=None,
     inpaint_examples: Sequence[Sequence[str]] = (),
     vocabulary: Sequence[str] = (),
+    sketch_pipe=None,
 ) -> gr.Blocks:
     """The Blocks app around `generate` (and, given `sr_pipe`, an Upscale tab, upscale_tab.py, and the
     Upscale option; given `inpaint_pipe`, an Inpaint tab, inpaint_tab.py): one request at a time across all
@@ -443,6 +445,9 @@ def build_demo(
         if inpaint_pipe is not None:
             with gr.Tab("Inpaint"):
                 inpaint_tab(inpaint_pipe, limits, list(inpaint_examples))
+        if sketch_pipe is not None:  # sketch_tab.py
+            with gr.Tab("Sketch"):
+                sketch_tab(sketch_pipe, limits)
     demo.queue(default_concurrency_limit=1, max_size=limits.queue_size)
     return clear_request_errors(demo)
 
@@ -457,17 +462,27 @@ def main() -> None:
     inpaint_source = inpaint_model_source([REPO_ROOT, SPACE_DIR])
     inpaint_pipe = serving_inpaint_pipeline(inpaint_source) if inpaint_source else None
     inpaint_rows = inpaint_example_rows(inpaint_source) if inpaint_source else []
+    sketch_source = sketch_model_source([REPO_ROOT, SPACE_DIR])
+    sketch_pipe = serving_sketch_pipeline(sketch_source) if sketch_source else None
     captions = example_captions(pipe, source)
     vocabulary = read_vocabulary(source)
     demo = build_demo(
-        pipe, limits, captions, sr_pipe, sr_examples, inpaint_pipe, inpaint_rows, vocabulary=vocabulary
+        pipe,
+        limits,
+        captions,
+        sr_pipe,
+        sr_examples,
+        inpaint_pipe,
+        inpaint_rows,
+        vocabulary=vocabulary,
+        sketch_pipe=sketch_pipe,
     )
     env = os.environ  # GRADIO_SERVER_NAME / _PORT: what Hugging Face Spaces sets
     host = env.get("HFLDM_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     port = int(env.get("HFLDM_PORT") or env.get("GRADIO_SERVER_PORT") or 7860)
     print(
         f"hfldm Space: model {source}, super-resolution {sr_source or 'none'}, inpainting "
-        f"{inpaint_source or 'none'}, {limits}",
+        f"{inpaint_source or 'none'}, sketch {sketch_source or 'none'}, {limits}",
         flush=True,
     )
     demo.launch(

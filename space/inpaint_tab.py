@@ -80,9 +80,16 @@ def editor_image_and_mask(
 
 
 def inpaint(
-    pipe, limits: Limits, editor_value: dict | None, prompt: str = "", steps: int = 25,
-    guidance_scale: float = 3.0, seed: int = 0, progress: Callable | None = None, mask: str | None = None,
-) -> PIL.Image.Image:  # fmt: skip
+    pipe,
+    limits: Limits,
+    editor_value: dict | None,
+    prompt: str = "",
+    steps: int = 25,
+    guidance_scale: float = 3.0,
+    seed: int = 0,
+    progress: Callable | None = None,
+    mask: str | None = None,
+) -> PIL.Image.Image:
     """The painted region of the editor's image (and the white of the mask file `mask`) repainted by the
     inpainting pipeline with `prompt`, at the model's size; ValueError, worded for the user, for a request it
     cannot serve, before any sampling."""
@@ -97,11 +104,14 @@ def inpaint(
 
     with _INPAINT_LOCK:
         return pipe(
-            prompt if pipe.is_text_conditional else None, image=image, mask_image=mask,
-            num_inference_steps=steps, guidance_scale=float(guidance_scale),
+            prompt if pipe.is_text_conditional else None,
+            image=image,
+            mask_image=mask,
+            num_inference_steps=steps,
+            guidance_scale=float(guidance_scale),
             generator=torch.Generator("cpu").manual_seed(seed),
             callback_on_step_end=step_progress(progress, steps, "Inpainting"),
-        ).images[0]  # fmt: skip
+        ).images[0]
 
 
 def inpaint_tab(pipe, limits: Limits, examples: list[list[str]]) -> None:
@@ -117,11 +127,17 @@ def inpaint_tab(pipe, limits: Limits, examples: list[list[str]]) -> None:
     with gr.Row():
         with gr.Column():
             editor = gr.ImageEditor(  # bounded_editor: pixels checked before Gradio decodes an upload
-                type="pil", label="Image: paint the region to repaint", image_mode="RGBA",  # layer alpha
-                canvas_size=(CANVAS, CANVAS), fixed_canvas=True, layers=False, transforms=(),
+                type="pil",
+                label="Image: paint the region to repaint",
+                image_mode="RGBA",  # layer alpha
+                canvas_size=(CANVAS, CANVAS),
+                fixed_canvas=True,
+                layers=False,
+                transforms=(),
                 brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=24),
-                sources=("upload", "clipboard"), elem_id="inpaint-editor",
-            )  # fmt: skip
+                sources=("upload", "clipboard"),
+                elem_id="inpaint-editor",
+            )
             # a file path: the upload is decoded by hfldm.data.user_images, behind its pixel bound
             mask = gr.Image(
                 type="filepath",
@@ -134,8 +150,9 @@ def inpaint_tab(pipe, limits: Limits, examples: list[list[str]]) -> None:
                 "", label="Prompt", visible=pipe.is_text_conditional, elem_id="inpaint-prompt"
             )
             with gr.Row():
-                steps = gr.Slider(1, limits.max_steps, value=min(25, limits.max_steps), step=1, precision=0,
-                                  label="Steps")  # fmt: skip
+                steps = gr.Slider(
+                    1, limits.max_steps, value=min(25, limits.max_steps), step=1, precision=0, label="Steps"
+                )
                 guidance = gr.Slider(0, limits.max_guidance, value=3.0, step=0.5, label="Guidance scale")
                 seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
             button = gr.Button("Inpaint", variant="primary")

@@ -58,8 +58,14 @@ def check_between(name: str, value: float, low: float, high: float) -> None:
 
 
 def check_request(
-    limits: Limits, steps: int, num_images: int, size: int, size_step: int, guidance_scale: float, seed: int,
-) -> None:  # fmt: skip
+    limits: Limits,
+    steps: int,
+    num_images: int,
+    size: int,
+    size_step: int,
+    guidance_scale: float,
+    seed: int,
+) -> None:
     """Raise a ValueError, in words for the user, naming the first field outside `limits`.
 
     `size` is an image side in pixels and must be a multiple of `size_step` (what the model can divide).

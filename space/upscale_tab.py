@@ -40,9 +40,13 @@ def serving_sr_pipeline(source: str) -> hfldm.LatentDiffusionSuperResolutionPipe
 
 
 def upscale(
-    pipe, limits: Limits, image: PIL.Image.Image | None, steps: int = 50, seed: int = 0,
+    pipe,
+    limits: Limits,
+    image: PIL.Image.Image | None,
+    steps: int = 50,
+    seed: int = 0,
     progress: Callable | None = None,
-) -> PIL.Image.Image:  # fmt: skip
+) -> PIL.Image.Image:
     """`image` upscaled by the SR pipeline's factor s with `steps` DDIM steps from `seed`; ValueError, worded
     for the user, for a missing image or one outside `limits`, before any sampling."""
     if image is None:
@@ -71,9 +75,11 @@ def upscale(
     with _SR_LOCK:
         generator = torch.Generator("cpu").manual_seed(seed)
         return pipe(
-            image.convert("RGB"), num_inference_steps=steps, generator=generator,
+            image.convert("RGB"),
+            num_inference_steps=steps,
+            generator=generator,
             callback_on_step_end=step_progress(progress, steps, "Upscaling"),
-        ).images[0]  # fmt: skip
+        ).images[0]
 
 
 def upscale_tab(pipe, limits: Limits, examples: list[str]) -> None:
@@ -89,8 +95,14 @@ def upscale_tab(pipe, limits: Limits, examples: list[str]) -> None:
             low = gr.Image(type="filepath", label="Low-resolution image", height=FRAME, elem_id="sr-input")
             if examples:
                 gr.Examples([[e] for e in examples], inputs=[low], label="Examples", elem_id="sr-examples")
-            steps = gr.Slider(1, limits.max_steps, value=min(50, limits.max_steps), step=1, precision=0,
-                              label="Upscaling steps")  # fmt: skip
+            steps = gr.Slider(
+                1,
+                limits.max_steps,
+                value=min(50, limits.max_steps),
+                step=1,
+                precision=0,
+                label="Upscaling steps",
+            )
             seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Upscaling seed")
             button = gr.Button("Upscale", variant="primary")
         high = gr.Image(type="pil", label=f"Upscaled {s}×", format="png", height=FRAME, elem_id="sr-output")

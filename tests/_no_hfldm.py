@@ -58,8 +58,12 @@ def load_without_hfldm(jobs: list, tmp: Path) -> tuple[dict, dict]:
     env.pop("PYTHONPATH", None)
     result = subprocess.run(
         [sys.executable, "-c", NO_HFLDM_LOADER, json.dumps(jobs), str(tmp / "images.npz"), str(REPO)],
-        capture_output=True, text=True, env=env, cwd=tmp, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     modules = json.loads(result.stdout.strip().splitlines()[-1])
     return dict(np.load(tmp / "images.npz")), modules

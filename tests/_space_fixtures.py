@@ -58,8 +58,11 @@ def editor_value(background, size: int = 64, box: tuple[int, int, int, int] = (1
 
     layer = PIL.Image.new("RGBA", (size, size), (0, 0, 0, 0))
     PIL.ImageDraw.Draw(layer).rectangle(box, fill=(255, 0, 255, 255))
-    return {"background": background.resize((size, size), PIL.Image.NEAREST), "layers": [layer],
-            "composite": None}  # fmt: skip
+    return {
+        "background": background.resize((size, size), PIL.Image.NEAREST),
+        "layers": [layer],
+        "composite": None,
+    }
 
 
 def free_port() -> int:
@@ -87,6 +90,7 @@ class SpaceProcess:
             "OMP_NUM_THREADS": "1",
             "HFLDM_SR_MODEL": "none",  # no Upscale tab unless a test gives a model
             "HFLDM_INPAINT_MODEL": "none",  # nor an Inpaint tab
+            "HFLDM_SKETCH_MODEL": "none",  # nor a Sketch tab
             **env,
         }
         self.log = tmp / "space.log"

@@ -33,9 +33,15 @@ print(type(pipe).__name__, type(pipe).__module__)
 def sr_unet(block_out_channels=(8, 16), in_channels: int = 7) -> ConditionalUNet:
     torch.manual_seed(3)
     unet = ConditionalUNet(
-        sample_size=LOW_RES, in_channels=in_channels, out_channels=4, block_out_channels=block_out_channels,
-        layers_per_block=1, attention_levels=False, num_attention_heads=2, norm_num_groups=4,
-    )  # fmt: skip
+        sample_size=LOW_RES,
+        in_channels=in_channels,
+        out_channels=4,
+        block_out_channels=block_out_channels,
+        layers_per_block=1,
+        attention_levels=False,
+        num_attention_heads=2,
+        norm_num_groups=4,
+    )
     return perturb(unet, seed=3).eval()
 
 
@@ -66,15 +72,27 @@ def save_diffusers_ldm_sr(folder: Path) -> Path:
     openimages (vqvae, unet with 6 input channels, scheduler), saved by diffusers itself."""
     torch.manual_seed(0)
     vqvae = VQModel(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
-        latent_channels=3, num_vq_embeddings=32, norm_num_groups=4,
-    )  # fmt: skip
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        latent_channels=3,
+        num_vq_embeddings=32,
+        norm_num_groups=4,
+    )
     unet = UNet2DModel(
-        sample_size=DIFFUSERS_LOW_RES, in_channels=6, out_channels=3, block_out_channels=(8, 16),
-        layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-        up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=4, attention_head_dim=4,
-    )  # fmt: skip
+        sample_size=DIFFUSERS_LOW_RES,
+        in_channels=6,
+        out_channels=3,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        attention_head_dim=4,
+    )
     scheduler = DDIMScheduler(num_train_timesteps=100, beta_schedule="scaled_linear", clip_sample=False)
     LDMSuperResolutionPipeline(vqvae=vqvae, unet=unet, scheduler=scheduler).save_pretrained(folder)
     return folder

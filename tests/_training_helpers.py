@@ -44,11 +44,26 @@ def run_script(
 
 def ldm_args(digits: Path, autoencoder: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "--autoencoder", str(autoencoder), "--train_data_dir", str(digits), "--resolution", str(RESOLUTION),
-        "--unet_config", str(ROOT / "training/configs/unet_tiny.yaml"), "--output_dir", str(out),
-        "--report_to", "none", "--validation_steps", "0", "--learning_rate", "1e-3",
-        "--scale_estimation_images", "32", *extra,
-    ]  # fmt: skip
+        "--autoencoder",
+        str(autoencoder),
+        "--train_data_dir",
+        str(digits),
+        "--resolution",
+        str(RESOLUTION),
+        "--unet_config",
+        str(ROOT / "training/configs/unet_tiny.yaml"),
+        "--output_dir",
+        str(out),
+        "--report_to",
+        "none",
+        "--validation_steps",
+        "0",
+        "--learning_rate",
+        "1e-3",
+        "--scale_estimation_images",
+        "32",
+        *extra,
+    ]
 
 
 def max_difference(a: dict, b: dict) -> float:

@@ -193,10 +193,21 @@ def free_port() -> int:
 
 def two_processes() -> list[str]:
     return [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+    ]
 
 
 @pytest.mark.slow
@@ -210,8 +221,11 @@ def test_resume_across_world_sizes_continues_exactly_or_refuses(digits, autoenco
     def train(name: str, processes: int, *more: str) -> Path:
         batch = flags(train_batch_size=8 // processes)
         launcher = two_processes() if processes == 2 else None
-        run_script("train_ldm.py", *ldm_args(digits, autoencoder, tmp_path / name, *extra, *batch, *more),
-                   launcher=launcher)  # fmt: skip
+        run_script(
+            "train_ldm.py",
+            *ldm_args(digits, autoencoder, tmp_path / name, *extra, *batch, *more),
+            launcher=launcher,
+        )
         return tmp_path / name
 
     def resumed(name: str, processes: int, checkpoint: Path) -> Path:
@@ -251,12 +265,30 @@ def test_autoencoder_resumes_exactly_from_its_checkpoint(digits, tmp_path):
     resume skips are never loaded, so the flips differ after it, as they did before these checkpoints.)"""
 
     def train(out: Path, *more: str) -> None:
-        run_script("train_autoencoder.py", *flags(
-            train_data_dir=digits, resolution=16, regularizer="kl", downsample_factor=2, base_channels=8,
-            latent_channels=2, layers_per_block=1, disc_layers=2, disc_channels=8, disc_start=1,
-            max_train_steps=4, train_batch_size=8, report_to="none", validation_steps=0, output_dir=out,
-            checkpointing_steps=2, num_validation_images=8, lr_scheduler="cosine",
-        ), *more)  # fmt: skip
+        run_script(
+            "train_autoencoder.py",
+            *flags(
+                train_data_dir=digits,
+                resolution=16,
+                regularizer="kl",
+                downsample_factor=2,
+                base_channels=8,
+                latent_channels=2,
+                layers_per_block=1,
+                disc_layers=2,
+                disc_channels=8,
+                disc_start=1,
+                max_train_steps=4,
+                train_batch_size=8,
+                report_to="none",
+                validation_steps=0,
+                output_dir=out,
+                checkpointing_steps=2,
+                num_validation_images=8,
+                lr_scheduler="cosine",
+            ),
+            *more,
+        )
 
     train(tmp_path / "ref")
     shutil.copytree(tmp_path / "ref" / "checkpoint-2", tmp_path / "run" / "checkpoint-2")

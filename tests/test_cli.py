@@ -44,7 +44,7 @@ def test_flags_take_either_spelling():
 
 
 def test_default_model_is_the_env_var_then_the_bundled_one(monkeypatch, tmp_path):
-    from hfldm.commands.generate import resolve_model
+    from hfldm.commands.shared import resolve_model
     from hfldm.resources import bundled
 
     monkeypatch.delenv("HFLDM_MODEL", raising=False)
@@ -59,8 +59,10 @@ def test_default_model_is_the_env_var_then_the_bundled_one(monkeypatch, tmp_path
 def test_the_wheel_carries_the_bundled_models_and_configs(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-        check=True, env=ENV, timeout=600,
-    )  # fmt: skip
+        check=True,
+        env=ENV,
+        timeout=600,
+    )
     (wheel,) = tmp_path.glob("hfldm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "hfldm/bundled/hfldm-emoji/model_index.json" in names

@@ -39,26 +39,46 @@ def tiny_ldm_text_to_image(tmp: Path) -> LDMTextToImagePipeline:
     assert len(tokenizer) == len(VOCAB)
     torch.manual_seed(0)
     vqvae = VQModel(
-        block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4, norm_num_groups=4,
-        num_vq_embeddings=16, sample_size=32,
-    )  # fmt: skip
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        num_vq_embeddings=16,
+        sample_size=32,
+    )
     bert = LDMBertModel(
         LDMBertConfig(
-            vocab_size=len(VOCAB), max_position_embeddings=77, encoder_layers=1, encoder_ffn_dim=32,
-            encoder_attention_heads=2, head_dim=8, d_model=16, dropout=0.0,
+            vocab_size=len(VOCAB),
+            max_position_embeddings=77,
+            encoder_layers=1,
+            encoder_ffn_dim=32,
+            encoder_attention_heads=2,
+            head_dim=8,
+            d_model=16,
+            dropout=0.0,
         )
-    )  # fmt: skip
+    )
     unet = UNet2DConditionModel(
-        sample_size=4, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+        sample_size=4,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16, attention_head_dim=4,
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=4,
         norm_num_groups=4,
-    )  # fmt: skip
+    )
     scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
         set_alpha_to_one=False,
-    )  # fmt: skip
+    )
     return LDMTextToImagePipeline(vqvae=vqvae, bert=bert, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
 
 
@@ -75,9 +95,13 @@ def sample(pipe, guidance_scale: float = 1.0, eta: float = 0.0, generator=None) 
     pipe.set_progress_bar_config(disable=True)
     generator = generator if generator is not None else torch.manual_seed(0)
     return pipe(
-        PROMPTS, num_inference_steps=STEPS, guidance_scale=guidance_scale, eta=eta, generator=generator,
+        PROMPTS,
+        num_inference_steps=STEPS,
+        guidance_scale=guidance_scale,
+        eta=eta,
+        generator=generator,
         output_type="np",
-    ).images  # fmt: skip
+    ).images
 
 
 def test_loads_as_latent_diffusion_pipeline_with_the_text_convention_recorded(ldm_folder):
@@ -155,8 +179,11 @@ def test_convert_round_trip(ldm_folder, tmp_path, capsys):
     script = REMOTE_LOAD.format(prompts=PROMPTS, steps=STEPS)
     result = subprocess.run(
         [sys.executable, "-c", script, str(out), str(tmp_path / "images.npy")],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "LatentDiffusionPipeline LDMBertModel" in result.stdout
     difference = np.abs(np.load(tmp_path / "images.npy") - expected).max()

@@ -40,9 +40,20 @@ def exported(tmp_path_factory):
     notes.write_text("## Training\nnotes-marker\n")
     report_a.write_text("report-guided\n")
     report_b.write_text("report-unguided\n")
-    argv = ["--pipeline", str(tmp / "trained"), "--data", str(emoji_like(tmp / "data")), "--out",
-            str(tmp / "out"), "--training-notes", str(notes), "--report", str(report_a),
-            "--report", str(report_b)]  # fmt: skip
+    argv = [
+        "--pipeline",
+        str(tmp / "trained"),
+        "--data",
+        str(emoji_like(tmp / "data")),
+        "--out",
+        str(tmp / "out"),
+        "--training-notes",
+        str(notes),
+        "--report",
+        str(report_a),
+        "--report",
+        str(report_b),
+    ]
     assert export_model.main(argv) == 0
     return pipe, tmp / "out"
 
@@ -115,10 +126,25 @@ def test_a_super_resolution_pipeline_exports_without_captions(tmp_path):
     pipe.save_pretrained(tmp_path / "trained")
     report = tmp_path / "eval.md"
     report.write_text("| bicubic | sr-marker |\n")
-    assert export_model.main(["--pipeline", str(tmp_path / "trained"), "--out", str(tmp_path / "out"),
-                              "--report", str(report)]) == 0  # fmt: skip
-    assert export_model.main(["--pipeline", str(tmp_path / "trained"), "--out", str(tmp_path / "with-data"),
-                              "--data", str(emoji_like(tmp_path / "data"))]) == 0  # fmt: skip
+    assert (
+        export_model.main(
+            ["--pipeline", str(tmp_path / "trained"), "--out", str(tmp_path / "out"), "--report", str(report)]
+        )
+        == 0
+    )
+    assert (
+        export_model.main(
+            [
+                "--pipeline",
+                str(tmp_path / "trained"),
+                "--out",
+                str(tmp_path / "with-data"),
+                "--data",
+                str(emoji_like(tmp_path / "data")),
+            ]
+        )
+        == 0
+    )
     examples = sorted((tmp_path / "with-data" / "examples").glob("*.png"))  # held-out, not variants, s× down
     assert [p.name for p in examples] == [
         "00-green-apple.png",

@@ -26,7 +26,7 @@ def bundled() -> str:
 
 @pytest.fixture(scope="module")
 def bundled_pipe(bundled):
-    from hfldm.commands.generate import load_pipeline
+    from hfldm.commands.shared import load_pipeline
 
     return load_pipeline(bundled, "saved", "cpu")
 

@@ -26,9 +26,14 @@ def test_encoder_and_decoder_are_the_identity_with_f_1(tmp_path):
 def test_a_pixel_space_pipeline_samples_and_round_trips():
     torch.manual_seed(0)
     unet = ConditionalUNet(
-        sample_size=16, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
-        attention_levels=(False, False), norm_num_groups=4,
-    )  # fmt: skip
+        sample_size=16,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        attention_levels=(False, False),
+        norm_num_groups=4,
+    )
     pipe = LatentDiffusionPipeline(IdentityAutoencoder(sample_size=16), perturb(unet, 0), DDPMScheduler(100))
     pipe.set_progress_bar_config(disable=True)
     images = pipe(num_inference_steps=3, generator=torch.Generator().manual_seed(0), output_type="np").images

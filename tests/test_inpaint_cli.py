@@ -26,16 +26,39 @@ def files(tmp_path_factory):
 
 def test_inpaint_writes_the_pipeline_images(files, tmp_path):
     out = tmp_path / "out.png"
-    argv = ["inpaint", "--model", str(files / "model"), "--image", str(files / "image.png"), "--mask",
-            str(files / "mask.png"), "--prompt", "cat face", "--steps", "3", "--seed", "5",
-            "--num-images", "2", "--out", str(out), *FP32]  # fmt: skip
+    argv = [
+        "inpaint",
+        "--model",
+        str(files / "model"),
+        "--image",
+        str(files / "image.png"),
+        "--mask",
+        str(files / "mask.png"),
+        "--prompt",
+        "cat face",
+        "--steps",
+        "3",
+        "--seed",
+        "5",
+        "--num-images",
+        "2",
+        "--out",
+        str(out),
+        *FP32,
+    ]
     assert hfldm_main(argv) == 0
     pipe = LatentDiffusionInpaintPipeline.from_pretrained(files / "model")
     pipe.set_progress_bar_config(disable=True)
     image, mask = PIL.Image.open(files / "image.png"), PIL.Image.open(files / "mask.png")
     generators = [torch.Generator().manual_seed(s) for s in (5, 6)]
-    expected = pipe("cat face", image=image, mask_image=mask, num_inference_steps=3, num_images_per_prompt=2,
-                    generator=generators).images  # fmt: skip
+    expected = pipe(
+        "cat face",
+        image=image,
+        mask_image=mask,
+        num_inference_steps=3,
+        num_images_per_prompt=2,
+        generator=generators,
+    ).images
     grid = np.asarray(PIL.Image.open(out).convert("RGB"))
     np.testing.assert_array_equal(grid, np.concatenate([np.asarray(e) for e in expected], axis=1))
     keep = np.asarray(mask) == 0

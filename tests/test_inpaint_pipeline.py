@@ -24,8 +24,9 @@ PROMPT = "cat face"
 def inpaint(pipe, image, mask, seed=0, steps=4, **kwargs) -> np.ndarray:
     kwargs.setdefault("output_type", "np")
     generator = torch.Generator().manual_seed(seed)
-    return pipe(PROMPT, image=image, mask_image=mask, num_inference_steps=steps, generator=generator,
-                **kwargs).images  # fmt: skip
+    return pipe(
+        PROMPT, image=image, mask_image=mask, num_inference_steps=steps, generator=generator, **kwargs
+    ).images
 
 
 def test_channel_layout_and_mismatch_error():
@@ -132,8 +133,15 @@ def test_batches_guidance_and_scheduler_swap():
     pipe = inpaint_pipeline()
     mask = box_mask()
     batch = images(2)
-    out = pipe([PROMPT, "red apple"], image=batch, mask_image=mask, num_images_per_prompt=2,
-               num_inference_steps=3, generator=torch.manual_seed(0), output_type="np").images  # fmt: skip
+    out = pipe(
+        [PROMPT, "red apple"],
+        image=batch,
+        mask_image=mask,
+        num_images_per_prompt=2,
+        num_inference_steps=3,
+        generator=torch.manual_seed(0),
+        output_type="np",
+    ).images
     assert out.shape == (4, IMAGE_SIZE, IMAGE_SIZE, 3)
     keep = np.asarray(mask) == 0
     for i in range(4):  # images 0, 1 come from batch[0], 2, 3 from batch[1]
@@ -167,8 +175,14 @@ def test_loads_in_a_fresh_process_with_remote_code(tmp_path):
     mask.save(tmp_path / "mask.png")
     expected = inpaint(pipe, image, mask)
     args = [tmp_path / "model", tmp_path / "image.png", tmp_path / "mask.png", tmp_path / "out.npy"]
-    result = subprocess.run([sys.executable, "-c", FRESH_LOADER, *map(str, args)], cwd=tmp_path, env=ENV,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_LOADER, *map(str, args)],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("LatentDiffusionInpaintPipeline")
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)

@@ -133,9 +133,13 @@ def test_streaming_and_map_style_give_the_same_first_batch(digits_dir, layout):
     batches = []
     for streaming in (False, True):
         args = DataArguments(
-            train_data_dir=str(digits_dir / layout), resolution=10, center_crop=False, random_flip=True,
-            label_column="label" if layout == "12" else None, streaming=streaming,
-        )  # fmt: skip
+            train_data_dir=str(digits_dir / layout),
+            resolution=10,
+            center_crop=False,
+            random_flip=True,
+            label_column="label" if layout == "12" else None,
+            streaming=streaming,
+        )
         dataset, _ = load_image_dataset(args)
         torch.manual_seed(3)  # the seed of the random crops and flips
         batches.append(next(iter(make_dataloader(dataset, 16, shuffle=False))))

@@ -85,8 +85,10 @@ def test_train_ldm_stops_at_a_nan_loss_and_keeps_the_last_good_checkpoint(digits
     assert len(errors) == 1 and errors[0].startswith(
         "train_ldm.py: error: training stopped at step 4: the loss"
     )
-    assert errors[0].endswith("--skip_nonfinite_steps 1 used up. No update was made from it and nothing "
-                              "saved: checkpoint-2 is the last good state")  # fmt: skip
+    assert errors[0].endswith(
+        "--skip_nonfinite_steps 1 used up. No update was made from it and nothing "
+        "saved: checkpoint-2 is the last good state"
+    )
     assert "Traceback" not in stopped.stderr
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
     assert all(p.read_bytes() == data for p, data in kept.items())
@@ -97,12 +99,29 @@ def test_train_autoencoder_stops_when_training_diverges(digits, tmp_path):
     """A learning rate of 1e30 overflows the weights after one step: the run stops at step 2 with exit
     code 3 before saving anything (it used to train on at loss=nan and save a nan model)."""
     out = tmp_path / "vae"
-    stopped = run_script("train_autoencoder.py", *flags(
-        train_data_dir=digits, resolution=16, regularizer="kl", downsample_factor=2, base_channels=8,
-        latent_channels=2, layers_per_block=1, disc_layers=2, disc_channels=8, max_train_steps=6,
-        train_batch_size=8, report_to="none", validation_steps=0, checkpointing_steps=2, output_dir=out,
-        learning_rate=1e30, num_validation_images=8,
-    ), rc=3)  # fmt: skip
+    stopped = run_script(
+        "train_autoencoder.py",
+        *flags(
+            train_data_dir=digits,
+            resolution=16,
+            regularizer="kl",
+            downsample_factor=2,
+            base_channels=8,
+            latent_channels=2,
+            layers_per_block=1,
+            disc_layers=2,
+            disc_channels=8,
+            max_train_steps=6,
+            train_batch_size=8,
+            report_to="none",
+            validation_steps=0,
+            checkpointing_steps=2,
+            output_dir=out,
+            learning_rate=1e30,
+            num_validation_images=8,
+        ),
+        rc=3,
+    )
     errors = [line for line in stopped.stderr.splitlines() if "error:" in line]
     assert errors == [errors[0]] and errors[0].startswith(
         "train_autoencoder.py: error: training stopped at step 2"
@@ -189,11 +208,25 @@ def test_train_lora_stops_when_training_diverges(digits, tmp_path):
     from test_train_lora import save_pipeline
 
     out = tmp_path / "lora"
-    stopped = run_script("train_lora.py", "--label_column", "label", *flags(
-        pretrained_model=save_pipeline(tmp_path / "pipeline", "class"), train_data_dir=digits, resolution=16,
-        max_samples=32, rank=4, max_train_steps=4, train_batch_size=8, learning_rate=1e30, validation_steps=0,
-        report_to="none", output_dir=out,
-    ), rc=3)  # fmt: skip
+    stopped = run_script(
+        "train_lora.py",
+        "--label_column",
+        "label",
+        *flags(
+            pretrained_model=save_pipeline(tmp_path / "pipeline", "class"),
+            train_data_dir=digits,
+            resolution=16,
+            max_samples=32,
+            rank=4,
+            max_train_steps=4,
+            train_batch_size=8,
+            learning_rate=1e30,
+            validation_steps=0,
+            report_to="none",
+            output_dir=out,
+        ),
+        rc=3,
+    )
     errors = [line for line in stopped.stderr.splitlines() if "error:" in line]
     assert errors == [errors[0]] and errors[0].startswith("train_lora.py: error: training stopped at step 2")
     assert not (out / "pytorch_lora_weights.safetensors").exists()

@@ -203,21 +203,33 @@ def test_diffusers_unet_and_autoencoder_work_too():
     """The pipeline uses only the diffusers API: diffusers' UNet2DConditionModel and AutoencoderKL fit."""
     torch.manual_seed(6)
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=TEXT_DIM,
-        attention_head_dim=2, norm_num_groups=4,
-    )  # fmt: skip
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=TEXT_DIM,
+        attention_head_dim=2,
+        norm_num_groups=4,
+    )
     vae = AutoencoderKL(
-        block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4,
+        block_out_channels=(8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=4,
         sample_size=IMAGE_SIZE,
-    )  # fmt: skip
+    )
     tokenizer, text_encoder = tiny_text()
     pipe = hfldm.LatentDiffusionPipeline(
-        vae=vae.eval(), unet=perturb(unet, seed=7).eval(), scheduler=DDIMScheduler(num_train_timesteps=100),
-        text_encoder=text_encoder, tokenizer=tokenizer,
-    )  # fmt: skip
+        vae=vae.eval(),
+        unet=perturb(unet, seed=7).eval(),
+        scheduler=DDIMScheduler(num_train_timesteps=100),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+    )
     pipe.set_progress_bar_config(disable=True)
     guided = sample(pipe, prompt="cat face", guidance_scale=0.0)
     assert guided.shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3)

@@ -114,8 +114,11 @@ def test_fresh_process_loads_reproduce_the_images(saved, tmp_path):
     ]
     result = subprocess.run(
         [sys.executable, "-c", LOADER, json.dumps(jobs), str(tmp_path / "images.npz")],
-        capture_output=True, text=True, env=_env(tmp_path), timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     classes = json.loads(result.stdout.strip().splitlines()[-1])
     images = np.load(tmp_path / "images.npz")
@@ -234,8 +237,11 @@ def test_cli_bad_inputs_give_one_line_errors(saved, tmp_path, capsys):
     command = ["generate", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "x.png")]
     result = subprocess.run(
         [sys.executable, "-m", "hfldm.cli", *command],
-        capture_output=True, text=True, env=_env(tmp_path), timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"hfldm generate: error: model folder not found: {tmp_path / 'missing'}"
     assert not (tmp_path / "x.png").exists()

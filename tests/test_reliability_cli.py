@@ -16,7 +16,7 @@ from _ldm_fixtures import IMAGE_SIZE, text_pipeline
 from _superres_fixtures import LOW_RES, low_res_images, sr_pipeline
 
 from hfldm.cli import main as hfldm_main
-from hfldm.commands.generate import open_image
+from hfldm.commands.shared import open_image
 
 
 @pytest.fixture(scope="module")

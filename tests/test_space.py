@@ -53,9 +53,13 @@ def inpaint_dir(tmp_path_factory) -> Path:
 def space(model_dir, sr_dir, inpaint_dir, tmp_path_factory):
     """The app in a subprocess, started before the in-process tests so that its slow imports overlap them."""
     space = SpaceProcess(
-        model_dir, tmp_path_factory.mktemp("server"), HFLDM_MAX_IMAGES="3", HFLDM_QUEUE_SIZE="1",
-        HFLDM_SR_MODEL=str(sr_dir), HFLDM_INPAINT_MODEL=str(inpaint_dir),
-    )  # fmt: skip
+        model_dir,
+        tmp_path_factory.mktemp("server"),
+        HFLDM_MAX_IMAGES="3",
+        HFLDM_QUEUE_SIZE="1",
+        HFLDM_SR_MODEL=str(sr_dir),
+        HFLDM_INPAINT_MODEL=str(inpaint_dir),
+    )
     yield space
     space.stop()
 
@@ -356,8 +360,13 @@ def test_inpaint_repaints_what_is_painted_and_keeps_the_rest(inpaint_pipe, inpai
     result, source = np.asarray(out), np.asarray(background)
     assert (result[~mask] == source[~mask]).all() and (result[mask] != source[mask]).any()
     generator = torch.Generator().manual_seed(5)
-    expected = inpaint_pipe("cat face", image=background, mask_image=PIL.Image.fromarray(mask),
-                            num_inference_steps=3, generator=generator).images[0]  # fmt: skip
+    expected = inpaint_pipe(
+        "cat face",
+        image=background,
+        mask_image=PIL.Image.fromarray(mask),
+        num_inference_steps=3,
+        generator=generator,
+    ).images[0]
     assert np.array_equal(result, np.asarray(expected))
     refusals = [
         (None, {}, "Upload an image to inpaint"),
@@ -420,8 +429,11 @@ def test_inpaint_endpoint_through_gradio_client(space, inpaint_pipe, inpaint_dir
     for name in ("background", "layer"):
         files[name] = tmp_path / f"{name}.png"
         (value["background"] if name == "background" else value["layers"][0]).save(files[name])
-    request = {"background": handle_file(str(files["background"])),
-               "layers": [handle_file(str(files["layer"]))], "composite": None}  # fmt: skip
+    request = {
+        "background": handle_file(str(files["background"])),
+        "layers": [handle_file(str(files["layer"]))],
+        "composite": None,
+    }
     out = client.predict(request, "cat face", 3, 3.0, 5, api_name="/inpaint")
     expected = inpaint_tab.inpaint(inpaint_pipe, Limits(), value, "cat face", 3, 3.0, 5)
     assert Path(out).suffix == ".png"

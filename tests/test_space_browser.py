@@ -121,8 +121,9 @@ def check_upscale(page, screenshot: Path) -> None:
     page.wait_for_function(f"() => [...document.querySelectorAll('#sr-input img')].some({LOADED_JS})")
     low = page.locator("#sr-input img").first.evaluate(f"img => ({LOADED_JS})(img) && img.naturalWidth")
     page.get_by_role("button", name="Upscale", exact=True).click()
-    page.wait_for_function(f"() => [...document.querySelectorAll('#sr-output img')].some({LOADED_JS})",
-                           timeout=120_000)  # fmt: skip
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#sr-output img')].some({LOADED_JS})", timeout=120_000
+    )
     (stats,) = page.locator("#sr-output img").evaluate_all(IMAGE_STATS_JS)
     assert stats["width"] == stats["height"] == 2 * low and stats["std"] > 1.0
     page.screenshot(path=str(screenshot))
@@ -164,8 +165,9 @@ def run_inpaint(page, side: int | None, previous: str | None) -> str:
     is not blank; returns its src."""
     page.get_by_role("button", name="Inpaint", exact=True).click()
     new = f"img => ({LOADED_JS})(img) && img.src !== {json.dumps(previous)}"
-    page.wait_for_function(f"() => [...document.querySelectorAll('#inpaint-output img')].some({new})",
-                           timeout=120_000)  # fmt: skip
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#inpaint-output img')].some({new})", timeout=120_000
+    )
     (stats,) = page.locator("#inpaint-output img").evaluate_all(IMAGE_STATS_JS)
     assert stats["width"] == stats["height"] == (side or stats["width"]) > 0 and stats["std"] > 1.0
     return page.locator("#inpaint-output img").first.get_attribute("src")

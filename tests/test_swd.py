@@ -47,8 +47,9 @@ def test_blur_raises_the_finest_level_distance_monotonically():
     other = torch.rand(64, 3, 32, 32, generator=g)
     same = swd(real, other, patches_per_image=32, directions=64, repeats=1, min_size=8)
     assert same["levels"] == [32, 16, 8]
-    finest = [swd(real, blur(other, k), patches_per_image=32, directions=64, repeats=1, min_size=8)
-              for k in (1, 2)]  # fmt: skip
+    finest = [
+        swd(real, blur(other, k), patches_per_image=32, directions=64, repeats=1, min_size=8) for k in (1, 2)
+    ]
     assert same["swd"][0] < finest[0]["swd"][0] < finest[1]["swd"][0]
     assert same["frechet"][0] < finest[0]["frechet"][0] < finest[1]["frechet"][0]
     with pytest.raises(ValueError, match="image shapes differ"):

@@ -21,12 +21,30 @@ def tensorboard_scalars(logdir: Path) -> dict[str, list[float]]:
 @pytest.mark.slow
 def test_autoencoder_script_kl_with_patch_gan(digits, tmp_path):
     out = tmp_path / "kl"
-    run_script("train_autoencoder.py", *flags(
-        train_data_dir=digits, resolution=RESOLUTION, validation_split="test", num_validation_images=16,
-        regularizer="kl", downsample_factor=2, base_channels=16, latent_channels=2, layers_per_block=1,
-        disc_layers=2, disc_channels=16, disc_start=20, max_train_steps=30, train_batch_size=8,
-        learning_rate=2e-3, logging_steps=1, validation_steps=15, checkpointing_steps=100, output_dir=out,
-    ))  # fmt: skip
+    run_script(
+        "train_autoencoder.py",
+        *flags(
+            train_data_dir=digits,
+            resolution=RESOLUTION,
+            validation_split="test",
+            num_validation_images=16,
+            regularizer="kl",
+            downsample_factor=2,
+            base_channels=16,
+            latent_channels=2,
+            layers_per_block=1,
+            disc_layers=2,
+            disc_channels=16,
+            disc_start=20,
+            max_train_steps=30,
+            train_batch_size=8,
+            learning_rate=2e-3,
+            logging_steps=1,
+            validation_steps=15,
+            checkpointing_steps=100,
+            output_dir=out,
+        ),
+    )
     scalars = tensorboard_scalars(out / "logs")
     rec = scalars["train/rec_loss"]
     assert len(rec) == 30 and np.mean(rec[-3:]) < 0.7 * np.mean(rec[:3])  # L1 falls
@@ -46,12 +64,29 @@ def test_autoencoder_script_kl_with_patch_gan(digits, tmp_path):
 @pytest.mark.slow
 def test_autoencoder_script_vq(digits, tmp_path):
     out = tmp_path / "vq"
-    run_script("train_autoencoder.py", *flags(
-        train_data_dir=digits, resolution=RESOLUTION, num_validation_images=8, regularizer="vq",
-        downsample_factor=4, base_channels=8, latent_channels=3, num_vq_embeddings=32, layers_per_block=1,
-        disc_layers=2, disc_channels=8, disc_start=3, max_train_steps=5, train_batch_size=8, logging_steps=1,
-        validation_steps=5, checkpointing_steps=100, output_dir=out,
-    ))  # fmt: skip
+    run_script(
+        "train_autoencoder.py",
+        *flags(
+            train_data_dir=digits,
+            resolution=RESOLUTION,
+            num_validation_images=8,
+            regularizer="vq",
+            downsample_factor=4,
+            base_channels=8,
+            latent_channels=3,
+            num_vq_embeddings=32,
+            layers_per_block=1,
+            disc_layers=2,
+            disc_channels=8,
+            disc_start=3,
+            max_train_steps=5,
+            train_batch_size=8,
+            logging_steps=1,
+            validation_steps=5,
+            checkpointing_steps=100,
+            output_dir=out,
+        ),
+    )
     scalars = tensorboard_scalars(out / "logs")
     assert len(scalars["train/reg_loss"]) == 5 and all(v > 0 for v in scalars["train/reg_loss"])
     used_codes = 32 * scalars["val/codebook_usage"][-1]
@@ -68,20 +103,42 @@ def test_init_from_fine_tunes_a_trained_autoencoder(digits, tmp_path):
     start.save_pretrained(tmp_path / "start")
     out = tmp_path / "tuned"
     common = dict(
-        train_data_dir=digits, resolution=RESOLUTION, num_validation_images=8, regularizer="kl",
-        max_train_steps=2, train_batch_size=4, learning_rate=1e-6, lr_warmup_steps=0, logging_steps=1,
-        validation_steps=100, checkpointing_steps=100, disc_layers=2,
-    )  # fmt: skip
-    run_script("train_autoencoder.py", *flags(
-        **common, init_from=tmp_path / "start", base_channels=64, downsample_factor=4, output_dir=out,
-    ))  # fmt: skip
+        train_data_dir=digits,
+        resolution=RESOLUTION,
+        num_validation_images=8,
+        regularizer="kl",
+        max_train_steps=2,
+        train_batch_size=4,
+        learning_rate=1e-6,
+        lr_warmup_steps=0,
+        logging_steps=1,
+        validation_steps=100,
+        checkpointing_steps=100,
+        disc_layers=2,
+    )
+    run_script(
+        "train_autoencoder.py",
+        *flags(
+            **common,
+            init_from=tmp_path / "start",
+            base_channels=64,
+            downsample_factor=4,
+            output_dir=out,
+        ),
+    )
     tuned = KLAutoencoder.from_pretrained(out)
     assert tuned.config.block_out_channels == [8, 8] and tuned.downsample_factor == 2  # not the flags'
     assert tuned.config.scaling_factor == 1.0 and tuned.config.sample_size == RESOLUTION
     moved = max((a - b).abs().max().item() for a, b in zip(tuned.parameters(), start.parameters()))
     assert 0 < moved < 1e-4  # two steps at lr 1e-6 from the given weights
 
-    result = run_script("train_autoencoder.py", *flags(
-        **{**common, "regularizer": "vq"}, init_from=tmp_path / "start", output_dir=tmp_path / "bad",
-    ), rc=2)  # fmt: skip
+    result = run_script(
+        "train_autoencoder.py",
+        *flags(
+            **{**common, "regularizer": "vq"},
+            init_from=tmp_path / "start",
+            output_dir=tmp_path / "bad",
+        ),
+        rc=2,
+    )
     assert "--init_from" in result.stderr and "KL autoencoder but --regularizer is vq" in result.stderr

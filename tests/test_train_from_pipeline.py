@@ -47,11 +47,22 @@ def unet_weights(folder) -> dict:
 def test_fine_tunes_the_whole_pipeline(sources, digits, tmp_path, layout):
     source, out = sources[layout], tmp_path / "tuned"
     resolution = 32 if layout == "compvis" else RESOLUTION  # CompVis' tiny VQModel has f = 8
-    run_script("train_ldm.py", *flags(
-        pretrained_model_name_or_path=source, train_data_dir=digits, resolution=resolution,
-        max_train_steps=2, train_batch_size=4, learning_rate=1e-7, lr_warmup_steps=0, use_ema=False,
-        validation_steps=0, report_to="none", output_dir=out,
-    ))  # fmt: skip
+    run_script(
+        "train_ldm.py",
+        *flags(
+            pretrained_model_name_or_path=source,
+            train_data_dir=digits,
+            resolution=resolution,
+            max_train_steps=2,
+            train_batch_size=4,
+            learning_rate=1e-7,
+            lr_warmup_steps=0,
+            use_ema=False,
+            validation_steps=0,
+            report_to="none",
+            output_dir=out,
+        ),
+    )
     before, after = (
         json.loads((source / "model_index.json").read_text()),
         json.loads((out / "model_index.json").read_text()),
@@ -81,13 +92,27 @@ def test_fine_tunes_the_whole_pipeline(sources, digits, tmp_path, layout):
 
 def test_flags_that_the_pipeline_replaces_are_refused(sources, digits, tmp_path, autoencoder):
     for flag, value in [("autoencoder", autoencoder), ("text_encoder", "minilm")]:
-        result = run_script("train_ldm.py", *flags(
-            pretrained_model_name_or_path=sources["hfldm"], train_data_dir=digits, resolution=RESOLUTION,
-            output_dir=tmp_path / "x", **{flag: value},
-        ), rc=2)  # fmt: skip
+        result = run_script(
+            "train_ldm.py",
+            *flags(
+                pretrained_model_name_or_path=sources["hfldm"],
+                train_data_dir=digits,
+                resolution=RESOLUTION,
+                output_dir=tmp_path / "x",
+                **{flag: value},
+            ),
+            rc=2,
+        )
         assert f"--{flag}: the part comes from --pretrained_model_name_or_path" in result.stderr
-    result = run_script("train_ldm.py", *flags(
-        pretrained_model_name_or_path=sources["hfldm"], train_data_dir=digits, resolution=RESOLUTION,
-        output_dir=tmp_path / "x", task="superres",
-    ), rc=2)  # fmt: skip
+    result = run_script(
+        "train_ldm.py",
+        *flags(
+            pretrained_model_name_or_path=sources["hfldm"],
+            train_data_dir=digits,
+            resolution=RESOLUTION,
+            output_dir=tmp_path / "x",
+            task="superres",
+        ),
+        rc=2,
+    )
     assert "--task: superres trains a new U-Net" in result.stderr

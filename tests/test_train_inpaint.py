@@ -52,11 +52,11 @@ def _is_rectangle(mask: torch.Tensor) -> bool:
 def test_condition_is_the_masked_latent_and_the_mask_per_sample():
     vae = tiny_autoencoder().eval()  # f = 2, 2 latent channels
     task = InpaintTask(latent_space(vae), full_mask_prob=0.1, seed=0, process_index=0)
-    task.unet_config = with_condition_channels(_tiny_text_unet(), task.condition_channels).config
-    assert task.condition_channels == 2 + 1 and task.unet_config.in_channels == 2 + 3
+    unet_config = with_condition_channels(_tiny_text_unet(), task.condition_channels).config
+    assert task.condition_channels == 2 + 1 and unet_config.in_channels == 2 + 3
     x = digit_pixels(4)
     z_t = torch.randn(4, 2, 8, 8)
-    unet_input = task.unet_input(z_t, {"pixel_values": x}, micro_step=3, flip=None)
+    unet_input = task.unet_input(z_t, {"pixel_values": x}, micro_step=3, flip=None, unet_config=unet_config)
     assert unet_input.shape == (4, 5, 8, 8) and torch.equal(unet_input[:, :2], z_t)
     masks = task.masks(4, RESOLUTION, RESOLUTION, micro_step=3)
     ae = latent_space(vae)
@@ -95,11 +95,23 @@ def test_init_from_a_text_pipeline(digits, tmp_path):
     """2 steps at lr 1e-7 from a text pipeline: an inpainting pipeline comes out, its U-Net the text
     model's plus 4 + 1 input channels that started at zero."""
     source, out = source_folders(tmp_path)["hfldm"], tmp_path / "inpaint"
-    run_script("train_ldm.py", *flags(
-        init_from=source, task="inpaint", train_data_dir=digits, resolution=RESOLUTION, max_train_steps=2,
-        train_batch_size=4, learning_rate=1e-7, lr_warmup_steps=0, use_ema=False, validation_steps=0,
-        report_to="none", output_dir=out,
-    ))  # fmt: skip
+    run_script(
+        "train_ldm.py",
+        *flags(
+            init_from=source,
+            task="inpaint",
+            train_data_dir=digits,
+            resolution=RESOLUTION,
+            max_train_steps=2,
+            train_batch_size=4,
+            learning_rate=1e-7,
+            lr_warmup_steps=0,
+            use_ema=False,
+            validation_steps=0,
+            report_to="none",
+            output_dir=out,
+        ),
+    )
     from diffusers import DiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(out, trust_remote_code=True)

@@ -77,8 +77,9 @@ def test_cached_latents_minilm_bf16_to_a_loadable_pipeline(digits, autoencoder, 
     means, stds = torch.stack(list(rows["latent_mean"])), torch.stack(list(rows["latent_std"]))
     sample_std = (means.var() + (stds**2).mean()).sqrt()  # std of z = μ + σ·η over images and positions
     assert scale == pytest.approx(1 / sample_std.item(), rel=0.05)
-    images = pipe(prompt="digit 3", num_inference_steps=2, generator=torch.Generator().manual_seed(0),
-                  output_type="np").images  # fmt: skip
+    images = pipe(
+        prompt="digit 3", num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np"
+    ).images
     assert images.shape == (1, RESOLUTION, RESOLUTION, 3) and np.isfinite(images).all()
 
 
@@ -103,15 +104,33 @@ def test_two_processes_train_like_one_process_with_twice_the_batch(digits, autoe
         checkpointing_steps=3,
     )
     launcher = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+    ]
     two = subprocess.Popen(
-        [*launcher, str(ROOT / "training/train_ldm.py"),
-         *ldm_args(digits, autoencoder, tmp_path / "two", *extra, "--train_batch_size", "4")],
-        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            *launcher,
+            str(ROOT / "training/train_ldm.py"),
+            *ldm_args(digits, autoencoder, tmp_path / "two", *extra, "--train_batch_size", "4"),
+        ],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     run_script(
         "train_ldm.py", *ldm_args(digits, autoencoder, tmp_path / "one", *extra, "--train_batch_size", "8")
     )

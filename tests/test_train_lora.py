@@ -46,11 +46,24 @@ def test_lora_adapter_changes_outputs_and_switches_off(digits, kind, tmp_path):
 
     pipeline_dir, out = save_pipeline(tmp_path / "pipeline", kind), tmp_path / "lora"
     condition = ["--train_text_encoder", "true"] if kind == "text" else ["--label_column", "label"]
-    run_script("train_lora.py", *condition, *flags(
-        pretrained_model=pipeline_dir, train_data_dir=digits, resolution=RESOLUTION, max_samples=32, rank=4,
-        max_train_steps=4, train_batch_size=8, learning_rate=1e-2, validation_steps=4, report_to="none",
-        num_inference_steps=3, output_dir=out,
-    ))  # fmt: skip
+    run_script(
+        "train_lora.py",
+        *condition,
+        *flags(
+            pretrained_model=pipeline_dir,
+            train_data_dir=digits,
+            resolution=RESOLUTION,
+            max_samples=32,
+            rank=4,
+            max_train_steps=4,
+            train_batch_size=8,
+            learning_rate=1e-2,
+            validation_steps=4,
+            report_to="none",
+            num_inference_steps=3,
+            output_dir=out,
+        ),
+    )
     assert (out / "validation" / "samples-000004.png").is_file()  # validation samples with the adapters
     adapter, unet_file = (
         out / "pytorch_lora_weights.safetensors",

@@ -20,8 +20,7 @@ from safetensors.torch import load_file
 from hfldm import KLAutoencoder
 from hfldm.data.digits import load_digits_dataset
 from hfldm.eval.reconstruction import psnr
-from hfldm.training.superres import SuperResolutionTask
-from hfldm.training.superres_validation import upscale
+from hfldm.training.superres import SuperResolutionTask, upscale
 
 
 def digit_pixels(n: int) -> torch.Tensor:
@@ -37,9 +36,12 @@ def trained_autoencoder(tmp_path_factory):
     PSNR above bicubic 2× upsampling's 26.5 dB there, so the SR model has room to beat bicubic."""
     torch.manual_seed(0)
     ae = KLAutoencoder(
-        block_out_channels=(16, 32, 32), layers_per_block=1, latent_channels=8, norm_num_groups=8,
+        block_out_channels=(16, 32, 32),
+        layers_per_block=1,
+        latent_channels=8,
+        norm_num_groups=8,
         sample_size=16,
-    )  # fmt: skip
+    )
     x = digit_pixels(96)
     optimizer = torch.optim.Adam(ae.parameters(), 2e-3)
     for _ in range(300):
@@ -140,9 +142,14 @@ def test_space_to_depth_pipeline_upscales_by_f_over_r():
         block_out_channels=(8, 8, 8), layers_per_block=1, latent_channels=4, norm_num_groups=4
     )
     unet = ConditionalUNet(
-        in_channels=16, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-        attention_levels=False, num_attention_heads=2, norm_num_groups=4,
-    )  # fmt: skip
+        in_channels=16,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        attention_levels=False,
+        num_attention_heads=2,
+        norm_num_groups=4,
+    )
     scheduler = DDIMScheduler(num_train_timesteps=100, clip_sample=False)
     pipe = LatentDiffusionSuperResolutionPipeline(vae, unet, scheduler, True, "space_to_depth")
     pipe.set_progress_bar_config(disable=True)

@@ -69,7 +69,7 @@ def bad_argument_cases(
             "train_autoencoder.py",
             "--disc_layers",
             ["--train_data_dir", str(digits), "--resolution", "16", "--disc_layers", "3"],
-        ),  # fmt: skip
+        ),
         (
             "train_autoencoder.py",
             "--train_batch_size",
@@ -117,8 +117,13 @@ def test_bad_arguments_fail_in_one_line_before_training(
 
 @pytest.mark.slow
 def test_bad_argument_from_the_command_line_has_no_traceback(digits, autoencoder, tmp_path):
-    command = [sys.executable, str(ROOT / "training/train_ldm.py"), *ldm_args(digits, autoencoder, tmp_path),
-               "--snr_gamma", "-1"]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "training/train_ldm.py"),
+        *ldm_args(digits, autoencoder, tmp_path),
+        "--snr_gamma",
+        "-1",
+    ]
     result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -20,8 +20,11 @@ def two_cores(monkeypatch):
 def test_warns_on_one_thread_of_two_cores(two_cores, monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    with pytest.warns(UserWarning, match=r"training on 1 of 2 CPU threads \(OMP_NUM_THREADS=1\).*"
-                                         r"--num_cpu_threads_per_process 2"):  # fmt: skip
+    with pytest.warns(
+        UserWarning,
+        match=r"training on 1 of 2 CPU threads \(OMP_NUM_THREADS=1\).*"
+        r"--num_cpu_threads_per_process 2",
+    ):
         runtime.warn_idle_cores()
 
 

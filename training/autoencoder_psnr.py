@@ -18,8 +18,7 @@ import torch
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.autoencoders.loading import load_autoencoder
 from hfldm.eval.reconstruction import psnr
-from hfldm.training.superres import bicubic_down
-from hfldm.training.superres_validation import bicubic_up
+from hfldm.training.superres import bicubic_down, bicubic_up
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ from datasets import load_from_disk
 from hfldm.eval.subsets import skin_tone_variant_mask
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
+from hfldm.pipelines.pipeline_latent_diffusion_sketch import LatentDiffusionSketchPipeline
 from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSuperResolutionPipeline
 from hfldm.pipelines.saving import add_remote_code
 from hfldm.text.vocabulary import write_vocabulary
@@ -38,6 +39,7 @@ EXAMPLES = {
     LatentDiffusionPipeline: (True, None),
     LatentDiffusionSuperResolutionPipeline: (False, lambda pipe: pipe.upscale_factor),
     LatentDiffusionInpaintPipeline: (True, lambda pipe: 1),
+    LatentDiffusionSketchPipeline: (True, None),  # its examples are captions; a user draws the sketch
 }
 PIPELINES = {cls.__name__: cls for cls in EXAMPLES}
 

@@ -10,6 +10,7 @@ from typing import Literal
 
 from hfldm.training.args import arg, check_positive
 from hfldm.training.pretrained_pipeline import check_pretrained_flags
+from hfldm.training.task_registry import task_class
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -37,10 +38,11 @@ class LDMArguments:
     unet_config: str = arg(
         str(CONFIGS / "unet_small.yaml"), "YAML of ConditionalUNet arguments (widths, depth)."
     )
-    task: Literal["generate", "superres", "inpaint"] = arg(
+    task: str = arg(
         "generate",
-        "generate: text / class / unconditional LDM; superres: ε_θ([z_t, y], t), y the low-res image; "
-        "inpaint: ε_θ([z_t, E(x ⊙ (1 − m)), m↓], t, τ_θ(y)), m a mask drawn per sample.",
+        "One of hfldm.training.task_registry's tasks. generate: text / class / unconditional LDM; superres: "
+        "ε_θ([z_t, y], t), y the low-res image; inpaint: ε_θ([z_t, E(x ⊙ (1 − m)), m↓], t, τ_θ(y)), m a mask "
+        "drawn per sample.",
     )
     full_mask_prob: float = arg(
         0.1,
@@ -104,6 +106,7 @@ class LDMArguments:
     guidance_scale: float = arg(3.0, "Classifier-free guidance scale w of the validation samples.")
 
     def validate(self) -> None:
+        task_class(self.task)  # ValueError naming --task unless it is one of the registry's
         if self.pretrained_model_name_or_path is not None:
             check_pretrained_flags(self)
         elif self.autoencoder is None:
@@ -131,8 +134,6 @@ class LDMArguments:
         for name in ("cond_drop_prob", "full_mask_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"--{name}: must be in [0, 1], got {getattr(self, name)}")
-        if self.task == "inpaint" and self.cached_latents:
-            raise ValueError("--cached_latents: --task inpaint encodes the masked images; train from images")
         if self.text_encoder == "scratch" and self.text_hidden_size % 4:
             raise ValueError(
                 f"--text_hidden_size: must be divisible by the 4 attention heads, got {self.text_hidden_size}"

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Literal
 
 import torch
+from accelerate import PartialState
 from accelerate.utils import set_seed
 
 from hfldm.atomic import atomic_entries
@@ -106,9 +107,14 @@ def initial_autoencoder(args: AutoencoderArguments, resolution: int):
     """A fresh autoencoder from the architecture flags, or the trained one of --init_from to fine-tune."""
     if args.init_from is None:
         return new_autoencoder(
-            args.regularizer, args.downsample_factor, resolution, args.base_channels,
-            args.latent_channels, args.layers_per_block, args.num_vq_embeddings,
-        )  # fmt: skip
+            args.regularizer,
+            args.downsample_factor,
+            resolution,
+            args.base_channels,
+            args.latent_channels,
+            args.layers_per_block,
+            args.num_vq_embeddings,
+        )
     autoencoder = load_autoencoder(args.init_from, "--init_from")
     if not isinstance(autoencoder, (KLAutoencoder, VQAutoencoder)):
         raise ValueError(
@@ -128,6 +134,36 @@ def initial_autoencoder(args: AutoencoderArguments, resolution: int):
         )
     autoencoder.register_to_config(sample_size=resolution, scaling_factor=1.0)
     return autoencoder.requires_grad_(True).train()
+
+
+def optimizers(model, discriminator, args, train) -> tuple:
+    """(optimiser, LR schedule) of the generator (E, D, codebook), then of the discriminator."""
+    optimizer_g = make_optimizer(model.parameters(), train)
+    optimizer_d = make_optimizer(discriminator.parameters(), train, lr=args.disc_learning_rate)
+    processes = PartialState().num_processes  # the accelerator's
+    scheduler_g = make_lr_scheduler(optimizer_g, train, processes)
+    scheduler_d = make_lr_scheduler(optimizer_d, train, processes)
+    return optimizer_g, optimizer_d, scheduler_g, scheduler_d
+
+
+def check_downsampling(args, resolution: int) -> None:
+    """ValueError naming --downsample_factor when a new autoencoder's f does not divide --resolution."""
+    if args.init_from is None and resolution % args.downsample_factor:
+        raise ValueError(
+            f"--downsample_factor: {args.downsample_factor} does not divide --resolution {resolution}"
+        )
+
+
+def save_final(accelerator, autoencoder, discriminator, train, repo_id: str | None, metrics: dict) -> None:
+    """The autoencoder (and its discriminator, to continue training from) in output_dir, atomically; pushed
+    to the Hub if asked."""
+    with atomic_entries(train.output_dir, last="config.json") as staging:
+        autoencoder.save_pretrained(staging)
+        discriminator.save_pretrained(staging / "discriminator")
+    held_out_scores = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    accelerator.print(f"saved the autoencoder to {train.output_dir}; held-out {held_out_scores}")
+    if repo_id is not None:
+        push_folder(repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_autoencoder.py")
 
 
 def main() -> None:
@@ -150,10 +186,7 @@ def main() -> None:
     held_out_loader = make_dataloader(held_out, train.train_batch_size, train.seed, collate_fn, shuffle=False)
 
     # 2. models: the autoencoder (E, regulariser, D) and the PatchGAN discriminator
-    if args.init_from is None and data.resolution % args.downsample_factor:
-        raise ValueError(
-            f"--downsample_factor: {args.downsample_factor} does not divide --resolution {data.resolution}"
-        )
+    check_downsampling(args, data.resolution)
     autoencoder = initial_autoencoder(args, data.resolution)
     discriminator = new_discriminator(data.resolution, args.disc_channels, args.disc_layers)
     perceptual = perceptual_network(args.perceptual_weight)
@@ -162,14 +195,10 @@ def main() -> None:
     model = RegularizedAutoencoder(autoencoder)
     reg_weight = args.kl_weight if args.regularizer == "kl" else args.codebook_weight
     space = latent_space(autoencoder)
-    side = data.resolution // space.downsample_factor
-    latent_shape = (space.latent_channels, side, side)
+    latent_shape = (space.latent_channels, *[data.resolution // space.downsample_factor] * 2)
 
     # 3. optimisers: one for the generator (E, D, codebook), one for the discriminator
-    optimizer_g = make_optimizer(model.parameters(), train)
-    optimizer_d = make_optimizer(discriminator.parameters(), train, lr=args.disc_learning_rate)
-    scheduler_g = make_lr_scheduler(optimizer_g, train, accelerator.num_processes)
-    scheduler_d = make_lr_scheduler(optimizer_d, train, accelerator.num_processes)
+    optimizer_g, optimizer_d, scheduler_g, scheduler_d = optimizers(model, discriminator, args, train)
 
     # 4. accelerate
     model, discriminator, optimizer_g, optimizer_d, scheduler_g, scheduler_d, train_loader = (
@@ -182,12 +211,15 @@ def main() -> None:
         accelerator.init_trackers("train_autoencoder", config=tracker_config(args, data, train))
     first_step = resume(accelerator, train.output_dir, train.resume_from_checkpoint)
     unwrapped = accelerator.unwrap_model(model)
-
     patch_gan = accelerator.unwrap_model(discriminator)
     generator_loss = partial(
-        autoencoder_generator_loss, reg_weight=reg_weight, last_layer=unwrapped.last_layer,
-        disc_weight=args.disc_weight, perceptual=perceptual, perceptual_weight=args.perceptual_weight,
-    )  # fmt: skip
+        autoencoder_generator_loss,
+        reg_weight=reg_weight,
+        last_layer=unwrapped.last_layer,
+        disc_weight=args.disc_weight,
+        perceptual=perceptual,
+        perceptual_weight=args.perceptual_weight,
+    )
 
     def training_step(batch: dict, micro_step: int) -> dict[str, float]:
         """One pass: E, D (and the codebook) on their loss, then the PatchGAN once --disc_start is reached."""
@@ -231,15 +263,7 @@ def main() -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         metrics = validate(step)
-        with atomic_entries(train.output_dir, last="config.json") as staging:
-            unwrapped.autoencoder.save_pretrained(staging)
-            accelerator.unwrap_model(discriminator).save_pretrained(staging / "discriminator")
-        held_out_scores = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        accelerator.print(f"saved the autoencoder to {train.output_dir}; held-out {held_out_scores}")
-        if repo_id is not None:
-            push_folder(
-                repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_autoencoder.py"
-            )
+        save_final(accelerator, unwrapped.autoencoder, patch_gan, train, repo_id, metrics)
     accelerator.end_training()
 
 

@@ -35,13 +35,16 @@ from hfldm.training.args import (
 )
 from hfldm.training.checkpoints import resume
 from hfldm.training.conditioner import Conditioner
-from hfldm.training.data import captions, data_for, load_images, pipeline_conditioning
+from hfldm.training.conditioning import pipeline_kind
+from hfldm.training.data import data_for, load_images
+from hfldm.training.generation import GenerationTask
 from hfldm.training.hub import hub_repo, push_folder
 from hfldm.training.ldm_trainer import LDMTrainer  # train_ldm.py's step: only the trained parameters differ
 from hfldm.training.loop import train_loop
 from hfldm.training.models import check_resolution
 from hfldm.training.nonfinite import stop_on_nonfinite
 from hfldm.training.output_dir import claim_run
+from hfldm.training.pipeline_parts import PipelineParts
 from hfldm.training.runtime import (
     make_accelerator,
     make_dataloader,
@@ -49,7 +52,8 @@ from hfldm.training.runtime import (
     make_optimizer,
     tracker_config,
 )
-from hfldm.training.validation import assemble_pipeline, sample_grid, save_and_log, validation_conditions
+from hfldm.training.tasks import ValidationSettings
+from hfldm.training.validation import save_and_log
 
 
 @dataclass
@@ -81,6 +85,32 @@ class LoRAArguments:
             raise ValueError(f"--cond_drop_prob: must be in [0, 1], got {self.cond_drop_prob}")
 
 
+def lora_objective(args, train, random_flip: bool, augment) -> dict:
+    """LDMTrainer's objective and augmentation flags of a LoRA run (train_ldm.py's, without a task)."""
+    return {
+        "cond_drop_prob": args.cond_drop_prob,
+        "noise_offset": args.noise_offset,
+        "snr_gamma": args.snr_gamma,
+        "random_flip": random_flip,
+        "max_grad_norm": train.max_grad_norm,
+        "augment": augment,
+    }
+
+
+def validation_settings(args, kind, texts: list[str], num_class_embeds: int | None) -> ValidationSettings:
+    """The validation grid's seeds, prompts or classes (the given ones, else the data's first), steps, w."""
+    prompts, labels = kind.validation_conditions(
+        args.validation_prompts, args.validation_class_labels, texts, (num_class_embeds or 1) - 1
+    )
+    return ValidationSettings(
+        seeds=args.validation_seeds,
+        prompts=prompts,
+        class_labels=labels,
+        num_inference_steps=args.num_inference_steps,
+        guidance_scale=args.guidance_scale,
+    )
+
+
 def main() -> None:
     args, data, train = parse_args(LoRAArguments, DataArguments, TrainingArguments, description=__doc__)
     check_training_arguments(train)
@@ -91,13 +121,9 @@ def main() -> None:
 
     # 1. the pipeline: frozen autoencoder, τ_θ and U-Net, and how it is conditioned
     pipeline = load_pipeline(args.pretrained_model, "--pretrained_model")
-    vae, unet, tokenizer, text_encoder = (
-        pipeline.vae,
-        pipeline.unet,
-        pipeline.tokenizer,
-        pipeline.text_encoder,
-    )
-    kind = pipeline_conditioning(pipeline, data.caption_column, data.label_column)
+    vae, unet, text_encoder = pipeline.vae, pipeline.unet, pipeline.text_encoder
+    kind = pipeline_kind(pipeline)  # TEXT, CLASS or NONE (hfldm.training.conditioning)
+    kind.require_column(data.caption_column, data.label_column)
     num_class_embeds = unet.config.num_class_embeds
     for model in (vae, unet, text_encoder):
         if model is not None:
@@ -131,36 +157,46 @@ def main() -> None:
     )
     unet, text_model = trained[0], trained[1] if len(trained) > 1 else text_encoder
     stop_on_nonfinite(accelerator, train.skip_nonfinite_steps, optimizer)
-    text_attention_mask = pipeline.config.text_attention_mask  # the pipeline's convention (CompVis: False)
     condition = Conditioner(
-        kind, tokenizer, text_model, num_class_embeds, train_text_encoder=len(trained) > 1,
-        text_attention_mask=text_attention_mask,
-    )  # fmt: skip
+        kind,
+        tokenizer=pipeline.tokenizer,
+        text_encoder=text_model,
+        num_class_embeds=num_class_embeds,
+        train_text_encoder=len(trained) > 1,
+        text_attention_mask=pipeline.config.text_attention_mask,  # the pipeline's (CompVis: False)
+    )
     trainer = LDMTrainer(
-        accelerator, latent_space(vae), unet, noise_scheduler, condition, optimizer, lr_scheduler, trained,
-        latent_shape, train.seed, args.cond_drop_prob, args.noise_offset, args.snr_gamma, flip,
-        train.max_grad_norm, augment=augment,
-    )  # fmt: skip
+        accelerator=accelerator,
+        ae=latent_space(vae),
+        unet=unet,
+        scheduler=noise_scheduler,
+        condition=condition,
+        optimizer=optimizer,
+        lr_scheduler=lr_scheduler,
+        trained=trained,
+        latent_shape=latent_shape,
+        seed=train.seed,
+        **lora_objective(args, train, random_flip=flip, augment=augment),
+    )
     if accelerator.is_main_process:
         accelerator.init_trackers("train_lora", config=tracker_config(args, data, train))
     first_step = resume(accelerator, train.output_dir, train.resume_from_checkpoint)
 
-    texts = captions(dataset, data.caption_column) if kind == "text" else []
-    classes, label_names = (
-        (num_class_embeds or 1) - 1,
-        list((pipeline.config.id2label or {}).values()) or None,
+    settings = validation_settings(args, kind, kind.captions(dataset, data.caption_column), num_class_embeds)
+    parts = PipelineParts(
+        accelerator=accelerator,
+        vae=vae,
+        unet=unet,
+        scheduler=noise_scheduler,
+        text_encoder=text_model,
+        tokenizer=pipeline.tokenizer,
+        label_names=list((pipeline.config.id2label or {}).values()) or None,
+        text_attention_mask=pipeline.config.text_attention_mask,
     )
-    prompts, labels = validation_conditions(
-        kind, args.validation_prompts, args.validation_class_labels, texts, classes
-    )
+    task = GenerationTask()  # LoRA fine-tunes a text / class / unconditional pipeline: z_t alone
 
     def validate(step: int) -> None:
-        pipeline = assemble_pipeline(
-            accelerator, vae, unet, noise_scheduler, text_model, tokenizer, label_names, text_attention_mask
-        )
-        grid = sample_grid(
-            pipeline, args.validation_seeds, prompts, labels, args.num_inference_steps, args.guidance_scale
-        )
+        grid, _ = task.validation(task.pipeline(parts), {}, settings)
         save_and_log(accelerator, grid, train.output_dir, "samples", step)
 
     # 5. the loop of train_ldm.py (without EMA), then the adapters only: a small safetensors file per model

@@ -19,9 +19,12 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/repo
 def register(subparsers) -> None:
     parser = subparsers.add_parser("convert", help="convert another library's LDM folder to an hfldm folder")
     parser.add_argument(
-        "--from", dest="source_format", required=True, choices=list(FORMATS),
+        "--from",
+        dest="source_format",
+        required=True,
+        choices=list(FORMATS),
         help="diffusers-ldm: a diffusers LDMTextToImagePipeline (CompVis' text-to-image LDMs)",
-    )  # fmt: skip
+    )
     parser.add_argument("folder", metavar="FOLDER", help="the folder (or Hub id user/repo) to convert")
     parser.add_argument("--out", required=True, help="the hfldm folder to write (new or empty)")
     parser.set_defaults(func=run)

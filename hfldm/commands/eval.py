@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hfldm.commands import check_finite
 from hfldm.commands.eval_set import load_eval_set, parse_num_samples
-from hfldm.commands.generate import (
+from hfldm.commands.shared import (
     DEFAULT_MODEL,
     HUB_ID,
     SCHEDULERS,
@@ -171,8 +171,10 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteOutput as e:
         bad, total = e.bad, e.total
     if bad:  # FID's matrix square root would crash on them (MKL, not Python)
-        raise ValueError(f"--model: {bad} of {total} samples of {args.model} hold nan/inf values (a "
-                         "diverged model?); no report written")  # fmt: skip
+        raise ValueError(
+            f"--model: {bad} of {total} samples of {args.model} hold nan/inf values (a "
+            "diverged model?); no report written"
+        )
     report = {
         "model": args.model or model,
         "dataset": args.dataset,

@@ -7,7 +7,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from hfldm.commands.generate import quiet_loading
+from hfldm.commands.shared import quiet_loading
 
 
 def parse_num_samples(text: str) -> int | None:
@@ -35,11 +35,15 @@ def load_rows(
 
     local = Path(args.dataset).exists()
     data_args = DataArguments(
-        dataset_name=None if local else args.dataset, train_data_dir=args.dataset if local else None,
-        split=getattr(args, split_flag), image_column=args.image_column, caption_column=caption,
-        label_column=label, resolution=resolution,
+        dataset_name=None if local else args.dataset,
+        train_data_dir=args.dataset if local else None,
+        split=getattr(args, split_flag),
+        image_column=args.image_column,
+        caption_column=caption,
+        label_column=label,
+        resolution=resolution,
         max_samples=args.num_reference if split_flag == "reference_split" else None,
-    )  # fmt: skip
+    )
     flags = {"split": f"--{split_flag.replace('_', '-')}", "caption_column": "--caption-column"}
     flags |= {
         "label_column": "--label-column",

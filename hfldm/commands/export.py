@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hfldm.commands.generate import quiet_loading
+    from hfldm.commands.shared import quiet_loading
     from hfldm.runtime.formats import get_format
 
     get_format(args.format)  # a bad --format fails before torch is imported by the export

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from hfldm.commands import add_bounds, check_bounds, check_out, check_text
-from hfldm.commands.generate import (
+from hfldm.commands.shared import (
     SCHEDULERS,
     add_dtype_flag,
     check_device,
@@ -27,9 +27,10 @@ def register(subparsers) -> None:
         "inpaint", help="repaint the masked part of an image with an inpainting LDM"
     )
     parser.add_argument(
-        "--model", default=None,
+        "--model",
+        default=None,
         help="inpainting pipeline folder or Hub id (default: $HFLDM_INPAINT_MODEL or the bundled one)",
-    )  # fmt: skip
+    )
     parser.add_argument("--image", required=True, help="the image to inpaint")
     parser.add_argument("--mask", required=True, help="mask image: white = repaint, black = keep")
     parser.add_argument("--prompt", default=None, help="what the image shows after inpainting (text models)")
@@ -92,10 +93,16 @@ def run(args: argparse.Namespace) -> int:
         )
     generators = [torch.Generator("cpu").manual_seed(args.seed + i) for i in range(args.num_images)]
     images = pipe(
-        args.prompt, image=image, mask_image=mask, negative_prompt=args.negative_prompt,
-        num_inference_steps=args.steps, guidance_scale=args.guidance_scale,
-        num_images_per_prompt=args.num_images, generator=generators, paste_back=not args.no_paste_back,
-    ).images  # fmt: skip
+        args.prompt,
+        image=image,
+        mask_image=mask,
+        negative_prompt=args.negative_prompt,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        num_images_per_prompt=args.num_images,
+        generator=generators,
+        paste_back=not args.no_paste_back,
+    ).images
     grid = images[0] if len(images) == 1 else grid_of(images, math.ceil(math.sqrt(len(images))))
     out = Path(args.out)
     save_image(grid, out)  # atomic: a full disk never leaves a truncated --out behind

@@ -11,13 +11,15 @@ import argparse
 from pathlib import Path
 
 from hfldm.commands import add_bounds, check_bounds, check_out, check_size
-from hfldm.commands.generate import (
+from hfldm.commands.shared import (
     SCHEDULERS,
     add_dtype_flag,
     check_device,
     grid_of,
-    load_pipeline,
+    load_sr_pipeline,
+    open_image,
     resolve_sr_model,
+    upscale,
 )
 
 
@@ -40,24 +42,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def load_sr_pipeline(
-    model: str, scheduler: str, device: str | None, argument: str = "--model", dtype: str = "float32"
-):
-    """The saved LatentDiffusionSuperResolutionPipeline on `device`, scheduler swapped if asked, its U-Net
-    in `dtype` (a `hfldm.precision.resolve_dtype` name)."""
-    from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSuperResolutionPipeline
-
-    return load_pipeline(model, scheduler, device, argument, LatentDiffusionSuperResolutionPipeline, dtype)
-
-
-def upscale(pipe, images: list, steps: int, seed: int, eta: float = 0.0) -> list:
-    """`images` (PIL) upscaled by the SR pipeline, image i drawn with a generator seeded by seed + i."""
-    import torch
-
-    generators = [torch.Generator("cpu").manual_seed(seed + i) for i in range(len(images))]
-    return pipe(images, num_inference_steps=steps, eta=eta, generator=generators).images
-
-
 def check_args(args: argparse.Namespace) -> None:
     from hfldm.commands import check_finite
 
@@ -75,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
     import math
 
     from hfldm.atomic import save_image
-    from hfldm.commands.generate import open_image
 
     check_args(args)
     model = resolve_sr_model(args.model, "--model")

@@ -113,9 +113,12 @@ def cache_latents(
     # written under a temporary name, renamed when complete (hfldm.atomic): a killed run leaves no cache
     with atomic_path(out, "out") as staging, tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         cache = datasets.Dataset.from_generator(
-            _rows, features=features, cache_dir=tmp, fingerprint=uuid.uuid4().hex,
+            _rows,
+            features=features,
+            cache_dir=tmp,
+            fingerprint=uuid.uuid4().hex,
             gen_kwargs={"loader": loader, "vae": vae, "text_model": text_model, "features": features},
-        )  # fmt: skip
+        )
         cache.save_to_disk(str(staging))
         if uncond is not None:
             save_file({k: v.contiguous() for k, v in uncond.items()}, str(staging / UNCOND_FILE))

@@ -170,9 +170,14 @@ def _check_images(dataset: datasets.Dataset, args: DataArguments, report: DataRe
         }
 
     status = dataset.map(
-        check, batched=True, with_indices=True, remove_columns=dataset.column_names,
-        keep_in_memory=True, num_proc=args.num_proc, desc="checking images",
-    )  # fmt: skip
+        check,
+        batched=True,
+        with_indices=True,
+        remove_columns=dataset.column_names,
+        keep_in_memory=True,
+        num_proc=args.num_proc,
+        desc="checking images",
+    )
     reasons, names, empty = status["reason"], status["name"], status["empty"]
     report.skipped.update({n: r for n, r in zip(names, reasons) if r})
     report.empty_captions.update(n for n, e, r in zip(names, empty, reasons) if e and not r)

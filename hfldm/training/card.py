@@ -18,9 +18,14 @@ def training_command(argv: list[str] | None = None) -> str:
 
 
 def training_card(
-    pipe, repo: str, samples, metrics: dict[str, float], command: str,
-    base_model: str | None = None, datasets: list[str] | None = None,
-) -> str:  # fmt: skip
+    pipe,
+    repo: str,
+    samples,
+    metrics: dict[str, float],
+    command: str,
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+) -> str:
     """Markdown: `pipe.default_model_card(repo, base_model=..., datasets=...)`, then ## Samples (the image
     `samples`, which the caller saves as SAMPLES_FILE in the folder), ## Training, ## Validation."""
     card = pipe.default_model_card(repo, base_model=base_model, datasets=datasets)

@@ -175,11 +175,16 @@ def pick_checkpoint(output_dir: str | Path, resume_from_checkpoint: str) -> Path
     for path in reversed(checkpoints):
         if (problem := checkpoint_problem(path)) is None:
             return path
-        print(f"WARNING: --resume_from_checkpoint latest: {path} is damaged, {problem}: falling back to the "
-              "previous checkpoint", file=sys.stderr)  # fmt: skip
+        print(
+            f"WARNING: --resume_from_checkpoint latest: {path} is damaged, {problem}: falling back to the "
+            "previous checkpoint",
+            file=sys.stderr,
+        )
     if checkpoints:
-        raise ValueError(f"--resume_from_checkpoint latest: none of the {len(checkpoints)} checkpoints in "
-                         f"{output_dir} is complete (see the warnings above)")  # fmt: skip
+        raise ValueError(
+            f"--resume_from_checkpoint latest: none of the {len(checkpoints)} checkpoints in "
+            f"{output_dir} is complete (see the warnings above)"
+        )
     return None
 
 
@@ -211,9 +216,12 @@ def resume(accelerator: Accelerator, output_dir: str | Path, resume_from_checkpo
         load_rng_state(path / rng_file(accelerator.process_index))
     else:
         if accelerator.is_main_process:
-            print(f"note: {path.name} was saved by {then['num_processes']} process(es), resuming with "
-                  f"{now['num_processes']}: the same global batch and noise per sample; the global RNG "
-                  "(dropout, random crops) is re-seeded per process", file=sys.stderr)  # fmt: skip
+            print(
+                f"note: {path.name} was saved by {then['num_processes']} process(es), resuming with "
+                f"{now['num_processes']}: the same global batch and noise per sample; the global RNG "
+                "(dropout, random crops) is re-seeded per process",
+                file=sys.stderr,
+            )
         # the prepared LR schedulers step once per process per optimiser step: rescale their position
         for scheduler in accelerator._schedulers:
             inner = getattr(scheduler, "scheduler", scheduler)
@@ -240,5 +248,7 @@ def check_run_shape(path: Path, then: dict, now: dict) -> None:
 def shape(run: dict) -> str:
     """'2 processes × --train_batch_size 4 × --gradient_accumulation_steps 1'."""
     p, g = run["num_processes"], run["global_batch_size"]
-    return (f"{p} process{'es' if p > 1 else ''} × --train_batch_size {g // p if g else '?'} × "
-            f"--gradient_accumulation_steps {run['gradient_accumulation_steps']}")  # fmt: skip
+    return (
+        f"{p} process{'es' if p > 1 else ''} × --train_batch_size {g // p if g else '?'} × "
+        f"--gradient_accumulation_steps {run['gradient_accumulation_steps']}"
+    )

@@ -10,12 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hfldm.text import encode_text
-from hfldm.unets.null_class import null_class_label
+from hfldm.training.conditioning import Conditioning, conditioning
 
 
 class Conditioner:
-    """Maps (batch, drop mask) to the U-Net's conditioning kwargs; kind is 'text', 'class' or 'none'.
+    """Maps (batch, drop mask) to the U-Net's conditioning kwargs; kind is TEXT, CLASS or NONE
+    (`hfldm.training.conditioning`, or its name).
 
     text: encoder_hidden_states (B, L, D) and encoder_attention_mask (B, L) from τ_θ of the captions, with
     dropped captions replaced by "" (gradients flow into τ_θ when it is trained); class: class_labels (B,),
@@ -28,7 +28,7 @@ class Conditioner:
 
     def __init__(
         self,
-        kind: str,
+        kind: Conditioning | str,
         tokenizer=None,
         text_encoder: nn.Module | None = None,
         num_class_embeds: int | None = None,
@@ -37,9 +37,7 @@ class Conditioner:
         text_attention_mask: bool = True,
         padding: str = "longest",
     ):
-        if kind not in ("text", "class", "none"):
-            raise ValueError(f"kind: expected text, class or none, got {kind!r}")
-        self.kind, self.tokenizer, self.text_encoder = kind, tokenizer, text_encoder
+        self.kind, self.tokenizer, self.text_encoder = conditioning(kind), tokenizer, text_encoder
         self.num_class_embeds, self.train_text_encoder = num_class_embeds, train_text_encoder
         self.text_attention_mask = text_attention_mask  # False: attend to the padding, as the pipeline does
         self.padding = padding  # "longest" (less work), or "max_length": one shape for a compiled U-Net
@@ -49,22 +47,9 @@ class Conditioner:
 
     def __call__(self, batch: dict, drop: torch.Tensor, device: torch.device) -> dict:
         """U-Net kwargs for `batch` (with "text" or "labels"); `drop` (B,) bool marks unconditional ones."""
-        if self.kind == "text" and "encoder_hidden_states" in batch and not self.train_text_encoder:
-            return self._cached_text(batch, drop.to(device), device)
-        if self.kind == "text":
-            texts = ["" if d else t for t, d in zip(batch["text"], drop.tolist())]
-            with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
-                hidden, mask = encode_text(  # to the batch's longest caption: the mask hides the rest
-                    self.tokenizer, self.text_encoder, texts, device, self.text_attention_mask, self.padding
-                )
-            return {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}
-        if self.kind == "class":
-            labels = batch["labels"].to(device)
-            null = torch.full_like(labels, null_class_label(self.num_class_embeds))
-            return {"class_labels": torch.where(drop.to(device), null, labels)}
-        return {}
+        return self.kind.unet_kwargs(self, batch, drop, device)
 
-    def _cached_text(self, batch: dict, drop: torch.Tensor, device: torch.device) -> dict:
+    def cached_text(self, batch: dict, drop: torch.Tensor, device: torch.device) -> dict:
         """τ_θ(y) read from a latent cache; dropped samples get the cached τ_θ("")."""
         if self.uncond is None:
             raise ValueError("--cached_latents: the cache has text embeddings but no uncond.safetensors")

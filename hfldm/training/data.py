@@ -106,19 +106,7 @@ def num_classes(dataset, label_names: list[str] | None, label_column: str = "lab
     return max(labels) + 1
 
 
-def conditioning_kind(text_encoder: str, caption_column: str | None, label_column: str | None) -> str:
-    """'text' (a τ_θ is chosen), 'class' (a --label_column is given) or 'none'; ValueError naming the argument
-    when the two are combined or text has no captions."""
-    if text_encoder != "none" and label_column is not None:
-        raise ValueError(
-            "--label_column: give either a text encoder (--text_encoder) or class labels, not both"
-        )
-    if text_encoder != "none" and caption_column is None:
-        raise ValueError(f"--caption_column: --text_encoder {text_encoder} needs a column of captions")
-    return "text" if text_encoder != "none" else "class" if label_column is not None else "none"
-
-
-def check_cache(info: dict, vae, resolution: int, kind: str, text_encoder: str, random_flip: bool) -> None:
+def check_cache(info: dict, vae, resolution: int, kind, text_encoder: str, random_flip: bool) -> None:
     """ValueError naming the argument when a latent cache does not fit the autoencoder, resolution or
     conditioning of this run."""
     expected = list(latent_space(vae).latent_shape(resolution))
@@ -135,39 +123,19 @@ def check_cache(info: dict, vae, resolution: int, kind: str, text_encoder: str, 
         raise ValueError(
             "--random_flip: cached latents were encoded once, unflipped; train from images to flip"
         )
-    cached = info.get("data", {})
-    if kind == "class" and cached.get("label_column") is None:
-        raise ValueError("--label_column: the latent cache was made without a label column")
-    if kind == "text" and cached.get("caption_column") is None:
-        raise ValueError("--caption_column: the latent cache was made without captions")
+    kind.check_cache(info.get("data", {}))
     if text_encoder == "minilm" and info.get("text_encoder") not in (None, "BertModel"):
         raise ValueError(f"--text_encoder: the cache holds {info['text_encoder']} embeddings, not MiniLM's")
 
 
-def pipeline_conditioning(pipeline, caption_column: str | None, label_column: str | None) -> str:
-    """How a trained pipeline is conditioned ('text', 'class' or 'none'); ValueError naming the data argument
-    that the fine-tuning data must then provide."""
-    if pipeline.text_encoder is not None:
-        if caption_column is None:
-            raise ValueError("--caption_column: this pipeline is text-conditional; name the captions' column")
-        return "text"
-    if pipeline.unet.config.num_class_embeds:
-        if label_column is None:
-            raise ValueError("--label_column: this pipeline is class-conditional; name the labels' column")
-        return "class"
-    return "none"
-
-
-def data_for(data: DataArguments, kind: str) -> DataArguments:
+def data_for(data: DataArguments, kind) -> DataArguments:
     """`data` for the loader: only the column the conditioning reads (captions for text, labels for class),
     so that a dataset is not rejected for lacking a column this run does not use; and no random flip, which
     the training step draws itself per sample (`StepNoise.flip`), so that resumed and multi-process runs
     flip the same images."""
+    caption_column, label_column = kind.loader_columns(data.caption_column, data.label_column)
     return dataclasses.replace(
-        data,
-        caption_column=data.caption_column if kind == "text" else None,
-        label_column=data.label_column if kind == "class" else None,
-        random_flip=False,
+        data, caption_column=caption_column, label_column=label_column, random_flip=False
     )
 
 
@@ -183,7 +151,7 @@ class LDMData:
     collate: Callable | None  # cache rows are tensors: torch's default collate
 
 
-def ldm_data(data: DataArguments, kind: str, cached_latents: str | None, vae, text_encoder: str) -> LDMData:
+def ldm_data(data: DataArguments, kind, cached_latents: str | None, vae, text_encoder: str) -> LDMData:
     """The images of `data` (only the column `kind` reads), or the latent cache `cached_latents` after
     checking that it fits the autoencoder, resolution and conditioning of the run."""
     if cached_latents:

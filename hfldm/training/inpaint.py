@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import torch
 
-from hfldm.autoencoders.latent_space import LatentSpace
+from hfldm.autoencoders.latent_space import LatentSpace, latent_space
+from hfldm.data.grid import image_grid
 from hfldm.data.masks import held_out_masks, random_mask
 from hfldm.training.latents import mirrored
 from hfldm.training.randomness import global_indices, sample_generators
-from hfldm.training.tasks import GenerationTask, PipelineParts, ValidationSettings
-from hfldm.unets.concat import concat_condition, condition_channels, with_condition_channels
+from hfldm.training.tasks import Task, TaskContext, ValidationSettings
+from hfldm.training.validation import to_pil
+from hfldm.unets.concat import condition_channels, with_condition_channels
 from hfldm.unets.inpaint_condition import (
     inpaint_condition,
     inpaint_condition_channels,
@@ -34,14 +36,27 @@ INPAINT_STREAM = 3  # after randomness' TRAINING_STREAM and SCALE_STREAM, and su
 
 
 @dataclass
-class InpaintTask(GenerationTask):
+class InpaintTask(Task):
     """Draws a mask per sample and concatenates [E(x ⊙ (1 − m))·scale, m↓] to z_t."""
 
     ae: LatentSpace  # the frozen E that encodes the masked image
     full_mask_prob: float
     seed: int
     process_index: int
-    unet_config: object = None  # set once the U-Net exists
+
+    @classmethod
+    def check_arguments(cls, args, data) -> None:
+        if args.cached_latents:
+            raise ValueError("--cached_latents: --task inpaint encodes the masked images; train from images")
+
+    @classmethod
+    def from_arguments(cls, args, context: TaskContext) -> InpaintTask:
+        return cls(
+            ae=latent_space(context.vae),
+            full_mask_prob=args.full_mask_prob,
+            seed=context.seed,
+            process_index=context.process_index,
+        )
 
     @property
     def condition_channels(self) -> int:
@@ -54,16 +69,16 @@ class InpaintTask(GenerationTask):
         return torch.stack([random_mask(g, height, width, self.full_mask_prob) for g in generators])
 
     @torch.no_grad()
-    def condition(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def masked_condition(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[E(x ⊙ (1 − m))·scale, m↓] (B, c + 1, H/f, W/f) of images x in [-1, 1] and pixel masks m."""
         masked_latents = self.ae.scale_latents(self.ae.latents(masked_image(x, mask)))  # the posterior mean
         return inpaint_condition(masked_latents, mask_to_latent_grid(mask, self.ae.downsample_factor))
 
-    def unet_input(self, z_t: torch.Tensor, batch: dict, micro_step: int, flip) -> torch.Tensor:
-        """[z_t, E(x ⊙ (1 − m))·scale, m↓] (B, 2c + 1, h, w), x mirrored where `flip` as z_0's image is."""
+    def condition(self, batch: dict, micro_step: int, flip) -> torch.Tensor:
+        """[E(x ⊙ (1 − m))·scale, m↓] (B, c + 1, h, w), x mirrored where `flip` as z_0's image is."""
         x = mirrored(batch["pixel_values"], flip)
         mask = self.masks(len(x), x.shape[-2], x.shape[-1], micro_step).to(x.device, x.dtype)
-        return concat_condition(z_t, self.condition(x, mask).to(z_t.device), self.unet_config)
+        return self.masked_condition(x, mask)
 
     def adapt_pretrained(self, unet):
         """A text / class / unconditional U-Net widened by zero-initialised condition channels; an inpainting
@@ -78,18 +93,50 @@ class InpaintTask(GenerationTask):
             )
         return unet
 
-    def pipeline(self, parts: PipelineParts):
+    def pipeline(self, parts):
         from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 
-        return super().pipeline(parts, pipeline_class=LatentDiffusionInpaintPipeline)
+        return parts.assemble(LatentDiffusionInpaintPipeline)
 
     def validation(self, pipeline, batch: dict, settings: ValidationSettings) -> tuple:
         """masked | inpainted | real of the first training images with their captions and held-out masks;
         {"psnr_masked": PSNR inside the masks}."""
-        from hfldm.training.inpaint_validation import inpaint_grid
-
         n = len(settings.seeds)
         x = batch["pixel_values"][:n].float().cpu()
         prompts = list(batch["text"][:n]) if pipeline.is_text_conditional and "text" in batch else None
         masks = held_out_masks(len(x), x.shape[-2], x.shape[-1], seed=settings.seeds[0])
         return inpaint_grid(pipeline, x, masks, prompts, settings)
+
+
+def masked_psnr(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> float:
+    """PSNR (dB, images in [-1, 1]) over the pixels where `mask` (B, 1, H, W) is 1."""
+    m = mask.expand_as(x).bool()
+    mse = ((x_hat.float() - x.float())[m] ** 2).mean()
+    return float(10 * torch.log10(4 / mse)) if mse > 0 else float("inf")  # peak-to-peak 2 in [-1, 1]
+
+
+@torch.no_grad()
+def inpaint(pipeline, x: torch.Tensor, masks: torch.Tensor, prompts, settings) -> torch.Tensor:
+    """The pipeline's inpainting of images x (B, 3, H, W) in [-1, 1] under `masks`, in [-1, 1], image i
+    drawn with a generator seeded by settings.seeds[i]."""
+    generators = [torch.Generator().manual_seed(s) for s in settings.seeds[: len(x)]]
+    out = pipeline(
+        prompt=prompts,
+        image=(x + 1) / 2,
+        mask_image=masks,
+        num_inference_steps=settings.num_inference_steps,
+        guidance_scale=settings.guidance_scale if prompts else 1.0,
+        generator=generators,
+        output_type="pt",
+    )
+    return out.images.float().cpu() * 2 - 1
+
+
+def inpaint_grid(pipeline, x: torch.Tensor, masks: torch.Tensor, prompts, settings) -> tuple:
+    """(grid with one row per image: masked | inpainted | real, {"psnr_masked"}); main process only."""
+    filled = inpaint(pipeline, x, masks, prompts, settings)
+    shown = masked_image(x, masks) + masks  # the repainted region white, as a user draws it
+    cells = [im for row in zip(to_pil(shown), to_pil(filled), to_pil(x)) for im in row]
+    captions = [c for p in (prompts or [""] * len(x)) for c in ("masked", p or "inpainted", "real")]
+    grid = image_grid(cells, captions, columns=3, cell=max(64, x.shape[-1]))
+    return grid, {"psnr_masked": masked_psnr(filled, x, masks)}

@@ -67,9 +67,13 @@ def estimate_latent_scale(
 
 
 def latent_scale(
-    vae, scaling_factor: float | None, loader_for_scale: Callable[[], Iterable[dict]], num_images: int,
-    latent_shape: tuple, seed: int,
-) -> float:  # fmt: skip
+    vae,
+    scaling_factor: float | None,
+    loader_for_scale: Callable[[], Iterable[dict]],
+    num_images: int,
+    latent_shape: tuple,
+    seed: int,
+) -> float:
     """LDM's latent scale: `scaling_factor` if given, else the autoencoder's, estimated from the data as
     1/std(z) (App. G) while that is still 1.0. `loader_for_scale()` gives unshuffled batches."""
     scale = scaling_factor or latent_space(vae).scaling_factor

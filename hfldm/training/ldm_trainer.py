@@ -13,11 +13,12 @@ from hfldm.autoencoders.latent_space import LatentSpace
 from hfldm.data.augment import AUGMENT_STREAM, Augmentation, flippable
 from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.training.conditioner import Conditioner
+from hfldm.training.generation import GenerationTask
 from hfldm.training.latents import batch_latents
 from hfldm.training.losses import diffusion_loss
 from hfldm.training.randomness import batch_size_of, global_indices, sample_generators, step_draws
 from hfldm.training.runtime import optimizer_step
-from hfldm.training.tasks import GenerationTask
+from hfldm.training.tasks import Task
 
 
 @dataclass
@@ -39,7 +40,7 @@ class LDMTrainer:
     snr_gamma: float | None
     random_flip: bool
     max_grad_norm: float
-    task: GenerationTask = field(default_factory=GenerationTask)  # what the U-Net sees (hfldm.training.tasks)
+    task: Task = field(default_factory=GenerationTask)  # what the U-Net sees (hfldm.training.tasks)
     augment: Augmentation = field(default_factory=Augmentation)  # scale / shift / crop (hfldm.data.augment)
 
     def augmented(self, batch: dict, micro_step: int) -> dict:
@@ -54,8 +55,15 @@ class LDMTrainer:
         """One forward/backward pass of DDPM's Algorithm 1 in latent space; returns {"loss": the loss}."""
         # t ~ U{0..T-1}, ε ~ N(0, I), η of z ~ q(z|x), the CFG dropout and the flips, each from the sample's
         # own generator seeded by (seed, micro_step, global index): a resumed run draws what it would have
-        d = step_draws(self.accelerator, self.seed, micro_step, batch_size_of(batch), self.latent_shape,
-                       self.scheduler.config.num_train_timesteps, self.cond_drop_prob)  # fmt: skip
+        d = step_draws(
+            self.accelerator,
+            self.seed,
+            micro_step,
+            batch_size_of(batch),
+            self.latent_shape,
+            self.scheduler.config.num_train_timesteps,
+            self.cond_drop_prob,
+        )
         batch = self.augmented(batch, micro_step)  # what every task reads from the pixels, alike
         with self.accelerator.accumulate(*self.trained):
             # mirror only where the caption stays true of the picture ("right arrow", "flag: France" don't)
@@ -66,7 +74,8 @@ class LDMTrainer:
             t = d.timesteps.to(z0.device)
             cond = self.condition(batch, d.drop, z0.device)  # τ_θ(y), or ∅ with probability cond_drop_prob
             z_t = self.scheduler.add_noise(z0, eps, t)  # z_t = √ᾱ_t z_0 + √(1 − ᾱ_t) ε  (DDPM eq. 4)
-            z_in = self.task.unet_input(z_t, batch, micro_step, flip)  # z_t, or [z_t, y] (LDM §3.3 concat)
+            unet_config = self.accelerator.unwrap_model(self.unet, keep_torch_compile=False).config
+            z_in = self.task.unet_input(z_t, batch, micro_step, flip, unet_config)  # z_t or [z_t, y] (§3.3)
             prediction = self.unet(z_in, t, **cond).sample  # ε_θ(z_t, t, τ_θ(y)) or ε_θ([z_t, y], t)
             loss = diffusion_loss(self.scheduler, prediction, z0, eps, t, self.snr_gamma)  # DDPM eq. 14
             self.accelerator.backward(loss)

@@ -124,7 +124,7 @@ def unet_from_yaml(
 
 
 def text_encoder_for(
-    kind: str,
+    name: str,
     tokenizer: PreTrainedTokenizerBase | None,
     hidden_size: int,
     layers: int,
@@ -134,17 +134,17 @@ def text_encoder_for(
     jointly with the U-Net on the WordPiece vocabulary `tokenizer` of the captions ('scratch', LDM Sec. 4.3.1;
     see `run_tokenizer`); else a pretrained transformers text encoder by folder or Hub id, frozen.
     `max_text_length` sets the tokenizer's length (saved with it, so the pipeline pads alike)."""
-    if kind == "none":
+    if name == "none":
         return None, None
     from hfldm.text import load_minilm, make_text_encoder
     from hfldm.text.pretrained import load_text_encoder
 
-    if kind == "minilm":
+    if name == "minilm":
         tokenizer, text_encoder = load_minilm()
-    elif kind == "scratch":
+    elif name == "scratch":
         text_encoder = make_text_encoder(tokenizer, hidden_size=hidden_size, layers=layers, heads=4)
     else:
-        tokenizer, text_encoder = load_text_encoder(kind, "--text_encoder")
+        tokenizer, text_encoder = load_text_encoder(name, "--text_encoder")
     if max_text_length is not None:
         tokenizer.model_max_length = max_text_length
     return tokenizer, text_encoder

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hfldm.schedulers.ddpm import DDPMScheduler
+from hfldm.training.conditioning import pipeline_kind
+from hfldm.training.task_registry import task_class
 
 
 @dataclass
@@ -26,11 +28,9 @@ class PretrainedParts:
     label_names: list[str] | None
 
     @property
-    def kind(self) -> str:
-        """'text', 'class' or 'none': what the pipeline is conditioned on."""
-        if self.text_encoder is not None:
-            return "text"
-        return "class" if self.unet.config.num_class_embeds is not None else "none"
+    def kind(self):
+        """TEXT, CLASS or NONE: what the pipeline is conditioned on (`hfldm.training.conditioning`)."""
+        return pipeline_kind(self)
 
 
 # flags whose part the pretrained pipeline brings: (flag, the value that means "not given")
@@ -39,10 +39,10 @@ REPLACED_FLAGS = {"autoencoder": None, "text_encoder": "none", "cached_latents":
 
 def check_pretrained_flags(args) -> None:
     """ValueError naming a flag that contradicts --pretrained_model_name_or_path (--init_from)."""
-    if args.task == "superres":
+    if not task_class(args.task).fine_tunes_pretrained:
         raise ValueError(
-            "--task: superres trains a new U-Net on [z_t, y]; --pretrained_model_name_or_path fine-tunes a "
-            "text / class / unconditional pipeline, or widens one for --task inpaint"
+            f"--task: {args.task} trains a new U-Net on [z_t, y]; --pretrained_model_name_or_path fine-tunes "
+            "a text / class / unconditional pipeline, or widens one for --task inpaint"
         )
     for name, unset in REPLACED_FLAGS.items():
         if getattr(args, name) != unset:
@@ -52,10 +52,13 @@ def check_pretrained_flags(args) -> None:
             )
 
 
-def load_pretrained_parts(source: str) -> PretrainedParts:
-    """The parts of the text / class / unconditional pipeline at `source`, τ_θ and the autoencoder frozen."""
+def load_pretrained_parts(source: str | None) -> PretrainedParts | None:
+    """The parts of the text / class / unconditional pipeline at `source`, τ_θ and the autoencoder frozen;
+    None for no `source`."""
     from hfldm.pipelines.loading import load_pipeline
 
+    if not source:
+        return None
     pipe = load_pipeline(source, "--pretrained_model_name_or_path")
     text_encoder = pipe.text_encoder
     if text_encoder is not None:
@@ -65,6 +68,11 @@ def load_pretrained_parts(source: str) -> PretrainedParts:
     id2label = pipe.config.id2label or {}
     labels = [id2label[k] for k in sorted(id2label, key=int)] if id2label else None
     return PretrainedParts(
-        pipe.vae, pipe.unet.train(), text_encoder, pipe.tokenizer, noise_scheduler,
-        bool(pipe.config.text_attention_mask), labels,
-    )  # fmt: skip
+        vae=pipe.vae,
+        unet=pipe.unet.train(),
+        text_encoder=text_encoder,
+        tokenizer=pipe.tokenizer,
+        noise_scheduler=noise_scheduler,
+        text_attention_mask=bool(pipe.config.text_attention_mask),
+        label_names=labels,
+    )

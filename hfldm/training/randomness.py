@@ -76,9 +76,14 @@ def per_sample_normal(generators: list[torch.Generator], shape: tuple[int, ...])
 
 
 def step_draws(
-    accelerator, seed: int, micro_step: int, batch_size: int, latent_shape: tuple, num_train_timesteps: int,
+    accelerator,
+    seed: int,
+    micro_step: int,
+    batch_size: int,
+    latent_shape: tuple,
+    num_train_timesteps: int,
     drop_prob: float,
-) -> StepNoise:  # fmt: skip
+) -> StepNoise:
     """The StepNoise of this process's `batch_size` samples at forward pass `micro_step`."""
     indices = global_indices(batch_size, accelerator.process_index)
     return draw_step_noise(

@@ -49,8 +49,14 @@ def save_rng_state(path: str | Path) -> None:
     }
     if torch.cuda.is_available():
         tensors |= {f"cuda_{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
-    state = dict(python_version=py_version, python_gauss=py_gauss, numpy_kind=np_kind, numpy_pos=np_pos,
-                 numpy_has_gauss=np_has_gauss, numpy_gauss=np_gauss)  # fmt: skip
+    state = dict(
+        python_version=py_version,
+        python_gauss=py_gauss,
+        numpy_kind=np_kind,
+        numpy_pos=np_pos,
+        numpy_has_gauss=np_has_gauss,
+        numpy_gauss=np_gauss,
+    )
     save_tensors(path, tensors, state)
 
 

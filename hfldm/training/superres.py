@@ -9,9 +9,9 @@ follows, hfldm.training.degradation_mix), then brought to the latent grid by a s
 stream SUPERRES_STREAM, seeded by (seed, micro step, global index), so resumed and multi-process runs
 degrade every image as the uninterrupted run does.
 
-`SuperResolutionTask` is one of train_ldm.py's tasks (`hfldm.training.tasks`): it gives the U-Net
-concat_condition(z_t, y), saves a LatentDiffusionSuperResolutionPipeline and validates on low-res | bicubic |
-SR | real grids with their PSNRs.
+`SuperResolutionTask` is one of train_ldm.py's tasks (`hfldm.training.tasks`): it gives the U-Net y, saves
+a LatentDiffusionSuperResolutionPipeline and validates on low-res | bicubic | SR | real grids with their
+PSNRs (the clean bicubic downsampling of fixed training images; call those on the main process only).
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hfldm.autoencoders.latent_space import latent_space
+from hfldm.eval.reconstruction import psnr
 from hfldm.training.degradation_mix import DegradationMix, downsample, jpeg
 from hfldm.training.latents import mirrored
 from hfldm.training.randomness import global_indices, sample_generators
-from hfldm.unets.concat import concat_condition
+from hfldm.training.tasks import Task, TaskContext
+from hfldm.training.validation import comparison_grid
 from hfldm.unets.condition_layout import IMAGE_CHANNELS, to_latent_grid
 
 SUPERRES_STREAM = 2  # after randomness.TRAINING_STREAM and SCALE_STREAM
@@ -51,7 +54,7 @@ def bicubic_down(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 @dataclass
-class SuperResolutionTask:
+class SuperResolutionTask(Task):
     """Makes y from the batch's high-resolution images and concatenates it to z_t."""
 
     sr_factor: int  # s: the low-res image is 1/s of the high-res one per side
@@ -60,8 +63,33 @@ class SuperResolutionTask:
     blur_sigma: float  # largest σ_b, in high-res pixels
     seed: int
     process_index: int
-    unet_config: object = None  # set once the U-Net exists
     mix: DegradationMix = DegradationMix()  # kernels and JPEG drawn per sample (off: bicubic only)
+
+    fine_tunes_pretrained = False  # a new U-Net on [z_t, y]
+
+    @classmethod
+    def check_arguments(cls, args, data) -> None:
+        check_superres(
+            args.sr_factor,
+            data.resolution,
+            text_encoder=args.text_encoder,
+            label_column=data.label_column,
+            cached_latents=args.cached_latents,
+        )
+
+    @classmethod
+    def from_arguments(cls, args, context: TaskContext) -> SuperResolutionTask:
+        f = latent_space(context.vae).downsample_factor
+        check_superres(args.sr_factor, context.resolution, downsample_factor=f)
+        return cls(
+            sr_factor=args.sr_factor,
+            downsample_factor=f,
+            noise_std=args.sr_noise_std,
+            blur_sigma=args.sr_blur_sigma,
+            seed=context.seed,
+            process_index=context.process_index,
+            mix=DegradationMix(enabled=args.sr_degradation_mix),
+        )
 
     @property
     def space_to_depth(self) -> int:
@@ -92,31 +120,68 @@ class SuperResolutionTask:
         indices = global_indices(len(x), self.process_index)
         return self.degrade(x, sample_generators(self.seed, micro_step, indices, SUPERRES_STREAM))
 
-    def unet_input(self, z_t: torch.Tensor, batch: dict, micro_step: int, flip) -> torch.Tensor:
-        """[z_t, y] (B, c + 3·r², h, w), y brought to the latent grid by space-to-depth."""
-        y = to_latent_grid(self.low_res(batch, micro_step, flip), self.space_to_depth).to(z_t.device)
-        return concat_condition(z_t, y, self.unet_config)
+    def condition(self, batch: dict, micro_step: int, flip) -> torch.Tensor:
+        """y brought to the latent grid by space-to-depth: (B, 3·r², h, w)."""
+        return to_latent_grid(self.low_res(batch, micro_step, flip), self.space_to_depth)
 
     def adapt_pretrained(self, unet):
         raise ValueError("--task: superres trains a new U-Net (check_pretrained_flags says so first)")
 
     def pipeline(self, parts):
-        from hfldm.training.superres_validation import assemble_superres_pipeline
+        """A LatentDiffusionSuperResolutionPipeline: scaled latents, y by space-to-depth."""
+        from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSuperResolutionPipeline
 
-        return assemble_superres_pipeline(parts.accelerator, parts.vae, parts.unet, parts.scheduler)
+        return parts.assemble(
+            LatentDiffusionSuperResolutionPipeline,
+            conditioned=False,
+            scale_latents=True,
+            condition_layout=CONDITION_LAYOUT,
+        )
 
     def validation(self, pipeline, batch: dict, settings) -> tuple:
         """low-res | bicubic | SR | real of the first images of the batch, no guidance; their PSNRs."""
-        from hfldm.training.superres_validation import superres_grid
-
         x = batch["pixel_values"][: len(settings.seeds)]
         return superres_grid(pipeline, x, self.sr_factor, settings.seeds[0], settings.num_inference_steps)
 
 
+def bicubic_up(y: torch.Tensor, factor: int) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C, h·factor, w·factor), bicubic, clamped to [-1, 1]: the baseline."""
+    return F.interpolate(y, scale_factor=factor, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+@torch.no_grad()
+def upscale(pipeline, x: torch.Tensor, sr_factor: int, seed: int, num_inference_steps: int) -> tuple:
+    """(y, bicubic(y), SR(y)) of high-res images x (B, 3, H, W) in [-1, 1], y their clean bicubic
+    downsampling; all in [-1, 1], on CPU."""
+    y = bicubic_down(x.float(), sr_factor).clamp(-1, 1)
+    generators = [torch.Generator().manual_seed(seed + i) for i in range(len(x))]
+    sr = pipeline(
+        (y.cpu() + 1) / 2, num_inference_steps=num_inference_steps, generator=generators, output_type="pt"
+    ).images
+    return y.cpu(), bicubic_up(y, sr_factor).cpu(), sr.float().cpu() * 2 - 1
+
+
+def superres_grid(pipeline, x: torch.Tensor, sr_factor: int, seed: int, num_inference_steps: int):
+    """(grid, one row per image: low-res (nearest) | bicubic | SR | real; {"psnr_sr", "psnr_bicubic"})."""
+    y, bicubic, sr = upscale(pipeline, x, sr_factor, seed, num_inference_steps)
+    x = x.float().cpu()
+    metrics = {
+        "psnr_sr": psnr(sr, x, value_range=(-1, 1)),
+        "psnr_bicubic": psnr(bicubic, x, value_range=(-1, 1)),
+    }
+    nearest = F.interpolate(y, scale_factor=sr_factor, mode="nearest")
+    grid = comparison_grid([nearest, bicubic, sr, x])
+    return grid, metrics
+
+
 def check_superres(
-    sr_factor: int, resolution: int, text_encoder: str = "none", label_column: str | None = None,
-    cached_latents: str | None = None, downsample_factor: int | None = None,
-) -> None:  # fmt: skip
+    sr_factor: int,
+    resolution: int,
+    text_encoder: str = "none",
+    label_column: str | None = None,
+    cached_latents: str | None = None,
+    downsample_factor: int | None = None,
+) -> None:
     """ValueError naming the argument that --task superres cannot use: a --sr_factor that does not divide
     --resolution (or, once the autoencoder is loaded, its f), a text or class condition, a latent cache."""
     if resolution % sr_factor:

@@ -1,6 +1,7 @@
-"""Validation during training: reconstruction metrics and grids for the autoencoder, sample grids from fixed
-prompts / classes and seeds for the LDM. Grids are written as PNG under output_dir/validation/ and logged
-to the trackers (tensorboard) at the same step. Call these on the main process only.
+"""Validation during training: reconstruction metrics and grids for the autoencoder, comparison grids, and
+`save_and_log` of any grid (each LDM task's own validation lives with the task). Grids are written as PNG
+under output_dir/validation/ and logged to the trackers (tensorboard) at the same step. Call these on the
+main process only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from PIL import Image
 
 from hfldm.atomic import save_image
 from hfldm.autoencoders.latent_space import latent_space
-from hfldm.data.grid import image_grid, tile
+from hfldm.data.grid import tile
 from hfldm.eval.reconstruction import codebook_usage, psnr, ssim
 
 
@@ -64,44 +65,6 @@ def evaluate_reconstructions(autoencoder, loader, max_images: int) -> tuple[dict
     return metrics, reconstruction_grid(x[:16], x_hat[:16])
 
 
-@torch.no_grad()
-def sample_grid(
-    pipeline,
-    seeds: list[int],
-    prompts: list[str] | None = None,
-    class_labels: list[int] | None = None,
-    num_inference_steps: int = 50,
-    guidance_scale: float = 3.0,
-) -> Image.Image:
-    """A grid with one row per prompt / class (one row for an unconditional model), one column per seed."""
-    conditions = prompts or class_labels or [None]
-    images, captions = [], []
-    for condition in conditions:
-        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-        kwargs = {"prompt": [condition] * len(seeds)} if prompts else {"num_images_per_prompt": len(seeds)}
-        if class_labels:
-            kwargs = {"class_labels": [condition] * len(seeds)}
-        out = pipeline(
-            **kwargs,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale if condition is not None else 1.0,
-            generator=generators,
-            output_type="pil",
-        )
-        images += out.images
-        label = "" if condition is None else _name(pipeline, condition)
-        captions += [f"{label} (seed {seed})".strip() for seed in seeds]
-    return image_grid(images, captions, columns=len(seeds), cell=max(64, images[0].width))
-
-
-def _name(pipeline, condition) -> str:
-    """A caption for a prompt, or a class index with its name from the pipeline's id2label."""
-    if isinstance(condition, str):
-        return condition
-    names = getattr(pipeline.config, "id2label", None) or {}
-    return f"{condition}: {names[condition]}" if condition in names else str(condition)
-
-
 def save_and_log(accelerator: Accelerator, image: Image.Image, output_dir: str, name: str, step: int) -> Path:
     """Write `image` to output_dir/validation/<name>-<step>.png, log it to the trackers; returns the path."""
     path = Path(output_dir) / "validation" / f"{name}-{step:06d}.png"
@@ -113,38 +76,3 @@ def save_and_log(accelerator: Accelerator, image: Image.Image, output_dir: str, 
         elif hasattr(tracker, "log_images"):  # wandb, comet_ml, aim, ...: their own image logging
             tracker.log_images({name: [np.asarray(image)]}, step)
     return path
-
-
-def assemble_pipeline(
-    accelerator: Accelerator, vae, unet, scheduler, text_encoder, tokenizer, label_names,
-    text_attention_mask: bool = True, pipeline_class=None,
-):  # fmt: skip
-    """A LatentDiffusionPipeline (or `pipeline_class`, one with its arguments) of the (unwrapped) training
-    components with a DDIM scheduler of the training noise schedule, class names as id2label, the
-    training's text-mask convention, progress bar off."""
-    from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
-    from hfldm.schedulers.ddim import DDIMScheduler
-
-    pipeline = (pipeline_class or LatentDiffusionPipeline)(
-        vae,
-        accelerator.unwrap_model(unet),
-        DDIMScheduler.from_config(scheduler.config),
-        accelerator.unwrap_model(text_encoder) if text_encoder is not None else None,
-        tokenizer,
-        id2label=dict(enumerate(label_names)) if label_names else None,
-        text_attention_mask=text_attention_mask,
-    )
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
-
-
-def validation_conditions(
-    kind: str, prompts: list[str], class_labels: list[int], captions: list[str], num_classes: int
-) -> tuple[list[str] | None, list[int] | None]:
-    """(prompts, class labels) of the validation grid: the given ones, else the first 4 distinct captions or
-    the first 4 classes; (None, None) for an unconditional model."""
-    if kind == "text":
-        return prompts or list(dict.fromkeys(captions))[:4] or [""], None
-    if kind == "class":
-        return None, class_labels or list(range(min(4, num_classes)))
-    return None, None

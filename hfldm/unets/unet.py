@@ -78,9 +78,16 @@ class ConditionalUNet(
 
         def block(c_in: int, c_out: int, level: int, attend: bool | None = None) -> ResAttnBlock:
             return ResAttnBlock(
-                c_in, c_out, temb_dim, attention[level] if attend is None else attend, heads[level],
-                cross_attention_dim, transformer_layers_per_block, dropout, norm_num_groups,
-            )  # fmt: skip
+                c_in,
+                c_out,
+                temb_dim,
+                attention[level] if attend is None else attend,
+                heads[level],
+                cross_attention_dim,
+                transformer_layers_per_block,
+                dropout,
+                norm_num_groups,
+            )
 
         self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], 3, padding=1)
         # Down path; `skips` records the width of every tensor it hands to the up path.

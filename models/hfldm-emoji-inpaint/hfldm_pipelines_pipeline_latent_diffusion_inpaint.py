@@ -61,8 +61,16 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
         id2label, text_attention_mask: as in LatentDiffusionPipeline.
     """
 
-    def __init__(self, vae, unet, scheduler, text_encoder=None, tokenizer=None, id2label=None,
-                 text_attention_mask: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        vae,
+        unet,
+        scheduler,
+        text_encoder=None,
+        tokenizer=None,
+        id2label=None,
+        text_attention_mask: bool = True,
+    ):
         c = latent_space(vae).latent_channels
         cfg = unet.config
         if cfg.out_channels != c or condition_channels(cfg) != inpaint_condition_channels(c):
@@ -74,9 +82,12 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
         super().__init__(vae, unet, scheduler, text_encoder, tokenizer, id2label, text_attention_mask)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_resize=False)
         self.mask_processor = VaeImageProcessor(
-            vae_scale_factor=self.vae_scale_factor, do_normalize=False, do_binarize=True,
-            do_convert_grayscale=True, vae_latent_channels=0,
-        )  # fmt: skip
+            vae_scale_factor=self.vae_scale_factor,
+            do_normalize=False,
+            do_binarize=True,
+            do_convert_grayscale=True,
+            vae_latent_channels=0,
+        )
 
     def default_model_card(self, repo: str, **metadata) -> str:
         c = self.unet.config.out_channels

@@ -1,4 +1,5 @@
-"""Scheduler helpers every hfldm pipeline's denoising loop uses, for any diffusers scheduler."""
+"""The one denoising loop of hfldm's pipelines (`DenoisingLoopMixin.denoise`), and the scheduler helpers it
+uses, for any diffusers scheduler. Pipelines differ only in how they prepare the condition and the output."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from .hfldm_autoencoders_latent_space import LatentSpace, latent_space
+from .hfldm_unets_concat import concat_condition
 
 
 class LatentSpaceMixin:
@@ -22,6 +24,59 @@ class LatentSpaceMixin:
     def vae_scale_factor(self) -> int:
         """f, the autoencoder's downsampling factor (the upscaling factor of a super-resolution model)."""
         return self.latent_space.downsample_factor
+
+
+class DenoisingLoopMixin:
+    """The reverse process of a pipeline with `unet`, `scheduler` and the guidance state of
+    `hfldm.pipelines.guidance.GuidanceStateMixin` (text / class / unconditional, SR, inpainting, sketch)."""
+
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        unet_kwargs: dict,
+        extra_step_kwargs: dict,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: tuple[str, ...] = ("latents",),
+        condition: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The reverse process z_t -> z_{t-1} over `timesteps`, with classifier-free guidance while
+        `do_classifier_free_guidance` (w = `guidance_scale`; a callback may change both); returns z_0.
+
+        `unet_kwargs`: the U-Net's condition tensors (τ_θ(y), class labels; {} for none), under guidance the
+        unconditional half first. `condition`: a spatial condition concatenated to z_t at every step (SR's
+        low-res image, inpainting's [E(x ⊙ (1 − m)), m↓], a sketch; LDM §3.3 `hfldm.unets.concat`), the same
+        for both halves of guidance.
+        """
+        self._conditions, self._num_images, self._num_timesteps = unet_kwargs, len(latents), len(timesteps)
+        attention = (
+            {}
+            if self.cross_attention_kwargs is None
+            else {"cross_attention_kwargs": self.cross_attention_kwargs}
+        )
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                guided = self.do_classifier_free_guidance
+                latent_input = torch.cat([latents] * 2) if guided else latents
+                latent_input = self.scheduler.scale_model_input(latent_input, t)
+                if condition is not None:  # only z_t is scaled for σ-parameterised schedulers
+                    latent_input = concat_condition(
+                        latent_input, torch.cat([condition] * 2) if guided else condition, self.unet.config
+                    )
+                noise_pred = predict_noise(
+                    self.unet, latent_input, t, **self.step_conditions(len(latent_input)), **attention
+                )
+                if guided:
+                    # classifier-free guidance: ε̃ = ε(z_t, ∅) + w (ε(z_t, y) - ε(z_t, ∅))
+                    eps_uncond, eps_cond = noise_pred.chunk(2)
+                    noise_pred = eps_uncond + self.guidance_scale * (eps_cond - eps_uncond)
+                latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
+                if callback_on_step_end is not None:
+                    latents = self.after_step(
+                        callback_on_step_end, callback_on_step_end_tensor_inputs, i, t, latents
+                    )
+                progress_bar.update()
+        return latents
 
 
 def predict_noise(unet, latent_input: torch.Tensor, t, **unet_kwargs) -> torch.Tensor:

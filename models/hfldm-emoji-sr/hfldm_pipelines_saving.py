@@ -46,15 +46,24 @@ from the command line: `hfldm generate --model {repo} {cli_example} --out sample
 """
 
 
-def card_front_matter(pipeline_tag: str, tags: list[str], base_model: str | None = None,
-                      datasets: list[str] | None = None, license: str | None = None) -> str:  # fmt: skip
+def card_front_matter(
+    pipeline_tag: str,
+    tags: list[str],
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+    license: str | None = None,
+) -> str:
     """The YAML front matter of a model card, written by huggingface_hub's ModelCardData."""
     from huggingface_hub import ModelCardData
 
     data = ModelCardData(
-        library_name="diffusers", pipeline_tag=pipeline_tag, base_model=base_model, datasets=datasets,
-        license=license, tags=["diffusers", "latent-diffusion", "hfldm", *tags],
-    )  # fmt: skip
+        library_name="diffusers",
+        pipeline_tag=pipeline_tag,
+        base_model=base_model,
+        datasets=datasets,
+        license=license,
+        tags=["diffusers", "latent-diffusion", "hfldm", *tags],
+    )
     return f"---\n{data.to_yaml()}\n---\n"
 
 
@@ -126,17 +135,25 @@ def add_remote_code(
         )
 
 
-def push_folder_to_hub(folder: str | Path, repo_id: str | None = None, token: str | None = None,
-                       private: bool | None = None, commit_message: str | None = None,
-                       create_pr: bool = False) -> str:  # fmt: skip
+def push_folder_to_hub(
+    folder: str | Path,
+    repo_id: str | None = None,
+    token: str | None = None,
+    private: bool | None = None,
+    commit_message: str | None = None,
+    create_pr: bool = False,
+) -> str:
     """Upload a saved pipeline folder (code and model card included) to the Hub; returns the repo id."""
     from huggingface_hub import create_repo, upload_folder
 
     repo_id = create_repo(repo_id or Path(folder).name, exist_ok=True, private=private, token=token).repo_id
     upload_folder(
-        repo_id=repo_id, folder_path=folder, token=token, create_pr=create_pr,
+        repo_id=repo_id,
+        folder_path=folder,
+        token=token,
+        create_pr=create_pr,
         commit_message=commit_message or "Upload LatentDiffusionPipeline",
-    )  # fmt: skip
+    )
     return repo_id
 
 

@@ -35,11 +35,10 @@ from .hfldm_pipelines_inputs import broadcast_batch, check_image_to_image, check
 from .hfldm_pipelines_lora_loading import LoraLoadingMixin
 from .hfldm_pipelines_native_size import warn_other_size
 from .hfldm_pipelines_null_text import NullTextCache
-from .hfldm_pipelines_sampling import LatentSpaceMixin, check_finite_output, predict_noise, scheduler_step_kwargs, sdedit_start, set_timesteps
+from .hfldm_pipelines_sampling import DenoisingLoopMixin, LatentSpaceMixin, check_finite_output, scheduler_step_kwargs, sdedit_start, set_timesteps
 from .hfldm_pipelines_saving import RemoteCodeMixin
 from .hfldm_schedulers_ddim import DDIMScheduler
 from .hfldm_schedulers_ddpm import DDPMScheduler
-from .hfldm_unets_concat import concat_condition
 from .hfldm_unets_unet import ConditionalUNet
 
 
@@ -50,6 +49,7 @@ class LatentDiffusionPipeline(
     LoraLoadingMixin,
     LatentSpaceMixin,
     GuidanceStateMixin,
+    DenoisingLoopMixin,
     DiffusionPipeline,
 ):
     r"""Text-, class- or unconditional latent diffusion, with classifier-free guidance and image-to-image.
@@ -160,51 +160,6 @@ class LatentDiffusionPipeline(
             return check_finite_output(latents)
         image = self.latent_space.decode_latents(self.latent_space.unscale_latents(latents))
         return self.image_processor.postprocess(check_finite_output(image), output_type=output_type)
-
-    def denoise(
-        self,
-        latents: torch.Tensor,
-        timesteps: torch.Tensor,
-        unet_kwargs: dict,
-        extra_step_kwargs: dict,
-        callback_on_step_end=None,
-        callback_on_step_end_tensor_inputs: tuple[str, ...] = ("latents",),
-        condition: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The reverse process z_t -> z_{t-1} over `timesteps`, with classifier-free guidance while
-        `do_classifier_free_guidance` (w = `guidance_scale`; a callback may change both); returns z_0.
-
-        `condition`: a spatial condition concatenated to z_t at every step (inpainting's [E(x ⊙ (1 − m)), m↓],
-        LDM §3.3 `hfldm.unets.concat`), the same for both halves of guidance.
-        """
-        self._conditions, self._num_images, self._num_timesteps = unet_kwargs, len(latents), len(timesteps)
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                guided = self.do_classifier_free_guidance
-                latent_input = torch.cat([latents] * 2) if guided else latents
-                latent_input = self.scheduler.scale_model_input(latent_input, t)
-                if condition is not None:  # only z_t is scaled for σ-parameterised schedulers
-                    latent_input = concat_condition(
-                        latent_input, torch.cat([condition] * 2) if guided else condition, self.unet.config
-                    )
-                noise_pred = predict_noise(
-                    self.unet,
-                    latent_input,
-                    t,
-                    **self.step_conditions(len(latent_input)),
-                    cross_attention_kwargs=self.cross_attention_kwargs,
-                )
-                if guided:
-                    # classifier-free guidance: ε̃ = ε(z_t, ∅) + w (ε(z_t, y) - ε(z_t, ∅))
-                    eps_uncond, eps_cond = noise_pred.chunk(2)
-                    noise_pred = eps_uncond + self.guidance_scale * (eps_cond - eps_uncond)
-                latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
-                if callback_on_step_end is not None:
-                    latents = self.after_step(
-                        callback_on_step_end, callback_on_step_end_tensor_inputs, i, t, latents
-                    )
-                progress_bar.update()
-        return latents
 
     @torch.inference_mode()
     def __call__(
