@@ -143,7 +143,12 @@ def main() -> None:
     task = make_task(args, vae, data.resolution, train.seed, accelerator.process_index)
     source = ldm_data(data, kind, args.cached_latents, vae, args.text_encoder)
     train_loader = make_dataloader(
-        source.dataset, train.train_batch_size, train.seed, source.collate, train.dataloader_num_workers
+        source.dataset,
+        train.train_batch_size,
+        train.seed,
+        source.collate,
+        train.dataloader_num_workers,
+        shuffle_buffer_size=data.shuffle_buffer_size,
     )
 
     # 2. models: τ_θ, the U-Net, the noise schedule, the latent scale (the autoencoder stays frozen)

@@ -218,7 +218,10 @@ def load_image_dataset(args: DataArguments) -> tuple[AnyDataset, DataReport]:
         if args.max_samples is not None:
             dataset = dataset.take(args.max_samples)
         transform = ImageTransform(args, report)
-        return dataset.map(transform, batched=True, with_indices=True, remove_columns=columns), report
+        # one row per call: a stream's saved position then lies between rows, and a resume decodes no row
+        # twice (a map batch of 1,000 resumed by re-reading the batch; hfldm.training.stream)
+        stream = dataset.map(transform, batched=True, batch_size=1, with_indices=True, remove_columns=columns)
+        return stream, report
     if args.max_samples is not None:
         dataset = dataset.select(range(min(args.max_samples, len(dataset))))
     dataset = _check_images(dataset, args, report)
