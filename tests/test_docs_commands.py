@@ -125,7 +125,9 @@ def test_command_parses_as_written(doc, command, monkeypatch):
     check_files(words)
     if words[:2] == ["accelerate", "config"]:
         return  # interactive: asks about the machine
-    if words[0] == "accelerate" and words[1] == "launch":
+    if words[0] == "accelerate" and words[1] == "launch" and "-m" in words:  # `-m hfldm.cli ...`: the CLI
+        words = ["hfldm", *words[words.index("-m") + 2 :]]
+    elif words[0] == "accelerate" and words[1] == "launch":
         words = [
             "python",
             *words[next(i for i, w in enumerate(words) if w.endswith(".py")) :],

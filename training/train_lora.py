@@ -137,7 +137,12 @@ def main() -> None:
     flip, data = data.random_flip, data_for(data, kind)  # flips: drawn per sample in the training step
     dataset, _ = load_images(data)
     train_loader = make_dataloader(
-        dataset, train.train_batch_size, train.seed, collate_fn, train.dataloader_num_workers
+        dataset,
+        train.train_batch_size,
+        train.seed,
+        collate_fn,
+        train.dataloader_num_workers,
+        shuffle_buffer_size=data.shuffle_buffer_size,
     )
 
     # 3. adapters (B = 0 at the start, so training starts from the pipeline's own outputs) and the optimiser

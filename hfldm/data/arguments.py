@@ -27,7 +27,7 @@ _OPTIONAL_TEXT = (
 
 @dataclass
 class DataArguments:
-    """Where the images come from and how they become `pixel_values`. Give one of the two sources."""
+    """Where the images come from and how they become `pixel_values`. Give one of the three sources."""
 
     dataset_name: str | None = _arg(
         None, "Dataset for datasets.load_dataset(name, config): a hub id or a script."
@@ -36,6 +36,10 @@ class DataArguments:
     train_data_dir: str | None = _arg(
         None,
         "Local folder: a save_to_disk dataset (`hfldm data emoji` output) or an imagefolder+metadata.jsonl.",
+    )
+    train_shards: str | None = _arg(
+        None,
+        "WebDataset tars, a brace pattern like 'shards/data-{000000..000009}.tar' (image + .txt per sample).",
     )
     split: str = _arg("train", "Split to read (train, test, ...).")
     image_column: str = _arg("image", "Column holding the images.")

@@ -25,6 +25,7 @@ from PIL import Image
 
 from hfldm.data.arguments import DataArguments
 from hfldm.data.images import decode_rgb, image_name, resize_and_crop, to_tensor
+from hfldm.data.webdataset_shards import load_webdataset
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +50,14 @@ class DataReport:
 
 def _load_source(args: DataArguments) -> AnyDataset:
     """Returns the raw split named by `args`, map-style or streaming."""
-    if (args.dataset_name is None) == (args.train_data_dir is None):
+    sources = [args.dataset_name, args.train_data_dir, args.train_shards]
+    if sum(source is not None for source in sources) != 1:
         raise ValueError(
-            "give exactly one of dataset_name (hub / load_dataset) and train_data_dir (local folder)"
+            "give exactly one of dataset_name (hub / load_dataset), train_data_dir (local folder) and "
+            "train_shards (WebDataset tars)"
         )
+    if args.train_shards is not None:
+        return load_webdataset(args.train_shards, args.streaming, args.cache_dir)
     if args.dataset_name is not None:
         return datasets.load_dataset(
             args.dataset_name,
@@ -212,9 +217,8 @@ def load_image_dataset(args: DataArguments) -> tuple[AnyDataset, DataReport]:
         raise ValueError(f"max_samples must be positive, got {args.max_samples}")
     dataset = _load_source(args)
     if _is_empty(dataset):
-        raise ValueError(
-            f"the dataset ({args.dataset_name or args.train_data_dir}, split {args.split}) is empty"
-        )
+        source = args.dataset_name or args.train_data_dir or args.train_shards
+        raise ValueError(f"the dataset ({source}, split {args.split}) is empty")
     columns = _check_columns(dataset, args)
     dataset, label_names = _encode_labels(dataset, args)
     dataset = dataset.cast_column(args.image_column, datasets.Image(decode=False))
@@ -223,7 +227,10 @@ def load_image_dataset(args: DataArguments) -> tuple[AnyDataset, DataReport]:
         if args.max_samples is not None:
             dataset = dataset.take(args.max_samples)
         transform = ImageTransform(args, report)
-        return dataset.map(transform, batched=True, with_indices=True, remove_columns=columns), report
+        # one row per call: a stream's saved position then lies between rows, and a resume decodes no row
+        # twice (a map batch of 1,000 resumed by re-reading the batch; hfldm.training.stream)
+        stream = dataset.map(transform, batched=True, batch_size=1, with_indices=True, remove_columns=columns)
+        return stream, report
     if args.max_samples is not None:
         dataset = dataset.select(range(min(args.max_samples, len(dataset))))
     dataset = _check_images(dataset, args, report)

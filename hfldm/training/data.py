@@ -15,6 +15,7 @@ from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.arguments import DataArguments
 from hfldm.data.latent_cache import INFO_FILE, load_latent_cache, load_uncond_embedding
 from hfldm.data.loader import collate_fn, load_image_dataset
+from hfldm.data.sharded_cache import is_sharded_cache, load_sharded_cache
 
 
 def load_images(data: DataArguments) -> tuple[datasets.Dataset | datasets.IterableDataset, list[str] | None]:
@@ -81,12 +82,18 @@ def captions(dataset, caption_column: str | None) -> list[str]:
     return texts
 
 
-def load_cache(path: str) -> tuple[datasets.Dataset, dict, dict | None]:
-    """(latent cache Dataset in torch format, its cache_info.json, the "" prompt embedding or None)."""
+def load_cache(path: str, streaming: bool = False) -> tuple[datasets.Dataset, dict, dict | None]:
+    """(latent cache Dataset in torch format, its cache_info.json, the "" prompt embedding or None); with
+    `streaming` a sharded cache (`hfldm cache-latents --num_shards`) is streamed from its Parquet shards."""
     if not (Path(path) / INFO_FILE).is_file():
         raise ValueError(
             f"--cached_latents: {path} is not a latent cache (no {INFO_FILE}); see `hfldm cache-latents`"
         )
+    if is_sharded_cache(path):
+        info = json.loads((Path(path) / INFO_FILE).read_text())
+        return load_sharded_cache(path, streaming), info, load_uncond_embedding(path)
+    if streaming:
+        raise ValueError(f"--streaming: {path} is one saved dataset; stream a cache made with --num_shards")
     cache = load_latent_cache(path)
     if len(cache) == 0:
         raise ValueError(f"--cached_latents: {path} holds no rows")
@@ -155,9 +162,11 @@ def ldm_data(data: DataArguments, kind, cached_latents: str | None, vae, text_en
     """The images of `data` (only the column `kind` reads), or the latent cache `cached_latents` after
     checking that it fits the autoencoder, resolution and conditioning of the run."""
     if cached_latents:
-        dataset, info, uncond = load_cache(cached_latents)
+        dataset, info, uncond = load_cache(cached_latents, data.streaming)
         check_cache(info, vae, data.resolution, kind, text_encoder, data.random_flip)
-        return LDMData(dataset, None, uncond, "text", "labels", None)  # the cache's columns
+        return LDMData(
+            dataset, info.get("label_names"), uncond, "text", "labels", None
+        )  # the cache's columns
     data = data_for(data, kind)
     dataset, label_names = load_images(data)
     return LDMData(dataset, label_names, None, data.caption_column, data.label_column, collate_fn)

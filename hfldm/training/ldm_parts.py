@@ -204,10 +204,15 @@ def run_latent_scale(run: LDMRun) -> float:
 
 
 def training_batches(run: LDMRun):
-    """The training loader: shuffled by the run's seed, --dataloader_num_workers workers."""
+    """The training loader: shuffled by the run's seed (a stream: through --shuffle_buffer_size rows)."""
     train, source = run.train, run.source
     return make_dataloader(
-        source.dataset, train.train_batch_size, train.seed, source.collate, train.dataloader_num_workers
+        source.dataset,
+        train.train_batch_size,
+        train.seed,
+        source.collate,
+        train.dataloader_num_workers,
+        shuffle_buffer_size=run.data.shuffle_buffer_size,
     )
 
 

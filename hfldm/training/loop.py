@@ -12,6 +12,7 @@ from accelerate import Accelerator
 from hfldm.training.args import TrainingArguments, training_started
 from hfldm.training.checkpoints import save_checkpoint
 from hfldm.training.runtime import check_loader, is_every, log_step, progress_bar, train_batches
+from hfldm.training.stream import resume_stream
 
 # (batch, micro_step) -> {"loss": scalar, ...}: one forward/backward pass; micro_step counts passes
 TrainingStep = Callable[[dict, int], dict]
@@ -34,6 +35,7 @@ def train_loop(
     on the main process, and the checkpoint, each at its interval of TrainingArguments.
     """
     check_loader(loader)  # a batch larger than the data is the user's argument: say so before training
+    resume_stream(accelerator, loader, train.output_dir, train.resume_from_checkpoint, first_step)
     training_started()  # from here on an error is a bug of the run, not a bad argument: keep its traceback
     bar = progress_bar(accelerator, first_step, train.max_train_steps)
     step, micro_step = first_step, first_step * train.gradient_accumulation_steps

@@ -11,15 +11,15 @@ from collections.abc import Callable, Iterable, Iterator
 
 import datasets
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate import Accelerator, DataLoaderConfiguration, PartialState
 from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
 from diffusers.optimization import get_scheduler
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from hfldm.data import loader as data_loader
 from hfldm.precision import has_fast_bf16
 from hfldm.training.args import TrainingArguments
+from hfldm.training.stream import StreamLoader
 
 
 def warn_idle_cores() -> None:
@@ -83,14 +83,28 @@ def make_dataloader(
     collate_fn: Callable | None = None,
     num_workers: int = 0,
     shuffle: bool = True,
-) -> DataLoader:
+    shuffle_buffer_size: int = 1000,
+) -> DataLoader | StreamLoader:
     """A DataLoader over `dataset`, shuffled by a permutation that depends only on (seed, epoch).
 
-    Incomplete last batches are dropped, so every step sees `batch_size` images per process. A streaming
-    dataset is shuffled by the loader's seeded buffer instead (`hfldm.data.loader.make_dataloader`).
+    Incomplete last batches are dropped, so every step sees `batch_size` images per process. A stream gives
+    a StreamLoader instead (`hfldm.training.stream`; accelerate's prepare leaves it as it is): shuffled, it
+    is the training loader, reads this process's shards through a checkpointed buffer of
+    `shuffle_buffer_size` rows and resumes exactly; unshuffled, every process reads the stream from its start.
+    It reads in the training process (`num_workers` is not used).
     """
     if isinstance(dataset, datasets.IterableDataset):
-        return data_loader.make_dataloader(dataset, batch_size, shuffle, seed, num_workers)
+        state = PartialState()
+        return StreamLoader(
+            dataset,
+            batch_size,
+            collate_fn,
+            seed,
+            buffer_size=shuffle_buffer_size if shuffle else 0,
+            rank=state.process_index if shuffle else 0,
+            world_size=state.num_processes if shuffle else 1,
+            device=state.device,
+        )
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -115,14 +129,14 @@ def train_batches(accelerator: Accelerator, dataloader, first_step: int, accumul
     """Yields the batches of this process epoch after epoch, from where optimiser step `first_step` left off.
 
     Epoch e is shuffled with seed + e (accelerate's SeedableRandomSampler); on resume the first
-    `first_step * accumulation` batches are skipped without being loaded. (A stream has no known length:
-    its resume skips that many batches from the start of the stream.)
+    `first_step * accumulation` batches are skipped without being loaded. A stream continues from the
+    position its checkpoint stored (`hfldm.training.stream.resume_stream`), reading nothing twice.
     """
     check_loader(dataloader)
-    if isinstance(dataloader.dataset, datasets.IterableDataset):  # length unknown: skip from the start
-        epoch, skip = 0, first_step * accumulation
-    else:
-        epoch, skip = divmod(first_step * accumulation, len(dataloader))
+    if isinstance(dataloader, StreamLoader):
+        yield from dataloader.endless()
+        return
+    epoch, skip = divmod(first_step * accumulation, len(dataloader))
     while True:
         dataloader.set_epoch(epoch)
         yield from accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
