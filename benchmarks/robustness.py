@@ -9,7 +9,9 @@ chosen style draws; each is reframed (`hfldm.eval.robustness.reframe`: resized b
 moved by (±shift, ±shift) px with the four sign pairs in turn) at the model's resolution.
 - super-resolution (64 px from 32 px): y = the reframed 64 px image bicubically downsampled 2× (antialiased,
   clean); the SR model (DDIM, --sr-steps) against bicubic and Pillow-Lanczos upsampling; PSNR / SSIM against
-  the reframed image and the SWD ×10³ of the finest (64 px) Laplacian level (`hfldm.eval.swd`) against it.
+  the reframed image and the SWD ×10³ of the finest (64 px) Laplacian level (`hfldm.eval.swd`) against it;
+  and the PSNR of the SR model's autoencoder on the reframed image itself, D(E(x)): no model decoded by it
+  does better.
 - inpainting (32 px): the held-out masks of benchmarks/inpaint_eval.py (seed 0) and the caption as prompt;
   the model (pasted back) against the mean colour of the kept pixels and OpenCV's Telea (radius 3);
   RMSE and PSNR inside the mask.
@@ -78,6 +80,12 @@ def cells(styles: list[str], shift: int) -> list[tuple[str, float, int]]:
     return [(style, scale, p) for style in styles for scale in SCALES for p in (0, shift)]
 
 
+def autoencoded(pipe, x: torch.Tensor) -> torch.Tensor:
+    """D(E(x)) with the pipeline's own autoencoder, x in [-1, 1]."""
+    space = pipe.latent_space
+    return space.decode_latents(space.latents(x.to(pipe.vae.dtype))).float().clamp(-1, 1)
+
+
 @torch.no_grad()
 def super_resolution(pipe, images: dict, shift: int, steps: int, seed: int) -> tuple[list[dict], list]:
     """One row of figures per cell, and each cell's (low-res, bicubic, SR, real) for the figure."""
@@ -97,6 +105,8 @@ def super_resolution(pipe, images: dict, shift: int, steps: int, seed: int) -> t
             row[f"psnr_{name}"] = psnr(out, x, value_range=(-1, 1))
             row[f"ssim_{name}"] = ssim(out, x, value_range=(-1, 1))
             row[f"swd_{name}"] = swd(x, out)["swd"][0]  # the finest (64 px) level
+        # the ceiling of any model decoded by the SR model's D: x itself encoded (posterior mean) and decoded
+        row["psnr_autoencoder"] = psnr(autoencoded(pipe, x), x, value_range=(-1, 1))
         rows.append(row)
         shown.append(
             (torch.nn.functional.interpolate(y, scale_factor=2), methods["bicubic"], methods["sr"], x)
@@ -145,8 +155,8 @@ def inpainting(pipe, images: dict, captions: list[str], shift: int, steps: int, 
 def sr_table(rows: list[dict]) -> str:
     lines = [
         "| style | scale | shift (px) | PSNR SR | bicubic | Lanczos | SR − bicubic (dB) | SSIM SR | bicubic "
-        "| SWD ×10³ SR | bicubic | Lanczos |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| SWD ×10³ SR | bicubic | Lanczos | PSNR D(E(x)) (ceiling) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cells_ = [r["style"], f"{r['scale']:.2f}", f"±{r['shift']}" if r["shift"] else "0"]
@@ -157,6 +167,7 @@ def sr_table(rows: list[dict]) -> str:
             f"{r['ssim_bicubic']:.4f}",
         ]
         cells_ += [f"{r[f'swd_{m}']:.1f}" for m in ("sr", "bicubic", "lanczos")]
+        cells_ += [f"{r['psnr_autoencoder']:.2f}" if "psnr_autoencoder" in r else "–"]
         lines.append(f"| {' | '.join(cells_)} |")
     return "\n".join(lines)
 

@@ -29,6 +29,7 @@ from hfldm.autoencoders.latent_space import latent_space
 from hfldm.autoencoders.loading import load_autoencoder
 from hfldm.autoencoders.vq import VQAutoencoder
 from hfldm.data.arguments import DataArguments
+from hfldm.data.augment import AUGMENT_STREAM
 from hfldm.data.loader import collate_fn
 from hfldm.training.args import (
     TrainingArguments,
@@ -38,7 +39,7 @@ from hfldm.training.args import (
     parse_args,
     run,
 )
-from hfldm.training.autoencoding import RegularizedAutoencoder, frozen
+from hfldm.training.autoencoding import RegularizedAutoencoder, decoder_only, frozen
 from hfldm.training.checkpoints import resume
 from hfldm.training.data import held_out_images, load_images
 from hfldm.training.hub import hub_repo, push_folder
@@ -89,7 +90,12 @@ class AutoencoderArguments:
         "Start from this trained hfldm KL/VQ autoencoder (folder, pipeline folder or Hub id, "
         "`id:subfolder`): its architecture and weights; the architecture flags above are then not used. "
         "Its scaling_factor is reset to 1.0 so that train_ldm.py estimates 1/σ̂ of the fine-tuned latents "
-        "anew.",
+        "anew (kept with --train_decoder_only).",
+    )
+    train_decoder_only: bool = arg(
+        False,
+        "Train D only (post_quant_conv and the decoder), E and the regulariser frozen: the latent space, its "
+        "scaling_factor and every LDM trained in it stay valid (the SD VAE's decoder fine-tune).",
     )
     validation_split: str | None = arg(None, "Held-out split for PSNR/SSIM (default: last images of train).")
     num_validation_images: int = arg(64, "Held-out images scored at each validation.")
@@ -132,13 +138,15 @@ def initial_autoencoder(args: AutoencoderArguments, resolution: int):
             f"--resolution: {resolution} is not a multiple of f = "
             f"{latent_space(autoencoder).downsample_factor} of --init_from {args.init_from}"
         )
-    autoencoder.register_to_config(sample_size=resolution, scaling_factor=1.0)
+    autoencoder.register_to_config(sample_size=resolution)
+    if not args.train_decoder_only:  # E changes: train_ldm.py estimates the scale of its latents anew
+        autoencoder.register_to_config(scaling_factor=1.0)
     return autoencoder.requires_grad_(True).train()
 
 
 def optimizers(model, discriminator, args, train) -> tuple:
-    """(optimiser, LR schedule) of the generator (E, D, codebook), then of the discriminator."""
-    optimizer_g = make_optimizer(model.parameters(), train)
+    """(optimiser, LR schedule) of the generator (E, D, codebook: what is trainable), then the discriminator."""
+    optimizer_g = make_optimizer([p for p in model.parameters() if p.requires_grad], train)
     optimizer_d = make_optimizer(discriminator.parameters(), train, lr=args.disc_learning_rate)
     processes = PartialState().num_processes  # the accelerator's
     scheduler_g = make_lr_scheduler(optimizer_g, train, processes)
@@ -188,6 +196,8 @@ def main() -> None:
     # 2. models: the autoencoder (E, regulariser, D) and the PatchGAN discriminator
     check_downsampling(args, data.resolution)
     autoencoder = initial_autoencoder(args, data.resolution)
+    if args.train_decoder_only:
+        decoder_only(autoencoder)
     discriminator = new_discriminator(data.resolution, args.disc_channels, args.disc_layers)
     perceptual = perceptual_network(args.perceptual_weight)
     if train.gradient_checkpointing:
@@ -195,7 +205,9 @@ def main() -> None:
     model = RegularizedAutoencoder(autoencoder)
     reg_weight = args.kl_weight if args.regularizer == "kl" else args.codebook_weight
     space = latent_space(autoencoder)
-    latent_shape = (space.latent_channels, *[data.resolution // space.downsample_factor] * 2)
+    augment = data.augmentation()  # scale / shift / crop of every batch, each sample by its own draws
+    side = augment.output_size(data.resolution) // space.downsample_factor
+    latent_shape = (space.latent_channels, side, side)
 
     # 3. optimisers: one for the generator (E, D, codebook), one for the discriminator
     optimizer_g, optimizer_d, scheduler_g, scheduler_d = optimizers(model, discriminator, args, train)
@@ -225,9 +237,10 @@ def main() -> None:
         """One pass: E, D (and the codebook) on their loss, then the PatchGAN once --disc_start is reached."""
         x = batch["pixel_values"]
         adversarial = micro_step // train.gradient_accumulation_steps >= args.disc_start
-        generators = sample_generators(
-            train.seed, micro_step, global_indices(len(x), accelerator.process_index)
-        )
+        indices = global_indices(len(x), accelerator.process_index)
+        if not augment.is_identity:
+            x = augment(x, sample_generators(train.seed, micro_step, indices, AUGMENT_STREAM)).to(x.device)
+        generators = sample_generators(train.seed, micro_step, indices)
         eta = per_sample_normal(generators, latent_shape).to(x.device)  # z = μ + σ·η, η per sample
         with accelerator.accumulate(model, discriminator), accelerator.autocast():
             # 1. E, D (and the codebook) on L_rec + w·L_reg + λ·w_disc·L_GAN, the PatchGAN's weights frozen

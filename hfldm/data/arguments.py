@@ -21,6 +21,7 @@ _OPTIONAL_TEXT = (
     "train_data_dir",
     "caption_column",
     "label_column",
+    "style_caption_column",
     "cache_dir",
 )
 
@@ -48,6 +49,11 @@ class DataArguments:
     )
     label_column: str | None = _arg(
         None, "Integer or ClassLabel column of class labels (emoji: group; digits: label)."
+    )
+    style_caption_column: str | None = _arg(
+        None,
+        'Column of each image\'s style (emoji: style): caption it "<style> style: <caption>" or the bare '
+        "caption, p = 1/2 each (hfldm.data.style_captions); none: the caption as it is.",
     )
     resolution: int = _arg(32, "Side of the square training images, pixels.")
     center_crop: bool = _arg(

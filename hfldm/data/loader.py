@@ -25,6 +25,7 @@ from PIL import Image
 
 from hfldm.data.arguments import DataArguments
 from hfldm.data.images import decode_rgb, image_name, resize_and_crop, to_tensor
+from hfldm.data.style_captions import style_captions
 from hfldm.data.webdataset_shards import load_webdataset
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def _check_columns(dataset: AnyDataset, args: DataArguments) -> list[str]:
     columns = dataset.column_names
     if columns is None:  # a stream without declared features: read the columns off the first row
         columns = list((_first_row(dataset) or {}).keys())
-    for argument in ("image_column", "caption_column", "label_column"):
+    for argument in ("image_column", "caption_column", "label_column", "style_caption_column"):
         name = getattr(args, argument)
         if name is not None and name not in columns:
             raise ValueError(f"{argument}: column {name!r} not in the dataset; available columns: {columns}")
@@ -156,7 +157,10 @@ class ImageTransform:
                 continue
             out["pixel_values"].append(self.pixels(image))
             if args.caption_column:
-                out["text"].append(self.caption(batch[args.caption_column][i], name))
+                caption = batch[args.caption_column][i]
+                if args.style_caption_column:  # ["<style> style: <caption>", "<caption>"]: one drawn
+                    caption = style_captions(caption, batch[args.style_caption_column][i])
+                out["text"].append(self.caption(caption, name))
             if args.label_column:
                 out["labels"].append(int(batch[args.label_column][i]))
         return out

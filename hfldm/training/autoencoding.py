@@ -34,6 +34,15 @@ class RegularizedAutoencoder(nn.Module):
         return self.autoencoder.regularized_forward(x, posterior_noise)
 
 
+def decoder_only(autoencoder: nn.Module) -> nn.Module:
+    """Freezes all but D (post_quant_conv, decoder): E, its quant_conv and a VQ codebook keep the latent space
+    that LDMs were trained in, so a fine-tuned D decodes their samples."""
+    autoencoder.requires_grad_(False)
+    for part in (autoencoder.post_quant_conv, autoencoder.decoder):
+        part.requires_grad_(True)
+    return autoencoder
+
+
 @contextmanager
 def frozen(module: nn.Module) -> Iterator[nn.Module]:
     """Within the block `module`'s parameters take no gradient (the discriminator in the decoder's loss)."""
