@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install system-deps emoji-styles data-styles test lint format bench bench-runtimes bench-data demo space data train-default train-sr train-inpaint refresh-models clean
+.PHONY: install system-deps emoji-styles data-styles test lint format bench bench-runtimes bench-data demo space data train-default train-sr train-inpaint distill-default refresh-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -96,6 +96,11 @@ train-sr: $(STAMP) system-deps
 # channels and fine-tuned on masked emoji, the from-scratch comparison, evaluation, export + model card
 train-inpaint: $(STAMP) system-deps
 	BIN=$(BIN) bash training/train_inpaint.sh
+
+# the shipped model's few-step student (LCM, docs/few_step.md): training/distill.py on the text model, then
+# exported to models/hfldm-emoji-lcm; resumes from its latest checkpoint; rerun after retraining the teacher
+distill-default: $(STAMP)
+	BIN=$(BIN) TEACHER=$(MODEL) bash training/distill_default.sh
 
 # the bundled folders' copies of the source (generated; .gitattributes marks them): rewrite them after changing
 # any code they ship, without touching their weights

@@ -29,6 +29,7 @@ SCHEDULERS = {
     "ddim": ("hfldm.schedulers.ddim", "DDIMScheduler"),
     "dpm": ("diffusers", "DPMSolverMultistepScheduler"),
     "euler": ("diffusers", "EulerDiscreteScheduler"),
+    "lcm": ("diffusers", "LCMScheduler"),  # consistency-distilled models only (docs/few_step.md), 1-8 steps
 }
 PROGRESS_DELAY = 2.0  # seconds before a sampling progress bar appears (tqdm's delay)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/repo (hfldm.pipelines.loading's, not imported
@@ -332,7 +333,8 @@ def run(args: argparse.Namespace) -> int:
         from hfldm.commands.upscale import load_sr_pipeline, upscale
 
         del pipe  # one model in memory at a time
-        sr = load_sr_pipeline(sr_model, args.scheduler, args.device, "--upscale", args.dtype)
+        sr_scheduler = "saved" if args.scheduler == "lcm" else args.scheduler  # the SR model is not distilled
+        sr = load_sr_pipeline(sr_model, sr_scheduler, args.device, "--upscale", args.dtype)
         images = upscale(sr, images, args.upscale_steps, args.seed, args.eta)
     grid = conditions_grid(images, conditions, args.num_images, captions=not args.no_captions)
     out = Path(args.out)
