@@ -60,10 +60,12 @@ test: $(STAMP) lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 # the train step against diffusers (each side's training-script optimiser), then sampling end to end,
-# its scaling with the batch and the demo's / Space's start-up (docs/speed.md); compiled modes take minutes
+# its scaling with the batch and the demo's / Space's start-up (docs/speed.md), the few-step student against
+# its teacher (docs/few_step.md); compiled modes take minutes
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_unet.py --modes fp32,bf16 --adamw defaults --threads 1 --batch-size 16
 	$(BIN)/python benchmarks/bench_sampling.py --modes fp32,bf16
+	$(BIN)/python benchmarks/bench_few_step.py --modes fp32,bf16,bf16-compiled
 
 # torch eager / bf16 vs OpenVINO fp32 / bf16 vs ONNX Runtime fp32 (exports the bundled model first, minutes;
 # docs/export.md), and the parity of the three bundled models' exports with torch
