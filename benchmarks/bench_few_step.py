@@ -81,6 +81,14 @@ def mode_pairs(args, mode: str) -> dict:
     }
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else the machine type."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default=str(ROOT / "models" / "hfldm-emoji"))
@@ -93,7 +101,7 @@ def main() -> None:
     )
     parser.add_argument("--out", default=str(ROOT / "docs" / "few_step_speed"), help="prefix of the .json")
     args = parser.parse_args()
-    results = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+    results = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "fast_bf16": has_fast_bf16()}
     for mode in args.modes.split(","):
         if MODES[mode][0] == torch.bfloat16 and not (has_fast_bf16() or args.force_bf16):
             results[mode] = "skipped: no AVX512-BF16 / AMX on this CPU (bf16 emulated); --force-bf16 runs it"
