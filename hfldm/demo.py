@@ -102,13 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     few_step = args.model == DEFAULT_MODEL and not args.no_few_step and not digits
     few_step = few_step and (Path(args.few_step_model) / "model_index.json").is_file()
     if few_step:  # its own LCMScheduler; one U-Net row per image (w embedded)
-        model, args.steps = Path(args.few_step_model), args.few_steps
-        print(f"using the few-step model {model} ({args.steps} LCM steps; --no-few-step: the teacher, DDIM)")
+        args.steps = args.few_steps
+        print(f"using the few-step model {args.few_step_model} ({args.steps} LCM steps; --no-few-step: DDIM)")
     if digits:
         print(
             f"no bundled model at {model} yet: training a tiny digits LDM (about 1.5 min on 2 cores) instead"
         )
         model = train_digits_model(Path(args.work_dir))
+    sampled_model = Path(args.few_step_model) if few_step else model  # the prompts come from `model`'s folder
     import torch
     from diffusers import DiffusionPipeline
 
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     dtype = resolve_dtype(args.dtype)
     with quiet_loading():  # no loading bars: the denoising bar is the demo's
-        pipe = DiffusionPipeline.from_pretrained(str(model), trust_remote_code=True)
+        pipe = DiffusionPipeline.from_pretrained(str(sampled_model), trust_remote_code=True)
     if dtype != torch.float32:
         half_precision(pipe, dtype)
     if not few_step:
