@@ -15,4 +15,14 @@ test -d "$DATA" || "$BIN/hfldm" data emoji --out "$(dirname "$DATA")" --resoluti
 "$BIN/python" training/distill.py --config training/configs/distill_emoji32.yaml --teacher "$TEACHER" \
     --train_data_dir "$DATA" --output_dir "$RUN" --resume_from_checkpoint latest "$@"
 "$BIN/python" training/export_model.py --pipeline "$RUN" --data "$DATA" --out "$OUT"
+# docs/few_step.md's figure and held-out table: the student at 1, 2, 4, 8 steps, the teacher at 25 DDIM, w = 3
+"$BIN/python" benchmarks/few_step_figure.py --teacher "$TEACHER" --student "$OUT" --out "$RUN/few_step_samples.png"
+if [ "${EVAL:-1}" = 1 ]; then
+  for n in 1 2 4 8; do
+    "$BIN/hfldm" eval --model "$OUT" --dataset "$DATA" --split test --num-samples all --steps $n \
+        --guidance-scale 3 --out "$RUN-eval-lcm$n"
+  done
+  "$BIN/hfldm" eval --model "$TEACHER" --dataset "$DATA" --split test --num-samples all --steps 25 \
+      --scheduler ddim --guidance-scale 3 --out "$RUN-eval-teacher25"
+fi
 echo "distill-default: done in $(( ($(date +%s) - start) / 60 )) min; few-step model in $OUT"
