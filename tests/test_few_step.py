@@ -4,6 +4,7 @@ refused in one line, in the API and in `hfldm generate --scheduler lcm`."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from _ldm_fixtures import class_pipeline, sample
@@ -87,3 +88,17 @@ def test_generate_scheduler_lcm_samples_a_student_and_refuses_a_teacher(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "LCMScheduler samples a consistency-distilled model" in err[0], err
     assert not bad.exists()
+
+
+def test_a_saved_student_samples_with_diffusers_alone(tmp_path):
+    """trust_remote_code=True in an interpreter without hfldm: the folder's copy of pipelines/few_step.py
+    passes w to the U-Net, and the 2-step images are the in-process ones."""
+    from _no_hfldm import load_without_hfldm
+
+    pipe = student_pipeline()
+    pipe.save_pretrained(tmp_path / "student")
+    images, modules = load_without_hfldm(
+        [("student", str(tmp_path / "student"), 2, {"class_labels": [1]})], tmp_path
+    )
+    assert modules["loaded hfldm"] == [] and modules["student"][3] == "diffusers.schedulers.scheduling_lcm"
+    np.testing.assert_allclose(images["student"], sample(pipe, class_labels=[1], steps=2), atol=1e-5)
