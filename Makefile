@@ -107,7 +107,8 @@ distill-default: $(STAMP)
 # the bundled folders' copies of the source (generated; .gitattributes marks them): rewrite them after changing
 # any code they ship, without touching their weights
 refresh-models: $(STAMP)
-	for m in hfldm-emoji hfldm-emoji-sr hfldm-emoji-inpaint; do \
+	for m in hfldm-emoji hfldm-emoji-sr hfldm-emoji-inpaint hfldm-emoji-lcm; do \
+	  test -d models/$$m || continue; \
 	  $(BIN)/python training/export_model.py --code-only --out models/$$m || exit 1; done
 
 clean:
