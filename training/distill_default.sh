@@ -14,7 +14,8 @@ start=$(date +%s)
 test -d "$DATA" || "$BIN/hfldm" data emoji --out "$(dirname "$DATA")" --resolution 32
 "$BIN/python" training/distill.py --config training/configs/distill_emoji32.yaml --teacher "$TEACHER" \
     --train_data_dir "$DATA" --output_dir "$RUN" --resume_from_checkpoint latest "$@"
-"$BIN/python" training/export_model.py --pipeline "$RUN" --data "$DATA" --out "$OUT"
+"$BIN/python" training/export_model.py --pipeline "$RUN" --data "$DATA" --out "$OUT" \
+    --training-notes training/configs/emoji32_lcm_card.md
 # docs/few_step.md's figure and held-out table: the student at 1, 2, 4, 8 steps, the teacher at 25 DDIM, w = 3
 "$BIN/python" benchmarks/few_step_figure.py --teacher "$TEACHER" --student "$OUT" --out "$RUN/few_step_samples.png"
 if [ "${EVAL:-1}" = 1 ]; then
