@@ -102,3 +102,10 @@ def test_a_saved_student_samples_with_diffusers_alone(tmp_path):
     )
     assert modules["loaded hfldm"] == [] and modules["student"][3] == "diffusers.schedulers.scheduling_lcm"
     np.testing.assert_allclose(images["student"], sample(pipe, class_labels=[1], steps=2), atol=1e-5)
+
+
+def test_a_full_student_given_to_load_lora_weights_is_refused_in_one_line(tmp_path):
+    student_pipeline().save_pretrained(tmp_path / "student")
+    teacher = class_pipeline()
+    with pytest.raises(ValueError, match="^folder: .* is a few-step student pipeline .*, not a LoRA adapter"):
+        teacher.load_lora_weights(tmp_path / "student")
