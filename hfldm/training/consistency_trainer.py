@@ -104,6 +104,7 @@ class ConsistencyTrainer:
     def training_step(self, batch: dict, micro_step: int) -> dict:
         """One step of LCM's Algorithm 1; returns {"loss": d(f_θ, f_θ⁻)}."""
         n = batch_size_of(batch)
+        # ε and z's posterior noise from train_ldm.py's per-sample draws (their t and dropout unused here)
         d = step_draws(self.accelerator, self.seed, micro_step, n, self.latent_shape, 1, 0.0)
         generators = sample_generators(
             self.seed, micro_step, global_indices(n, self.accelerator.process_index), CONSISTENCY_STREAM
@@ -119,8 +120,8 @@ class ConsistencyTrainer:
             uncond = self.condition(batch, torch.ones(n, dtype=torch.bool), device)  # τ_θ(∅)
             alpha, sigma = alpha_sigma(self.alphas_cumprod, t)
             z_t = alpha * z0 + sigma * eps  # z_{t_{n+k}} = α_t z_0 + σ_t ε ~ q(z_t | z_0)  (DDPM eq. 4)
-            z_prev = self.teacher_step(z_t, t, t_prev, cond, uncond, w)  # ẑ_{t_n}  (LCM eq. 8)
-            with torch.no_grad():
+            with self.accelerator.autocast(), torch.no_grad():  # --mixed_precision for the frozen passes too
+                z_prev = self.teacher_step(z_t, t, t_prev, cond, uncond, w)  # ẑ_{t_n}  (LCM eq. 8)
                 target = self.f(self.target, z_prev, t_prev, cond, w)  # f_θ⁻(ẑ_{t_n}, w, c, t_n)
             online = self.f(self.student, z_t, t, cond, w)  # f_θ(z_{t_{n+k}}, w, c, t_{n+k})
             loss = self.distance(online, target)  # L(θ, θ⁻; Ψ)  (LCM eq. 10)
