@@ -38,6 +38,7 @@ def latents(pipe, steps: int, guidance_scale: float = 3.0) -> torch.Tensor:
     ).images
 
 
+@pytest.mark.slow
 def test_two_student_steps_land_closer_to_fifty_teacher_steps_than_two_teacher_steps(
     teacher, digits, tmp_path
 ):
@@ -56,6 +57,7 @@ def test_two_student_steps_land_closer_to_fifty_teacher_steps_than_two_teacher_s
     assert student_error < 0.5 * teacher_error, (student_error, teacher_error)
 
 
+@pytest.mark.slow
 def test_lcm_lora_loads_with_the_pipelines_lora_loading_and_switches_off(teacher, digits, tmp_path):
     """--student lora: an adapter file of LoRA weights only; loaded, LCMScheduler samples (2 steps) differ
     from the teacher's; switched off, LCMScheduler on the bare teacher is refused in one line."""
