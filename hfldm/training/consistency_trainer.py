@@ -30,6 +30,7 @@ from hfldm.training.latents import batch_latents
 from hfldm.training.randomness import batch_size_of, global_indices, sample_generators, step_draws
 from hfldm.training.runtime import optimizer_step
 
+TeacherMode = Callable[[], AbstractContextManager]
 CONSISTENCY_STREAM = 5  # after randomness', superres', inpaint's and augment's streams (0-4)
 
 
@@ -60,8 +61,8 @@ class ConsistencyTrainer:
     target: torch.nn.Module  # f_θ⁻'s U-Net: the EMA copy (full student) or the student itself (LoRA)
     teacher: torch.nn.Module  # the teacher's U-Net (for LoRA: the student's, adapters off in `teacher_mode`)
     teacher_mode: (
-        Callable[[], AbstractContextManager] | None
-    )  # () -> context in which `teacher` is the teacher
+        TeacherMode | None
+    )  # () -> the context in which `teacher` is the teacher (LoRA: adapters off)
     alphas_cumprod: torch.Tensor  # ᾱ_t of the teacher's forward process
     prediction_type: str  # what the teacher (and the student) predict
     schedule: torch.Tensor  # the N DDIM timesteps t_{n+k} (hfldm.training.consistency.skipping_schedule)
