@@ -60,9 +60,7 @@ class ConsistencyTrainer:
     student: torch.nn.Module  # f_θ's U-Net, prepared by accelerate
     target: torch.nn.Module  # f_θ⁻'s U-Net: the EMA copy (full student) or the student itself (LoRA)
     teacher: torch.nn.Module  # the teacher's U-Net (for LoRA: the student's, adapters off in `teacher_mode`)
-    teacher_mode: (
-        TeacherMode | None
-    )  # () -> the context in which `teacher` is the teacher (LoRA: adapters off)
+    teacher_mode: TeacherMode | None  # () -> the context in which `teacher` is one (LoRA: adapters off)
     alphas_cumprod: torch.Tensor  # ᾱ_t of the teacher's forward process
     prediction_type: str  # what the teacher (and the student) predict
     schedule: torch.Tensor  # the N DDIM timesteps t_{n+k} (hfldm.training.consistency.skipping_schedule)
