@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install system-deps emoji-styles data-styles test lint format bench bench-runtimes bench-data demo space data train-default train-sr train-inpaint refresh-models clean
+.PHONY: install system-deps emoji-styles data-styles test lint format bench bench-runtimes bench-data demo space data train-default train-sr train-inpaint distill-default refresh-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -60,10 +60,12 @@ test: $(STAMP) lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 # the train step against diffusers (each side's training-script optimiser), then sampling end to end,
-# its scaling with the batch and the demo's / Space's start-up (docs/speed.md); compiled modes take minutes
+# its scaling with the batch and the demo's / Space's start-up (docs/speed.md), the few-step student against
+# its teacher (docs/few_step.md); compiled modes take minutes
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_unet.py --modes fp32,bf16 --adamw defaults --threads 1 --batch-size 16
 	$(BIN)/python benchmarks/bench_sampling.py --modes fp32,bf16
+	$(BIN)/python benchmarks/bench_few_step.py --modes fp32,bf16,bf16-compiled
 
 # torch eager / bf16 vs OpenVINO fp32 / bf16 vs ONNX Runtime fp32 (exports the bundled model first, minutes;
 # docs/export.md), and the parity of the three bundled models' exports with torch
@@ -97,10 +99,15 @@ train-sr: $(STAMP) system-deps
 train-inpaint: $(STAMP) system-deps
 	BIN=$(BIN) bash training/train_inpaint.sh
 
+# the shipped model's few-step student (LCM, docs/few_step.md): training/distill.py on the text model, then
+# exported to models/hfldm-emoji-lcm; resumes from its latest checkpoint; rerun after retraining the teacher
+distill-default: $(STAMP)
+	BIN=$(BIN) TEACHER=$(MODEL) bash training/distill_default.sh
+
 # the bundled folders' copies of the source (generated; .gitattributes marks them): rewrite them after changing
 # any code they ship, without touching their weights
 refresh-models: $(STAMP)
-	for m in hfldm-emoji hfldm-emoji-sr hfldm-emoji-inpaint hfldm-emoji-sketch; do \
+	for m in hfldm-emoji hfldm-emoji-sr hfldm-emoji-inpaint hfldm-emoji-sketch hfldm-emoji-lcm; do \
 	  test -d models/$$m || continue; \
 	  $(BIN)/python training/export_model.py --code-only --out models/$$m || exit 1; done
 

@@ -25,6 +25,7 @@ DEFAULT_PROMPT = "smiling cat with heart-eyes"  # a CLDR emoji name from the tra
 FALLBACK_CAPTIONS = ["red apple", "grinning face", "rocket", "sun", "dog face", "pine tree", "heart", "car"]
 DEFAULT_MODEL = "models/hfldm-emoji"
 DEFAULT_SR_MODEL = "models/hfldm-emoji-sr"
+DEFAULT_FEW_STEP_MODEL = "models/hfldm-emoji-lcm"  # the text model's consistency-distilled student
 TRAINING = Path(__file__).resolve().parents[1] / "training"
 
 
@@ -37,6 +38,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=25, help="DDIM sampling steps")
     parser.add_argument("--guidance-scale", type=float, default=None, help="CFG weight (default: model's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument(
+        "--few-step-model",
+        default=DEFAULT_FEW_STEP_MODEL,
+        help="the default model's few-step student, used when present (LCMScheduler, --few-steps steps)",
+    )
+    parser.add_argument("--few-steps", type=int, default=4, help="LCM steps of the few-step model")
+    parser.add_argument("--no-few-step", action="store_true", help="sample the teacher with DDIM instead")
     parser.add_argument("--sr-model", default=DEFAULT_SR_MODEL, help="super-resolution pipeline folder")
     parser.add_argument("--sr-steps", type=int, default=25, help="DDIM steps of the upscaling")
     parser.add_argument("--no-upscale", action="store_true", help="keep the text model's resolution")
@@ -114,11 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     model, digits = Path(args.model), not (Path(args.model) / "model_index.json").is_file()
+    few_step = args.model == DEFAULT_MODEL and not args.no_few_step and not digits
+    few_step = few_step and (Path(args.few_step_model) / "model_index.json").is_file()
+    if few_step:  # its own LCMScheduler; one U-Net row per image (w embedded)
+        args.steps = args.few_steps
+        print(f"using the few-step model {args.few_step_model} ({args.steps} LCM steps; --no-few-step: DDIM)")
     if digits:
         print(
             f"no bundled model at {model} yet: training a tiny digits LDM (about 1.5 min on 2 cores) instead"
         )
         model = train_digits_model(Path(args.work_dir))
+    sampled_model = Path(args.few_step_model) if few_step else model  # the prompts come from `model`'s folder
     import torch
     from diffusers import DiffusionPipeline
 
@@ -130,10 +144,11 @@ def main(argv: list[str] | None = None) -> int:
 
     dtype = resolve_dtype(args.dtype)
     with quiet_loading():  # no loading bars: the denoising bar is the demo's
-        pipe = DiffusionPipeline.from_pretrained(str(model), trust_remote_code=True)
+        pipe = DiffusionPipeline.from_pretrained(str(sampled_model), trust_remote_code=True)
     if dtype != torch.float32:
         half_precision(pipe, dtype)
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    if not few_step:
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(desc="denoising")
     if digits:
         labels = [d for d in range(10) for _ in range(3)]
@@ -169,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     image_grid(images, captions, columns=10 if digits else 8).save(out)
     seconds = time.perf_counter() - start
-    side = images[0].width
+    side, sampler = images[0].width, "LCM" if few_step else "DDIM"
     print(
-        f"wrote {out.resolve()}: {len(images)} images of {side} px ({args.steps} DDIM steps, "
+        f"wrote {out.resolve()}: {len(images)} images of {side} px ({args.steps} {sampler} steps, "
         f"{str(dtype).removeprefix('torch.')}), {seconds:.1f} s"
     )
     if upscaled:

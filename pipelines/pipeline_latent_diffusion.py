@@ -29,6 +29,7 @@ from hfldm.autoencoders.kl import KLAutoencoder
 from hfldm.autoencoders.vq import VQAutoencoder
 from hfldm.pipelines.compvis import CompVisLoadingMixin
 from hfldm.pipelines.conditions import ConditionEncodingMixin
+from hfldm.pipelines.few_step import cfg_scale, check_few_step, guidance_condition
 from hfldm.pipelines.guidance import GuidanceStateMixin
 from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.inputs import broadcast_batch, check_image_to_image, check_inputs
@@ -130,6 +131,7 @@ class LatentDiffusionPipeline(
         arguments against each other and the batch: `hfldm.pipelines.inputs.check_inputs`); returns the
         batch size."""
         check_image_to_image(arguments)
+        check_few_step(self.scheduler, self.unet)  # LCMScheduler only on a consistency-distilled U-Net
         return check_inputs(self, arguments)
 
     def latent_shape(
@@ -238,13 +240,15 @@ class LatentDiffusionPipeline(
             negative_prompt,
             class_labels,
             num_images_per_prompt,
-            guidance_scale,
+            cfg_scale(self.unet, guidance_scale),  # 1 (one row per image) when the U-Net embeds w itself
             default_batch_size=len(z0) if z0 is not None else 1,
             prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_prompt_embeds,
             prompt_attention_mask=prompt_attention_mask,
             negative_prompt_attention_mask=negative_prompt_attention_mask,
         )
+        rows = batch_size * num_images_per_prompt  # a distilled student's w, as `timestep_cond` (LCM)
+        unet_kwargs |= guidance_condition(self.unet, guidance_scale, rows, self._execution_device)
 
         # 2. timesteps and z_T (image-to-image: z_0 = E(x) noised to the first kept timestep)
         timesteps = set_timesteps(self.scheduler, num_inference_steps, timesteps, self._execution_device)

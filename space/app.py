@@ -3,8 +3,9 @@
 The model comes from env `HFLDM_MODEL` (a pipeline folder or a Hub id), else from the bundled
 `models/hfldm-emoji`; the Upscale tab's from env `HFLDM_SR_MODEL`, else `models/hfldm-emoji-sr`
 (upscale_tab.py); the Inpaint tab's from env `HFLDM_INPAINT_MODEL`, else `models/hfldm-emoji-inpaint`
-(inpaint_tab.py). The limits of request_limits.py (env HFLDM_MAX_STEPS, ...) are checked in `generate`, so
-that a client of the API cannot go past them either.
+(inpaint_tab.py); the "LCM (fast)" scheduler entry's few-step model from env `HFLDM_FEW_STEP_MODEL`, else
+`models/hfldm-emoji-lcm` beside the bundled model (docs/few_step.md). The limits of request_limits.py (env
+HFLDM_MAX_STEPS, ...) are checked in `generate`, so that a client of the API cannot go past them either.
 Run: `python space/app.py`; host and port from env HFLDM_HOST / HFLDM_PORT (else GRADIO_SERVER_NAME / _PORT,
 as on a Space), default 127.0.0.1:7860.
 """
@@ -23,7 +24,7 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from inpaint_tab import inpaint_example_rows, inpaint_model_source, inpaint_tab, serving_inpaint_pipeline
 from inputs import clear_request_errors, flag, readable, real, text
-from optional_models import example_images
+from optional_models import example_images, optional_model_source
 from request_limits import MAX_SEED, Limits, check_request, whole_number
 from serving import JOBS, serving_pipeline_of, step_progress
 from sketch_tab import serving_sketch_pipeline, sketch_model_source, sketch_tab
@@ -59,6 +60,10 @@ SCHEDULERS = {
     "DPM-Solver": DPMSolverMultistepScheduler,
     "Euler": EulerDiscreteScheduler,
 }
+FAST = (
+    "LCM (fast)"  # the few-step student (its own LCMScheduler), when there is one: 4 steps, one row per image
+)
+FAST_STEPS = 4
 # small images (32 / 64 px) scaled up to their frame without blur
 CSS = """#gallery img { image-rendering: pixelated; }
 #inpaint-output img, #sr-input img, #sr-output img {
@@ -124,6 +129,7 @@ def generate(
     size: int | None = None,
     progress: Callable | None = None,
     sr_pipe=None,
+    fast_pipe=None,
 ) -> list[PIL.Image.Image]:
     """Sample `num_images` images of size × size pixels (default: the model's) with `scheduler` from `seed`.
 
@@ -131,6 +137,7 @@ def generate(
     each image is then upscaled by it (the cascade, LDM §4.4) with the same steps, image i from seed + i.
     `progress((i, steps))` is called after each denoising step. Returns `num_images` RGB PIL images.
     A request outside `limits` or the model's options raises ValueError, worded for the user, before sampling.
+    `scheduler` FAST samples `fast_pipe`, the model's consistency-distilled student, with its LCMScheduler.
     """
     prompt = text(prompt, "Prompt", limits.max_prompt_chars)
     negative_prompt = text(negative_prompt, "Negative prompt", limits.max_prompt_chars)
@@ -144,14 +151,18 @@ def generate(
             f"Image size {size} px: this model draws {working_sizes(pipe)[0]} px (the size it was trained at)"
             + (", and 64 px through Upscale." if sr_pipe is not None else ".")
         )
-    if scheduler not in SCHEDULERS:
+    fast = scheduler == FAST and fast_pipe is not None
+    if scheduler not in SCHEDULERS and not fast:
         raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}.")
     if pipe.label2id and class_name not in pipe.label2id:
         raise ValueError(f"Unknown class {class_name!r}; choose one of the listed classes.")
 
     textual = pipe.is_text_conditional
     with _PIPE_LOCK:
-        pipe.scheduler = SCHEDULERS[scheduler].from_config(pipe.scheduler.config)
+        if fast:
+            pipe = fast_pipe  # its LCMScheduler stays
+        else:
+            pipe.scheduler = SCHEDULERS[scheduler].from_config(pipe.scheduler.config)
         images = pipe(
             prompt=prompt if textual else None,
             negative_prompt=negative_prompt if textual and negative_prompt else None,
@@ -195,7 +206,7 @@ def default_scheduler(pipe: hfldm.LatentDiffusionPipeline) -> str:
 
 
 def _settings(
-    pipe: hfldm.LatentDiffusionPipeline, limits: Limits, guided: bool, sr_pipe
+    pipe: hfldm.LatentDiffusionPipeline, limits: Limits, guided: bool, sr_pipe, fast: bool = False
 ) -> list[gr.components.Component]:
     """Sliders and menus: [steps, guidance, seed, randomise, scheduler, number of images, size, upscale]."""
     with gr.Accordion("Settings", open=True):
@@ -205,7 +216,15 @@ def _settings(
         guidance = gr.Slider(
             0, limits.max_guidance, value=3.0, step=0.5, label="Guidance scale", visible=guided
         )
-        scheduler = gr.Dropdown(list(SCHEDULERS), value=default_scheduler(pipe), label="Scheduler")
+        choices = [*SCHEDULERS, *([FAST] if fast else [])]
+        scheduler = gr.Dropdown(choices, value=default_scheduler(pipe), label="Scheduler")
+        if fast:  # the few-step student: show its step count
+            scheduler.change(
+                lambda s: gr.update(value=FAST_STEPS) if s == FAST else gr.update(),
+                scheduler,
+                steps,
+                api_name=False,
+            )
         n = gr.Slider(
             1, limits.max_images, value=min(4, limits.max_images), step=1, precision=0, label="Images"
         )
@@ -272,6 +291,7 @@ def build_demo(
     inpaint_examples: Sequence[Sequence[str]] = (),
     vocabulary: Sequence[str] = (),
     sketch_pipe=None,
+    fast_pipe=None,
 ) -> gr.Blocks:
     """The Blocks app around `generate` (and, given `sr_pipe`, an Upscale tab, upscale_tab.py, and the
     Upscale option; given `inpaint_pipe`, an Inpaint tab, inpaint_tab.py): one request at a time across all
@@ -299,7 +319,7 @@ def build_demo(
                 elif classes and examples:
                     gr.Examples([[e] for e in examples], inputs=[label], label="Examples")
                 button = gr.Button("Generate", variant="primary")
-                settings = _settings(pipe, limits, textual or bool(classes), sr_pipe)
+                settings = _settings(pipe, limits, textual or bool(classes), sr_pipe, fast_pipe is not None)
                 for component, what in zip(settings, SETTING_KINDS, strict=True):
                     readable(component, what)
             gallery = gr.Gallery(
@@ -338,6 +358,7 @@ def build_demo(
                     size=size,
                     progress=progress,
                     sr_pipe=sr_pipe if upscale else None,
+                    fast_pipe=fast_pipe,
                 )
             except ValueError as e:
                 raise gr.Error(str(e), print_exception=False) from None
@@ -466,6 +487,9 @@ def main() -> None:
     sketch_pipe = serving_sketch_pipeline(sketch_source) if sketch_source else None
     captions = example_captions(pipe, source)
     vocabulary = read_vocabulary(source)
+    few_step_roots = [] if os.environ.get("HFLDM_MODEL") else [REPO_ROOT, SPACE_DIR]  # the bundled model's
+    fast_source = optional_model_source(few_step_roots, "HFLDM_FEW_STEP_MODEL", "models/hfldm-emoji-lcm")
+    fast_pipe = serving_pipeline_of(fast_source, "HFLDM_FEW_STEP_MODEL") if fast_source else None
     demo = build_demo(
         pipe,
         limits,
@@ -476,13 +500,15 @@ def main() -> None:
         inpaint_rows,
         vocabulary=vocabulary,
         sketch_pipe=sketch_pipe,
+        fast_pipe=fast_pipe,
     )
     env = os.environ  # GRADIO_SERVER_NAME / _PORT: what Hugging Face Spaces sets
     host = env.get("HFLDM_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     port = int(env.get("HFLDM_PORT") or env.get("GRADIO_SERVER_PORT") or 7860)
     print(
         f"hfldm Space: model {source}, super-resolution {sr_source or 'none'}, inpainting "
-        f"{inpaint_source or 'none'}, sketch {sketch_source or 'none'}, {limits}",
+        f"{inpaint_source or 'none'}, sketch {sketch_source or 'none'}, few-step {fast_source or 'none'}, "
+        f"{limits}",
         flush=True,
     )
     demo.launch(

@@ -86,11 +86,16 @@ def tiny_unet(block_out_channels=(8, 16), **kwargs) -> ConditionalUNet:
     return unet.eval()
 
 
-def killed_and_resumed(args_for: Callable[[Path], list[str]], tmp: Path, checkpoint: str = "checkpoint-4"):
-    """train_ldm.py twice with the flags `args_for(output_dir)`: tmp/ref runs to the end; tmp/run is killed
-    with SIGKILL as soon as its `checkpoint` exists (before it saved a pipeline), then resumed with
-    `--resume_from_checkpoint latest`. Returns (ref, run) once both have finished."""
-    script = [sys.executable, str(ROOT / "training/train_ldm.py")]
+def killed_and_resumed(
+    args_for: Callable[[Path], list[str]],
+    tmp: Path,
+    checkpoint: str = "checkpoint-4",
+    script: str = "train_ldm.py",
+):
+    """train_ldm.py (or `script`) twice with the flags `args_for(output_dir)`: tmp/ref runs to the end;
+    tmp/run is killed with SIGKILL as soon as its `checkpoint` exists (before it saved a pipeline), then
+    resumed with `--resume_from_checkpoint latest`. Returns (ref, run) once both have finished."""
+    name, script = script, [sys.executable, str(ROOT / "training" / script)]
     quiet = dict(cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, text=True)
     ref, run = tmp / "ref", tmp / "run"
     reference = subprocess.Popen([*script, *args_for(ref)], stderr=subprocess.PIPE, **quiet)
@@ -101,7 +106,7 @@ def killed_and_resumed(args_for: Callable[[Path], list[str]], tmp: Path, checkpo
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL, "the run ended before it could be killed"
     assert not (run / "model_index.json").exists()
-    resumed = run_script("train_ldm.py", *args_for(run), "--resume_from_checkpoint", "latest")
+    resumed = run_script(name, *args_for(run), "--resume_from_checkpoint", "latest")
     assert "resuming from" in resumed.stdout + resumed.stderr
     _, stderr = reference.communicate(timeout=600)
     assert reference.returncode == 0, stderr[-3000:]

@@ -145,7 +145,7 @@ def initial_autoencoder(args: AutoencoderArguments, resolution: int):
 
 
 def optimizers(model, discriminator, args, train) -> tuple:
-    """(optimiser, LR schedule) of the generator (E, D, codebook: what is trainable), then the discriminator."""
+    """(optimiser, LR schedule) of the generator (E, D, codebook: the trainable part), then the PatchGAN."""
     optimizer_g = make_optimizer([p for p in model.parameters() if p.requires_grad], train)
     optimizer_d = make_optimizer(discriminator.parameters(), train, lr=args.disc_learning_rate)
     processes = PartialState().num_processes  # the accelerator's

@@ -186,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
             ).images
     if sr_model is not None:  # the cascade: text -> 32 px -> SR -> 64 px (LDM §4.4)
         del pipe  # one model in memory at a time
-        sr = load_sr_pipeline(sr_model, args.scheduler, args.device, "--upscale", args.dtype)
+        sr_scheduler = "saved" if args.scheduler == "lcm" else args.scheduler  # the SR model is not distilled
+        sr = load_sr_pipeline(sr_model, sr_scheduler, args.device, "--upscale", args.dtype)
         images = upscale(sr, images, args.upscale_steps, args.seed, args.eta)
     grid = conditions_grid(images, conditions, args.num_images, captions=not args.no_captions)
     out = Path(args.out)

@@ -19,6 +19,7 @@ SCHEDULERS = {
     "ddim": ("hfldm.schedulers.ddim", "DDIMScheduler"),
     "dpm": ("diffusers", "DPMSolverMultistepScheduler"),
     "euler": ("diffusers", "EulerDiscreteScheduler"),
+    "lcm": ("diffusers", "LCMScheduler"),  # consistency-distilled models only (docs/few_step.md), 1-8 steps
 }
 
 

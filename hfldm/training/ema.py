@@ -16,15 +16,17 @@ from torch import nn
 from hfldm.training.state_files import load_ema, save_ema
 
 
-def make_ema(accelerator: Accelerator, model: nn.Module, decay: float, power: float = 2 / 3) -> EMAModel:
+def make_ema(
+    accelerator: Accelerator, model: nn.Module, decay: float, power: float = 2 / 3, warmup: bool = True
+) -> EMAModel:
     """An EMAModel of `model`'s (unwrapped) parameters on its device, hooked into `accelerator.save_state` /
     `load_state` so that checkpoints carry its shadow weights and step count (as `ema.safetensors`, not
-    accelerate's pickled custom state)."""
+    accelerate's pickled custom state). `warmup=False`: a fixed decay from the first step (LCM's target)."""
     model = accelerator.unwrap_model(model)
     ema = EMAModel(
         model.parameters(),
         decay=decay,
-        use_ema_warmup=True,
+        use_ema_warmup=warmup,
         power=power,
         model_cls=type(model),
         model_config=model.config,

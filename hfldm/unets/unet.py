@@ -63,6 +63,7 @@ class ConditionalUNet(
         flip_sin_to_cos: bool = True,  # timestep features ordered (cos, sin), as in diffusers' SD U-Nets
         freq_shift: float = 0.0,  # frequency shift of the sinusoidal timestep features
         mid_attention: bool = True,  # the mid block's SpatialTransformer (off: a U-Net of convolutions only)
+        time_cond_proj_dim: int | None = None,  # width of the w-embedding's features (LCM); None = no w input
     ):
         super().__init__()
         levels = len(block_out_channels)
@@ -73,7 +74,13 @@ class ConditionalUNet(
                 f"num_attention_heads: {heads} must divide block_out_channels {block_out_channels}"
             )
         temb_dim = 4 * block_out_channels[0]
-        self.time_embedding = TimestepEmbedding(block_out_channels[0], temb_dim, flip_sin_to_cos, freq_shift)
+        self.time_embedding = TimestepEmbedding(
+            block_out_channels[0],
+            temb_dim,
+            flip_sin_to_cos=flip_sin_to_cos,
+            freq_shift=freq_shift,
+            cond_proj_dim=time_cond_proj_dim,
+        )
         self.class_embedding = ClassEmbedding(num_class_embeds, temb_dim) if num_class_embeds else None
 
         def block(c_in: int, c_out: int, level: int, attend: bool | None = None) -> ResAttnBlock:
@@ -133,6 +140,7 @@ class ConditionalUNet(
         encoder_attention_mask: torch.Tensor | None = None,
         cross_attention_kwargs: dict[str, Any] | None = None,
         return_dict: bool = True,
+        timestep_cond: torch.Tensor | None = None,
     ) -> UNet2DConditionOutput | tuple[torch.Tensor]:
         """Predict ε from z_t.
 
@@ -142,10 +150,13 @@ class ConditionalUNet(
         Returns UNet2DConditionOutput with `.sample` of shape (B, out_channels, H, W), or a 1-tuple.
         `cross_attention_kwargs` reach every attention processor as keyword arguments (as in diffusers;
         `{"scale": s}` is the LoRA scale, applied to the adapters and not passed on).
+        timestep_cond: (B, time_cond_proj_dim), the guidance scale's features of a consistency-distilled
+        student (`hfldm.nn.embeddings.guidance_scale_embedding`), as in diffusers' LCM U-Nets.
         """
         timesteps = self._check_inputs(sample, timestep, encoder_hidden_states, class_labels)
+        self._check_timestep_cond(timestep_cond, len(sample))
         mask = self._attention_mask(encoder_attention_mask, encoder_hidden_states, sample.dtype)
-        emb = self.time_embedding(timesteps, dtype=sample.dtype)
+        emb = self.time_embedding(timesteps, dtype=sample.dtype, condition=timestep_cond)
         if self.class_embedding is not None:
             emb = emb + self.class_embedding(class_labels)  # LDM/ADM: the class embedding is added to t's
         emb = emb.to(sample.dtype)
@@ -229,6 +240,19 @@ class ConditionalUNet(
         elif class_labels is not None:
             raise ValueError("class_labels: this U-Net has no class embedding (num_class_embeds=None)")
         return timesteps
+
+    def _check_timestep_cond(self, timestep_cond: torch.Tensor | None, batch: int) -> None:
+        """ValueError for a `timestep_cond` given to a U-Net without the w-embedding, or of another shape."""
+        dim = self.config.get("time_cond_proj_dim")
+        if timestep_cond is None:
+            return
+        if not dim:
+            raise ValueError(
+                "timestep_cond: this U-Net has no guidance-scale embedding (time_cond_proj_dim=None); "
+                "only a consistency-distilled student takes one"
+            )
+        if tuple(timestep_cond.shape) != (batch, dim):
+            raise ValueError(f"timestep_cond: expected ({batch}, {dim}), got {tuple(timestep_cond.shape)}")
 
     @staticmethod
     def _attention_mask(

@@ -27,6 +27,7 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_pipelines_arguments import __name__
     from .hfldm_pipelines_compvis import __name__
     from .hfldm_pipelines_conditions import __name__
+    from .hfldm_pipelines_few_step import __name__
     from .hfldm_pipelines_guidance import __name__
     from .hfldm_pipelines_images import __name__
     from .hfldm_pipelines_inpaint_inputs import __name__
