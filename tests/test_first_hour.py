@@ -32,10 +32,8 @@ def bundled_pipe(bundled):
 
 
 def test_the_bundled_model_records_the_train_split_names(bundled):
-    from hfldm.data.emoji import (
-        is_test,  # the split rule, by code points
-        parse_emoji_test,
-    )
+    from hfldm.data.emoji import is_test  # the split rule, by code points
+    from hfldm.data.noto import parse_emoji_test
 
     names = read_vocabulary(bundled)
     assert len(names) == 3281 and len(set(names)) == 3281  # the train split, README's figure
@@ -59,17 +57,22 @@ def test_nearness_by_tau_theta(bundled_pipe, bundled):
     assert far.far and far.similarity < 0.6 and len(far.nearest) == 3
 
 
+def _without_progress_bars(err: str) -> str:
+    """stderr less tqdm's sampling bars: they appear only after PROGRESS_DELAY seconds, so on a busy machine."""
+    return "".join(line for line in err.splitlines(keepends=True) if "it]" not in line and "it/s]" not in line)
+
+
 def test_generate_is_silent_for_a_known_name_and_warns_in_one_line_for_a_far_one(bundled, tmp_path, capsys):
     out = tmp_path / "x.png"
     assert (
         hfldm_main(["generate", "--model", bundled, "--prompt", "grinning face", *FAST, "--out", str(out)])
         == 0
     )
-    assert capsys.readouterr().err == ""  # no warnings, no loading bars, no progress bar for 1 step
+    assert _without_progress_bars(capsys.readouterr().err).strip() == ""  # no warnings, no loading bars
     assert PIL.Image.open(out).size == (32, 32)  # the native size by default
     argv = ["generate", "--model", bundled, "--prompt", "smiling cat face with heart-eyes", *FAST]
     assert hfldm_main([*argv, "--out", str(out)]) == 0
-    err = capsys.readouterr().err
+    err = _without_progress_bars(capsys.readouterr().err)
     assert err.count("\n") == 1 and err.startswith(
         "hfldm generate: warning: 'smiling cat face with heart-eyes'"
     )

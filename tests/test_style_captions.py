@@ -30,8 +30,11 @@ def test_a_caption_gets_its_styled_twin():
 def styled_data(tmp_path):
     """Two names drawn by two styles, saved as `hfldm data emoji` does (save_to_disk, a style column)."""
     images = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (0, 80, 160, 240)]
-    rows = {"image": images, "text": ["cat face", "cat face", "rocket", "rocket"],
-            "style": ["noto", "openmoji", "noto", "openmoji"]}  # fmt: skip
+    rows = {
+        "image": images,
+        "text": ["cat face", "cat face", "rocket", "rocket"],
+        "style": ["noto", "openmoji", "noto", "openmoji"],
+    }
     folder = tmp_path / "styles"
     datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)}).save_to_disk(str(folder))
     return str(folder)

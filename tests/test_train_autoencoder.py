@@ -152,12 +152,28 @@ def test_decoder_only_fine_tune_keeps_the_latent_space(digits, tmp_path):
     start = tiny_vae("kl")  # scaling_factor 0.5
     start.save_pretrained(tmp_path / "start")
     out = tmp_path / "decoder"
-    run_script("train_autoencoder.py", *flags(
-        train_data_dir=digits, resolution=RESOLUTION, num_validation_images=8, max_train_steps=2,
-        train_batch_size=4, learning_rate=1e-3, lr_warmup_steps=0, logging_steps=1, validation_steps=100,
-        checkpointing_steps=100, disc_layers=2, init_from=tmp_path / "start", train_decoder_only=True,
-        augment_scale_min=0.7, augment_scale_max=1.15, augment_shift=2, output_dir=out,
-    ))  # fmt: skip
+    run_script(
+        "train_autoencoder.py",
+        *flags(
+            train_data_dir=digits,
+            resolution=RESOLUTION,
+            num_validation_images=8,
+            max_train_steps=2,
+            train_batch_size=4,
+            learning_rate=1e-3,
+            lr_warmup_steps=0,
+            logging_steps=1,
+            validation_steps=100,
+            checkpointing_steps=100,
+            disc_layers=2,
+            init_from=tmp_path / "start",
+            train_decoder_only=True,
+            augment_scale_min=0.7,
+            augment_scale_max=1.15,
+            augment_shift=2,
+            output_dir=out,
+        ),
+    )
     tuned = KLAutoencoder.from_pretrained(out)
     assert tuned.config.scaling_factor == 0.5  # the latent space's scale kept, not reset to 1
     before, after = dict(start.named_parameters()), dict(tuned.named_parameters())

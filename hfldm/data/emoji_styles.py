@@ -5,7 +5,7 @@ emoji) and raises `SvgRenderError` when its art does not render; it names its `l
 
 | style | source | code point → art |
 |---|---|---|
-| noto | Debian's Noto Color Emoji font (hfldm.data.emoji) | the font's glyph |
+| noto | Debian's Noto Color Emoji font (hfldm.data.noto) | the font's glyph |
 | fluent-flat | npm @iconify-json/fluent-emoji-flat (Microsoft Fluent, flat) | its chars.json, then the name |
 | fluent | npm @iconify-json/fluent-emoji (Microsoft Fluent, colour) | fluent-flat's chars.json, then name |
 | openmoji | npm @iconify-json/openmoji (OpenMoji) | its chars.json, then the name |
@@ -27,8 +27,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from hfldm.data.emoji import CANVAS, EMOJI_FONT, EmojiEntry, EmojiRenderer
 from hfldm.data.iconify import IconifySet, rasterise
+from hfldm.data.noto import CANVAS, EMOJI_FONT, EmojiEntry, EmojiRenderer
 
 DEFAULT_NPM_CACHE = Path("~/.cache/hfldm/npm")
 NOTO_LICENCE = "OFL-1.1 (Google, Noto Color Emoji, https://github.com/googlefonts/noto-emoji)"
