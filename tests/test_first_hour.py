@@ -59,7 +59,9 @@ def test_nearness_by_tau_theta(bundled_pipe, bundled):
 
 def _without_progress_bars(err: str) -> str:
     """stderr less tqdm's sampling bars: they appear only after PROGRESS_DELAY seconds, so on a busy machine."""
-    return "".join(line for line in err.splitlines(keepends=True) if "it]" not in line and "it/s]" not in line)
+    return "".join(
+        line for line in err.splitlines(keepends=True) if "it]" not in line and "it/s]" not in line
+    )
 
 
 def test_generate_is_silent_for_a_known_name_and_warns_in_one_line_for_a_far_one(bundled, tmp_path, capsys):
