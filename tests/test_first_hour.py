@@ -58,7 +58,7 @@ def test_nearness_by_tau_theta(bundled_pipe, bundled):
 
 
 def _without_progress_bars(err: str) -> str:
-    """stderr less tqdm's sampling bars: they appear only after PROGRESS_DELAY seconds, so on a busy machine."""
+    """stderr less the sampling bars: tqdm shows them after PROGRESS_DELAY seconds, so on a busy machine."""
     return "".join(
         line for line in err.splitlines(keepends=True) if "it]" not in line and "it/s]" not in line
     )

@@ -95,6 +95,40 @@ def few_step_pipeline(accelerator, teacher_pipe, unet, args: DistillArguments) -
     return pipe
 
 
+def make_validate(accelerator, args, train, pipe, student, kind, source):
+    """validate(step): a grid of the student's few-step samples of the validation prompts / labels."""
+    texts = kind.captions(source.dataset, source.text_column)
+    classes = (pipe.unet.config.num_class_embeds or 1) - 1
+    prompts, labels = kind.validation_conditions(
+        args.validation_prompts, args.validation_class_labels, texts, classes
+    )
+
+    def validate(step: int) -> None:
+        grid = sample_grid(
+            few_step_pipeline(accelerator, pipe, student, args),
+            seeds=args.validation_seeds,
+            prompts=prompts,
+            class_labels=labels,
+            num_inference_steps=args.num_inference_steps,
+            guidance_scale=args.guidance_scale if args.student == "full" else 1.0,  # LoRA: w baked in
+        )
+        save_and_log(accelerator, grid, train.output_dir, "samples", step)
+
+    return validate
+
+
+def save_student(accelerator, args, output_dir, pipe, student, target) -> None:
+    """The full student as a whole few-step pipeline (θ⁻'s weights), or the LCM-LoRA adapter alone."""
+    if args.student == "full":
+        final = few_step_pipeline(accelerator, pipe, target, args)
+        with atomic_entries(output_dir) as staging:  # a kill here leaves the earlier model whole
+            final.save_pretrained(staging)
+    else:
+        with atomic_entries(output_dir, last=LORA_FILE) as staging:
+            accelerator.unwrap_model(student).save_lora_adapter(staging, safe_serialization=True)
+    accelerator.print(f"saved the {args.student} student to {output_dir}")
+
+
 def main() -> None:
     args, data, train = parse_args(DistillArguments, DataArguments, TrainingArguments, description=__doc__)
     check_training_arguments(train)
@@ -168,22 +202,7 @@ def main() -> None:
         max_grad_norm=train.max_grad_norm,
         embeds_guidance=args.student == "full",
     )
-    texts = kind.captions(source.dataset, source.text_column)
-    classes = (pipe.unet.config.num_class_embeds or 1) - 1
-    prompts, labels = kind.validation_conditions(
-        args.validation_prompts, args.validation_class_labels, texts, classes
-    )
-
-    def validate(step: int) -> None:
-        grid = sample_grid(
-            few_step_pipeline(accelerator, pipe, student, args),
-            seeds=args.validation_seeds,
-            prompts=prompts,
-            class_labels=labels,
-            num_inference_steps=args.num_inference_steps,
-            guidance_scale=args.guidance_scale if args.student == "full" else 1.0,  # LoRA: w baked in
-        )
-        save_and_log(accelerator, grid, train.output_dir, "samples", step)
+    validate = make_validate(accelerator, args, train, pipe, student, kind, source)
 
     def after_step(step: int) -> None:  # θ⁻ ← μ θ⁻ + (1 − μ) θ  (LCM Alg. 1, last line)
         if ema is not None:
@@ -204,14 +223,7 @@ def main() -> None:
     # 4. the student: a whole few-step pipeline (θ⁻'s weights), or the LCM-LoRA adapter alone
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if args.student == "full":
-            final = few_step_pipeline(accelerator, pipe, target, args)
-            with atomic_entries(train.output_dir) as staging:  # a kill here leaves the earlier model whole
-                final.save_pretrained(staging)
-        else:
-            with atomic_entries(train.output_dir, last=LORA_FILE) as staging:
-                accelerator.unwrap_model(student).save_lora_adapter(staging, safe_serialization=True)
-        accelerator.print(f"saved the {args.student} student to {train.output_dir}")
+        save_student(accelerator, args, train.output_dir, pipe, student, target)
     accelerator.end_training()
 
 

@@ -174,6 +174,19 @@ def save_final(accelerator, autoencoder, discriminator, train, repo_id: str | No
         push_folder(repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_autoencoder.py")
 
 
+def build_models(args, resolution: int, gradient_checkpointing: bool):
+    """The autoencoder (E, regulariser, D) wrapped with its regulariser's loss, the PatchGAN discriminator
+    and the perceptual network (None when --perceptual_weight is 0)."""
+    check_downsampling(args, resolution)
+    autoencoder = initial_autoencoder(args, resolution)
+    if args.train_decoder_only:
+        decoder_only(autoencoder)
+    if gradient_checkpointing:
+        autoencoder.enable_gradient_checkpointing()
+    discriminator = new_discriminator(resolution, args.disc_channels, args.disc_layers)
+    return RegularizedAutoencoder(autoencoder), discriminator, perceptual_network(args.perceptual_weight)
+
+
 def main() -> None:
     args, data, train = parse_args(
         AutoencoderArguments, DataArguments, TrainingArguments, description=__doc__
@@ -194,15 +207,8 @@ def main() -> None:
     held_out_loader = make_dataloader(held_out, train.train_batch_size, train.seed, collate_fn, shuffle=False)
 
     # 2. models: the autoencoder (E, regulariser, D) and the PatchGAN discriminator
-    check_downsampling(args, data.resolution)
-    autoencoder = initial_autoencoder(args, data.resolution)
-    if args.train_decoder_only:
-        decoder_only(autoencoder)
-    discriminator = new_discriminator(data.resolution, args.disc_channels, args.disc_layers)
-    perceptual = perceptual_network(args.perceptual_weight)
-    if train.gradient_checkpointing:
-        autoencoder.enable_gradient_checkpointing()
-    model = RegularizedAutoencoder(autoencoder)
+    model, discriminator, perceptual = build_models(args, data.resolution, train.gradient_checkpointing)
+    autoencoder = model.autoencoder
     reg_weight = args.kl_weight if args.regularizer == "kl" else args.codebook_weight
     space = latent_space(autoencoder)
     augment = data.augmentation()  # scale / shift / crop of every batch, each sample by its own draws

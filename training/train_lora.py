@@ -111,6 +111,26 @@ def validation_settings(args, kind, texts: list[str], num_class_embeds: int | No
     )
 
 
+def add_adapters(args, unet, text_encoder) -> tuple[list, LoraConfig | None]:
+    """LoRA on the U-Net (and on τ_θ if asked); B = 0 at the start, so training starts from the pipeline's
+    own outputs. Returns the models that train and τ_θ's LoRA config (None when τ_θ stays frozen)."""
+    lora = dict(r=args.rank, lora_alpha=args.lora_alpha or args.rank, init_lora_weights="gaussian")
+    unet.add_adapter(LoraConfig(**lora, target_modules=args.target_modules))
+    if not args.train_text_encoder or text_encoder is None:
+        return [unet], None
+    text_lora = LoraConfig(**lora, target_modules=text_lora_targets(text_encoder))
+    add_text_encoder_lora(text_encoder, text_lora)
+    return [unet, text_encoder], text_lora
+
+
+def save_adapters(unet, text_encoder, text_lora: LoraConfig | None, output_dir: str) -> None:
+    """The adapters only, one small safetensors file per model; a kill while saving keeps the earlier ones."""
+    with atomic_entries(output_dir, last="pytorch_lora_weights.safetensors") as staging:
+        unet.save_lora_adapter(staging, safe_serialization=True)
+        if text_lora is not None:
+            save_text_encoder_lora(text_encoder, text_lora, staging)
+
+
 def main() -> None:
     args, data, train = parse_args(LoRAArguments, DataArguments, TrainingArguments, description=__doc__)
     check_training_arguments(train)
@@ -146,13 +166,7 @@ def main() -> None:
     )
 
     # 3. adapters (B = 0 at the start, so training starts from the pipeline's own outputs) and the optimiser
-    lora = dict(r=args.rank, lora_alpha=args.lora_alpha or args.rank, init_lora_weights="gaussian")
-    unet.add_adapter(LoraConfig(**lora, target_modules=args.target_modules))
-    trained = [unet]
-    if args.train_text_encoder and text_encoder is not None:
-        text_lora = LoraConfig(**lora, target_modules=text_lora_targets(text_encoder))
-        add_text_encoder_lora(text_encoder, text_lora)
-        trained.append(text_encoder)
+    trained, text_lora = add_adapters(args, unet, text_encoder)
     optimizer = make_optimizer((p for m in trained for p in m.parameters()), train)
     lr_scheduler = make_lr_scheduler(optimizer, train, accelerator.num_processes)
 
@@ -208,10 +222,8 @@ def main() -> None:
     train_loop(accelerator, train_loader, train, first_step, trainer.training_step, lr_scheduler, validate)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        with atomic_entries(train.output_dir, last="pytorch_lora_weights.safetensors") as staging:
-            accelerator.unwrap_model(unet).save_lora_adapter(staging, safe_serialization=True)
-            if len(trained) > 1:
-                save_text_encoder_lora(accelerator.unwrap_model(text_model), text_lora, staging)
+        text_adapted = accelerator.unwrap_model(text_model) if text_lora is not None else None
+        save_adapters(accelerator.unwrap_model(unet), text_adapted, text_lora, train.output_dir)
         accelerator.print(f"saved the LoRA adapter to {train.output_dir}")
         if repo_id is not None:
             push_folder(repo_id, train.output_dir, train.hub_token, "Upload from hfldm's train_lora.py")
