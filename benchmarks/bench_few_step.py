@@ -4,8 +4,9 @@ row, w embedded), interleaved pairs, the median of the per-pair ratios, in each 
 τ_θ bf16, autoencoder and sampler fp32; skipped where bf16 is emulated unless --force-bf16) and compiled bf16
 (torch.compile of both U-Nets, fullgraph).
 
-The student is --student (a folder saved by training/distill.py), else the teacher's U-Net with a
-zero-initialised w-embedding: the same computation as a trained student's, so the same time.
+The student is --student (a folder saved by training/distill.py; default: the bundled models/hfldm-emoji-lcm
+when it is there), else the teacher's U-Net with a zero-initialised w-embedding: the same computation as a
+trained student's, so the same time.
 
     python benchmarks/bench_few_step.py [--modes fp32,bf16,bf16-compiled] [--out docs/few_step_speed]
 """
@@ -92,7 +93,9 @@ def cpu_name() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default=str(ROOT / "models" / "hfldm-emoji"))
-    parser.add_argument("--student", default=None, help="a distilled student folder (default: see above)")
+    bundled = ROOT / "models" / "hfldm-emoji-lcm"
+    default_student = str(bundled) if (bundled / "model_index.json").is_file() else None
+    parser.add_argument("--student", default=default_student, help="a distilled student folder (see above)")
     parser.add_argument("--modes", default="fp32,bf16,bf16-compiled")
     parser.add_argument("--force-bf16", action="store_true", help="time bf16 even where it is emulated")
     parser.add_argument("--reps", type=int, default=9, help="interleaved pairs per mode")
