@@ -127,7 +127,7 @@ def main() -> None:
     first_step = resume(accelerator, train.output_dir, train.resume_from_checkpoint)
 
     condition = make_conditioner(run, parts, text_encoder)  # batch -> τ_θ(y) or class, ∅ where dropped
-    # compile-clean (tests/test_compile.py): one graph, no breaks; only the forward is compiled, so the
+    # compile-clean (tests/models/test_compile.py): one graph, no breaks; only the forward is compiled, so the
     # prepared module that accelerate checkpoints, EMA and validation stay the plain one
     forward = torch.compile(unet, fullgraph=True) if args.torch_compile else unet
     trainer = make_trainer(

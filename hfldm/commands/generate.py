@@ -162,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
     from hfldm.commands.advice import size_warned_once, warn_far_prompts
 
     warn_far_prompts(pipe, model, args.prompt)
-    if args.compile:  # compile-clean: no graph breaks, no recompiles across the steps (tests/test_compile.py)
+    # compile-clean: no graph breaks, no recompiles across the steps (tests/models/test_compile.py)
+    if args.compile:
         pipe.unet = torch.compile(pipe.unet, fullgraph=True)
     kwargs = {} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}
     key = "prompt" if args.prompt else "class_labels" if args.class_label else None

@@ -7,7 +7,7 @@ float summation order. Checkpoints are `torch.distributed.checkpoint` folders: e
 shards, and a run resumes from them with the same number of processes (or another: DCP reshards on load).
 
 What is not here yet: train_ldm.py does not take this path (its accelerate `prepare` would wrap the model
-in DDP); `tests/test_fsdp.py` trains the U-Net with it directly.
+in DDP); `tests/training/test_fsdp.py` trains the U-Net with it directly.
 """
 
 from __future__ import annotations

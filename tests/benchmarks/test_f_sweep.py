@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from _scripts import load_script
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def load_sweep(monkeypatch):

@@ -1,6 +1,6 @@
 """Parts of the ecosystem in train_ldm.py: diffusers' AutoencoderKL and VQModel, transformers' CLIPTextModel,
 each saved as a tiny random folder (conftest's `parts`; no Hub access here), trained on for a few steps, then
-the saved pipeline generates in a fresh process. Bad parts: tests/test_training_args.py."""
+the saved pipeline generates in a fresh process. Bad parts: tests/training/test_training_args.py."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ inpaint.png); with HFLDM_BROWSER_MODEL=<folder> the app serves that model instea
 (HFLDM_BROWSER_SR_MODEL, HFLDM_BROWSER_INPAINT_MODEL likewise for the Upscale and Inpaint tabs):
   HFLDM_BROWSER_MODEL=models/hfldm-emoji HFLDM_BROWSER_SR_MODEL=models/hfldm-emoji-sr \
   HFLDM_BROWSER_INPAINT_MODEL=models/hfldm-emoji-inpaint HFLDM_SCREENSHOTS=space/screenshots \
-  pytest tests/test_space_browser.py
+  pytest tests/space/test_space_browser.py
 """
 
 from __future__ import annotations

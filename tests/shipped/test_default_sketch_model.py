@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-MODEL = Path(__file__).resolve().parents[1] / "models" / "hfldm-emoji-sketch"
+MODEL = Path(__file__).resolve().parents[2] / "models" / "hfldm-emoji-sketch"
 pytestmark = pytest.mark.skipif(not (MODEL / "model_index.json").is_file(), reason="no bundled sketch model")
 
 

@@ -16,7 +16,7 @@ from hfldm.data.arguments import DataArguments
 from hfldm.data.latent_cache import cache_latents
 from hfldm.data.sharded_cache import cache_latents_sharded, load_sharded_cache, shard_name
 from tests._training_helpers import ENV, RESOLUTION, ROOT, flags, ldm_args, run_script
-from tests.test_train_ldm import free_port
+from tests.training.test_train_ldm import free_port
 
 
 def data(digits) -> DataArguments:

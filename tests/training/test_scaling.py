@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests._training_helpers import ENV, ROOT, ldm_args
-from tests.test_train_ldm import free_port
+from tests.training.test_train_ldm import free_port
 
 # every row's pixels (as a hash) that one process draws in one epoch of the stream, in order
 EPOCH_SCRIPT = """

@@ -40,7 +40,7 @@ from hfldm.pipelines.self_contained import flat_source
 from hfldm.training.models import unet_from_yaml
 from hfldm.unets.concat import concat_condition, condition_channels
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --- the U-Net's concat channels -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from torch._dynamo.utils import counters
 
 from hfldm.autoencoders.kl import KLAutoencoder
 from hfldm.unets.unet import ConditionalUNet
-from tests.test_unet import TINY, perturbed
+from tests.models.test_unet import TINY, perturbed
 
 CONTEXT = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(2))
 MODES = {

@@ -69,7 +69,7 @@ def test_saved_folder_layout(saved):
     folder = saved["class"][0]
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == ["pipeline_latent_diffusion", "LatentDiffusionPipeline"]
-    # hfldm's components point at the code shipped in their sub-folders (tests/test_self_contained.py)
+    # hfldm's components point at the code shipped in their sub-folders (test_self_contained.py)
     assert index["unet"] == ["unet_hfldm", "ConditionalUNet"]
     assert index["vae"] == ["vae_hfldm", "KLAutoencoder"]
     assert index["scheduler"] == ["scheduler_hfldm", "DDPMScheduler"]

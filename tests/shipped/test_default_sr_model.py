@@ -9,7 +9,7 @@ import PIL.Image
 import pytest
 import torch
 
-MODEL = Path(__file__).resolve().parents[1] / "models" / "hfldm-emoji-sr"
+MODEL = Path(__file__).resolve().parents[2] / "models" / "hfldm-emoji-sr"
 pytestmark = pytest.mark.skipif(not (MODEL / "model_index.json").is_file(), reason="no bundled SR model")
 
 

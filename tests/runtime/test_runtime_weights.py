@@ -3,7 +3,7 @@
 On a tiny jittered text pipeline the int8 export loads through `hfldm.runtime.load_pipeline`, draws images
 within 2e-2 of the fp32 export's (measured 4.8e-3 max |Δ| on [0, 1]), records its weights in export.json, and
 stores the U-Net in about a third of the bytes (int8 weights with a per-channel scale and zero point); the
-autoencoder keeps fp32 weights. ONNX refuses `--weights int8` in one line (tests/test_runtime.py).
+autoencoder keeps fp32 weights. ONNX refuses `--weights int8` in one line (tests/runtime/test_runtime.py).
 """
 
 from __future__ import annotations

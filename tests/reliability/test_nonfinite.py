@@ -19,7 +19,7 @@ from hfldm.eval.fid import compute_fid_kid
 from hfldm.training.args import TrainingArguments, parse_args
 from hfldm.training.nonfinite import NonFiniteError, stop_on_nonfinite
 
-FEATURE_MODEL = Path(__file__).resolve().parents[1] / "models" / "hfldm-textimage"
+FEATURE_MODEL = Path(__file__).resolve().parents[2] / "models" / "hfldm-textimage"
 NAN, INF = float("nan"), float("inf")
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests._training_helpers import ROOT
-from tests.test_scaling import launch
+from tests.training.test_scaling import launch
 
 FSDP_SCRIPT = """
 import json, sys

@@ -20,7 +20,7 @@ from hfldm.training.checkpoints import list_checkpoints
 from hfldm.training.state_files import load_tensors
 from hfldm.training.stream import StreamLoader, check_stream_state
 from tests._training_helpers import ENV, ROOT, flags, ldm_args, max_difference
-from tests.test_train_ldm import free_port
+from tests.training.test_train_ldm import free_port
 
 
 def stream(digits):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from transformers import HfArgumentParser
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCS = [
     "README.md",
     "space/README.md",

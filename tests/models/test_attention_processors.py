@@ -12,13 +12,13 @@ from safetensors.torch import load_file
 
 from hfldm.nn.attention import AttentionMapRecorder
 from hfldm.unets.unet import ConditionalUNet
-from tests.test_unet import TINY, perturbed
+from tests.models.test_unet import TINY, perturbed
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "models" / "hfldm-emoji"
 # The bundled U-Net's output for the input below, recorded with the code before its attention layers became
 # diffusers' Attention modules (hfldm's own Attention, per-forward concatenated QKV, boolean mask).
-REFERENCE = ROOT / "tests" / "data" / "emoji_unet_reference.safetensors"
+REFERENCE = ROOT / "tests" / "fixtures" / "emoji_unet_reference.safetensors"
 
 
 @pytest.fixture

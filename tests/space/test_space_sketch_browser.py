@@ -3,7 +3,7 @@ with the mouse, click Draw, get an image of the model's size whose pixels vary; 
 with the tab's message. With env HFLDM_SCREENSHOTS=<folder> the screenshot is saved there as sketch.png;
 with HFLDM_BROWSER_SKETCH_MODEL=<folder> the tab serves that model instead of a tiny random one:
   HFLDM_BROWSER_SKETCH_MODEL=models/hfldm-emoji-sketch HFLDM_SCREENSHOTS=space/screenshots \
-  pytest tests/test_space_sketch_browser.py
+  pytest tests/space/test_space_sketch_browser.py
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ def test_required_dependencies_are_those_of_inference():
 
     import tomllib
 
-    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
     required = {d.split(">")[0].split("=")[0].split("<")[0] for d in project["dependencies"]}
     assert not required & {"datasets", "accelerate", "peft", "torchmetrics", "scipy", "gradio"}
     assert {"torch", "diffusers", "transformers", "safetensors"} <= required

@@ -13,7 +13,7 @@ import torch
 from _ldm_fixtures import sample, text_pipeline
 from safetensors import safe_open
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
 import export_model  # noqa: E402
 
 TRAIN = ["waving hand", "waving hand: light skin tone", "red apple", "cat face"]

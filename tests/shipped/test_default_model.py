@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-MODEL = Path(__file__).resolve().parents[1] / "models" / "hfldm-emoji"
+MODEL = Path(__file__).resolve().parents[2] / "models" / "hfldm-emoji"
 pytestmark = pytest.mark.skipif(not (MODEL / "model_index.json").is_file(), reason="no bundled model")
 
 

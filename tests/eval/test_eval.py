@@ -213,7 +213,7 @@ def test_retrieval_accuracy_ranks_distinct_captions(images):
         retrieval_accuracy(model, images[:4], captions[:3])
 
 
-TRAINED = Path(__file__).resolve().parents[1] / "models" / "hfldm-textimage"
+TRAINED = Path(__file__).resolve().parents[2] / "models" / "hfldm-textimage"
 
 
 @pytest.mark.slow

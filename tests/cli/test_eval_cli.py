@@ -27,7 +27,7 @@ from hfldm.eval.retrieval import clip_score, retrieval_accuracy
 from hfldm.eval.subsets import skin_tone_variant_mask
 from hfldm.eval.text_image import TextImageModel
 
-FEATURE_MODEL = Path(__file__).resolve().parents[1] / "models" / "hfldm-textimage"
+FEATURE_MODEL = Path(__file__).resolve().parents[2] / "models" / "hfldm-textimage"
 pytestmark = pytest.mark.skipif(not FEATURE_MODEL.is_dir(), reason="models/hfldm-textimage is not present")
 
 
