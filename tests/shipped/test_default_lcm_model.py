@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
+MODELS = Path(__file__).resolve().parents[2] / "models"
 MODEL, TEACHER = MODELS / "hfldm-emoji-lcm", MODELS / "hfldm-emoji"
 pytestmark = pytest.mark.skipif(
     not (MODEL / "model_index.json").is_file(), reason="no bundled few-step model"
