@@ -15,8 +15,9 @@ from hfldm.nn.embeddings import guidance_scale_embedding
 
 
 def embeds_guidance(unet) -> bool:
-    """Whether `unet` takes the guidance scale as an input (a w-embedding, `time_cond_proj_dim`)."""
-    return bool(getattr(unet.config, "time_cond_proj_dim", None))
+    """Whether `unet` takes the guidance scale as an input (a w-embedding, `time_cond_proj_dim`); False for
+    None (a pipeline that only encodes prompts)."""
+    return unet is not None and bool(getattr(unet.config, "time_cond_proj_dim", None))
 
 
 def check_few_step(scheduler, unet) -> None:

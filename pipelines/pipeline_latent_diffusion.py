@@ -27,6 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from hfldm.autoencoders.identity import IdentityAutoencoder
 from hfldm.autoencoders.kl import KLAutoencoder
 from hfldm.autoencoders.vq import VQAutoencoder
+from hfldm.pipelines.call_device import CallDeviceMixin, one_execution_device
 from hfldm.pipelines.compvis import CompVisLoadingMixin
 from hfldm.pipelines.conditions import ConditionEncodingMixin
 from hfldm.pipelines.few_step import cfg_scale, check_few_step, guidance_condition
@@ -57,6 +58,7 @@ class LatentDiffusionPipeline(
     LoraLoadingMixin,
     LatentSpaceMixin,
     GuidanceStateMixin,
+    CallDeviceMixin,
     DenoisingLoopMixin,
     DiffusionPipeline,
 ):
@@ -170,6 +172,7 @@ class LatentDiffusionPipeline(
         image = self.latent_space.decode_latents(self.latent_space.unscale_latents(latents))
         return self.image_processor.postprocess(check_finite_output(image), output_type=output_type)
 
+    @one_execution_device
     @torch.inference_mode()
     def __call__(
         self,

@@ -23,6 +23,7 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import PipelineImageInput, VaeImageProcessor
 
 from hfldm.pipelines.arguments import check_arguments
+from hfldm.pipelines.call_device import one_execution_device
 from hfldm.pipelines.images import rgb_batch
 from hfldm.pipelines.inputs import broadcast_batch, check_inputs
 from hfldm.pipelines.pipeline_latent_diffusion import LatentDiffusionPipeline
@@ -115,6 +116,7 @@ class LatentDiffusionSketchPipeline(LatentDiffusionPipeline):
         strokes = ink(sketch, height, width).to(self._execution_device)
         return sketch_condition(strokes, self.vae_scale_factor)
 
+    @one_execution_device
     @torch.inference_mode()
     def __call__(
         self,

@@ -36,6 +36,7 @@ from hfldm.autoencoders.kl import KLAutoencoder
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.autoencoders.vq import VQAutoencoder
 from hfldm.pipelines.arguments import check_model_path
+from hfldm.pipelines.call_device import CallDeviceMixin, one_execution_device
 from hfldm.pipelines.component_names import renamed_components
 from hfldm.pipelines.guidance import GuidanceStateMixin
 from hfldm.pipelines.images import rgb_batch
@@ -76,7 +77,12 @@ upscaled = pipe(Image.open("low_res.png"), num_inference_steps=100).images[0]
 
 
 class LatentDiffusionSuperResolutionPipeline(
-    RemoteCodeMixin, LatentSpaceMixin, GuidanceStateMixin, DenoisingLoopMixin, DiffusionPipeline
+    RemoteCodeMixin,
+    LatentSpaceMixin,
+    GuidanceStateMixin,
+    CallDeviceMixin,
+    DenoisingLoopMixin,
+    DiffusionPipeline,
 ):
     r"""Upscale images by f with a latent diffusion model conditioned on the low-resolution image.
 
@@ -183,6 +189,7 @@ class LatentDiffusionSuperResolutionPipeline(
         returns (B, H, W) of the low-resolution batch."""
         return check_inputs(self, arguments)
 
+    @one_execution_device
     @torch.inference_mode()
     def __call__(
         self,

@@ -25,5 +25,8 @@ if [ "${EVAL:-1}" = 1 ]; then
   done
   "$BIN/hfldm" eval --model "$TEACHER" --dataset "$DATA" --split test --num-samples all --steps 25 \
       --scheduler ddim --guidance-scale 3 --out "$RUN-eval-teacher25"
+  # the card carries the 4-step table of the exported (fp16) folder itself
+  "$BIN/python" training/export_model.py --pipeline "$RUN" --data "$DATA" --out "$OUT" \
+      --training-notes training/configs/emoji32_lcm_card.md --report "$RUN-eval-lcm4/report.md"
 fi
 echo "distill-default: done in $(( ($(date +%s) - start) / 60 )) min; few-step model in $OUT"

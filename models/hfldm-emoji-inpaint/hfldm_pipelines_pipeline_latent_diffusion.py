@@ -27,6 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from .hfldm_autoencoders_identity import IdentityAutoencoder
 from .hfldm_autoencoders_kl import KLAutoencoder
 from .hfldm_autoencoders_vq import VQAutoencoder
+from .hfldm_pipelines_call_device import CallDeviceMixin, one_execution_device
 from .hfldm_pipelines_compvis import CompVisLoadingMixin
 from .hfldm_pipelines_conditions import ConditionEncodingMixin
 from .hfldm_pipelines_few_step import cfg_scale, check_few_step, guidance_condition
@@ -50,6 +51,7 @@ class LatentDiffusionPipeline(
     LoraLoadingMixin,
     LatentSpaceMixin,
     GuidanceStateMixin,
+    CallDeviceMixin,
     DenoisingLoopMixin,
     DiffusionPipeline,
 ):
@@ -163,6 +165,7 @@ class LatentDiffusionPipeline(
         image = self.latent_space.decode_latents(self.latent_space.unscale_latents(latents))
         return self.image_processor.postprocess(check_finite_output(image), output_type=output_type)
 
+    @one_execution_device
     @torch.inference_mode()
     def __call__(
         self,

@@ -23,6 +23,7 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import PipelineImageInput, VaeImageProcessor
 
 from .hfldm_autoencoders_latent_space import latent_space
+from .hfldm_pipelines_call_device import one_execution_device
 from .hfldm_pipelines_images import rgb_batch
 from .hfldm_pipelines_inpaint_inputs import check_inpaint_inputs, mask_batch
 from .hfldm_pipelines_inputs import broadcast_batch, check_inputs
@@ -117,6 +118,7 @@ class LatentDiffusionInpaintPipeline(LatentDiffusionPipeline):
         latents = self.latent_space.scale_latents(self.latent_space.latents(masked_image(x, mask)))
         return inpaint_condition(latents, mask_to_latent_grid(mask, self.vae_scale_factor))
 
+    @one_execution_device
     @torch.inference_mode()
     def __call__(
         self,

@@ -25,6 +25,7 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_nn_finite import __name__
     from .hfldm_nn_resnet import __name__
     from .hfldm_pipelines_arguments import __name__
+    from .hfldm_pipelines_call_device import __name__
     from .hfldm_pipelines_compvis import __name__
     from .hfldm_pipelines_conditions import __name__
     from .hfldm_pipelines_few_step import __name__

@@ -36,6 +36,7 @@ from .hfldm_autoencoders_kl import KLAutoencoder
 from .hfldm_autoencoders_latent_space import latent_space
 from .hfldm_autoencoders_vq import VQAutoencoder
 from .hfldm_pipelines_arguments import check_model_path
+from .hfldm_pipelines_call_device import CallDeviceMixin, one_execution_device
 from .hfldm_pipelines_component_names import renamed_components
 from .hfldm_pipelines_guidance import GuidanceStateMixin
 from .hfldm_pipelines_images import rgb_batch
@@ -70,7 +71,12 @@ upscaled = pipe(Image.open("low_res.png"), num_inference_steps=100).images[0]
 
 
 class LatentDiffusionSuperResolutionPipeline(
-    RemoteCodeMixin, LatentSpaceMixin, GuidanceStateMixin, DenoisingLoopMixin, DiffusionPipeline
+    RemoteCodeMixin,
+    LatentSpaceMixin,
+    GuidanceStateMixin,
+    CallDeviceMixin,
+    DenoisingLoopMixin,
+    DiffusionPipeline,
 ):
     r"""Upscale images by f with a latent diffusion model conditioned on the low-resolution image.
 
@@ -177,6 +183,7 @@ class LatentDiffusionSuperResolutionPipeline(
         returns (B, H, W) of the low-resolution batch."""
         return check_inputs(self, arguments)
 
+    @one_execution_device
     @torch.inference_mode()
     def __call__(
         self,

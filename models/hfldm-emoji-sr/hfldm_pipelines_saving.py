@@ -14,6 +14,7 @@ import inspect
 import json
 from pathlib import Path
 
+from .hfldm_pipelines_few_step import embeds_guidance
 from .hfldm_pipelines_self_contained import installed_entries, write_folder_code
 
 # save_pretrained(..., push_to_hub=True, **these) are passed on to the upload
@@ -38,11 +39,11 @@ from diffusers import DiffusionPipeline
 
 # the code ships in this folder (pipeline_latent_diffusion.py and hfldm's source): no hfldm install needed
 pipe = DiffusionPipeline.from_pretrained("{repo}", trust_remote_code=True)
-image = pipe({example}num_inference_steps=50, generator=torch.manual_seed(0)).images[0]
+image = pipe({example}num_inference_steps={steps}, generator=torch.manual_seed(0)).images[0]
 ```
 
 or, with hfldm installed, `hfldm.LatentDiffusionPipeline.from_pretrained("{repo}")` (no remote code), or
-from the command line: `hfldm generate --model {repo} {cli_example} --out sample.png`.
+from the command line: `hfldm generate --model {repo} {cli_example}--steps {steps} --out sample.png`.
 """
 
 
@@ -79,7 +80,7 @@ def pipeline_model_card(pipe, repo: str, **metadata) -> str:
     f = pipe.vae_scale_factor
     if pipe.is_text_conditional:
         kind, pipeline_tag, title = "text-to-image", "text-to-image", "Text-to-image latent diffusion"
-        example, cli_example = '"a smiling cat face", ', '--prompt "a smiling cat face"'
+        example, cli_example = '"a smiling cat face", ', '--prompt "a smiling cat face" '
     elif pipe.num_class_embeds is not None:
         kind, pipeline_tag, title = (
             "class-conditional",
@@ -87,7 +88,7 @@ def pipeline_model_card(pipe, repo: str, **metadata) -> str:
             "Class-conditional LDM",
         )
         label = next(iter(pipe.label2id), 0)
-        example, cli_example = f"class_labels=[{label!r}], ", f'--class-label "{label}"'
+        example, cli_example = f"class_labels=[{label!r}], ", f'--class-label "{label}" '
     else:
         kind, pipeline_tag, title = "unconditional", "unconditional-image-generation", "Unconditional LDM"
         example, cli_example = "", ""
@@ -99,6 +100,7 @@ def pipeline_model_card(pipe, repo: str, **metadata) -> str:
     )
     rows += f"\n| scheduler | `{type(pipe.scheduler).__name__}` | - |"
     return CARD.format(
+        steps=4 if embeds_guidance(pipe.unet) else 50,  # a consistency-distilled student samples in 1-8 steps
         front_matter=card_front_matter(pipeline_tag, [kind], **metadata),
         title=title,
         height=height,

@@ -24,7 +24,9 @@ def _files_diffusers_copies_along():  # never called
     from .hfldm_nn_finite import __name__
     from .hfldm_nn_resnet import __name__
     from .hfldm_pipelines_arguments import __name__
+    from .hfldm_pipelines_call_device import __name__
     from .hfldm_pipelines_component_names import __name__
+    from .hfldm_pipelines_few_step import __name__
     from .hfldm_pipelines_guidance import __name__
     from .hfldm_pipelines_images import __name__
     from .hfldm_pipelines_inputs import __name__

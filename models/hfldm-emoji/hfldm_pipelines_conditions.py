@@ -72,7 +72,7 @@ class ConditionEncodingMixin:
             return None, None
         if mask is None and self.config.text_attention_mask:
             mask = torch.ones(hidden.shape[:2], dtype=torch.long)
-        dtype = (self.unet or self.text_encoder).dtype
+        dtype = (self.unet if self.unet is not None else self.text_encoder).dtype  # compiled: no bool()
         hidden = hidden.to(device, dtype).repeat_interleave(num_images_per_prompt, dim=0)
         return hidden, mask.to(device).repeat_interleave(
             num_images_per_prompt, dim=0

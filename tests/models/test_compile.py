@@ -94,3 +94,14 @@ def test_value_errors_stay_in_eager_mode():
         model(torch.randn(2, 3, 8, 8), torch.tensor(-1), class_labels=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="class_labels"):
         model(torch.randn(2, 3, 8, 8), 1, class_labels=torch.tensor([0, 10]))
+
+
+def test_a_pipeline_samples_with_its_unet_replaced_by_the_compiled_module():
+    """`pipe.unet = torch.compile(pipe.unet)` (diffusers' recipe) gives an OptimizedModule, which has no bool():
+    the text pipeline samples with it, and draws what the eager U-Net draws."""
+    from _ldm_fixtures import sample, text_pipeline
+
+    pipe = text_pipeline()
+    eager = sample(pipe, prompt=["a", "b c"])
+    pipe.unet = torch.compile(pipe.unet, backend="eager", fullgraph=True)
+    torch.testing.assert_close(sample(pipe, prompt=["a", "b c"]), eager)

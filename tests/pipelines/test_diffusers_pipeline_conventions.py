@@ -16,12 +16,12 @@ from _inpaint_fixtures import box_mask, images, inpaint_pipeline
 from _ldm_fixtures import sample, text_pipeline
 from _superres_fixtures import low_res_images, sr_pipeline, upscale
 from diffusers.callbacks import SDCFGCutoffCallback
-from test_diffusers_conventions import RecordingProcessor
 
 from hfldm import LatentDiffusionPipeline
 from hfldm.pipelines.pipeline_latent_diffusion_inpaint import LatentDiffusionInpaintPipeline
 from hfldm.pipelines.pipeline_latent_diffusion_superres import LatentDiffusionSuperResolutionPipeline
 from hfldm.schedulers.ddim import DDIMScheduler
+from tests.models.test_diffusers_conventions import RecordingProcessor
 
 PIPELINES = (LatentDiffusionPipeline, LatentDiffusionInpaintPipeline, LatentDiffusionSuperResolutionPipeline)
 

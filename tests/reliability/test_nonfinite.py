@@ -205,7 +205,7 @@ def test_eval_refuses_nan_samples_naming_the_model_and_count(tmp_path, capsys):
 @pytest.mark.slow
 def test_train_lora_stops_when_training_diverges(digits, tmp_path):
     """The same for LoRA: a learning rate of 1e30 stops the run at step 2, exit code 3, no adapter saved."""
-    from test_train_lora import save_pipeline
+    from tests.training.test_train_lora import save_pipeline
 
     out = tmp_path / "lora"
     stopped = run_script(

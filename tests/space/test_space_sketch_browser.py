@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from _space_fixtures import IMAGE_SIZE, SpaceProcess, save_tiny_pipeline
-from test_space_browser import IMAGE_STATS_JS, LOADED_JS
-from test_space_sketch import tiny_sketch_pipeline
+
+from tests.space.test_space_browser import IMAGE_STATS_JS, LOADED_JS
+from tests.space.test_space_sketch import tiny_sketch_pipeline
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [

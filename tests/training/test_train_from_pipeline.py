@@ -12,9 +12,9 @@ import torch
 from _ldm_fixtures import text_pipeline
 from _training_helpers import RESOLUTION, flags, run_script
 from safetensors.torch import load_file
-from test_compvis import tiny_ldm_text_to_image
 
 from hfldm import DDIMScheduler, LatentDiffusionPipeline
+from tests.pipelines.test_compvis import tiny_ldm_text_to_image
 
 PROMPT = "digit 3"
 

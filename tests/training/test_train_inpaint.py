@@ -15,14 +15,14 @@ from _training_helpers import (
     tiny_autoencoder,
 )
 from safetensors.torch import load_file
-from test_train_from_pipeline import source_folders
-from test_train_superres import digit_pixels
 
 from hfldm.autoencoders.latent_space import latent_space
 from hfldm.data.masks import held_out_masks, random_mask
 from hfldm.training.inpaint import InpaintTask
 from hfldm.unets.concat import with_condition_channels
 from hfldm.unets.inpaint_condition import mask_to_latent_grid
+from tests.training.test_train_from_pipeline import source_folders
+from tests.training.test_train_superres import digit_pixels
 
 PROMPT = "digit 3"
 
