@@ -58,19 +58,26 @@ def held_out_images(
     return train_set.select(range(n - num_images)), train_set.select(range(n - num_images, n))
 
 
+STREAM_PEEK = 256  # rows of a stream whose captions stand for the data's (validation prompts)
+
+
 def captions(dataset, caption_column: str | None) -> list[str]:
     """Every non-empty caption of a map-style dataset (all of a row's list), read without decoding its
-    images; null and empty ones are skipped, as the loader makes them the unconditional prompt. ValueError
-    naming --caption_column when a caption is not text or none is left (a tokenizer needs some)."""
-    if isinstance(dataset, datasets.IterableDataset):
-        raise ValueError("--text_encoder: scratch trains its tokenizer on all captions; not with --streaming")
+    images; of a stream (--streaming), those of its first STREAM_PEEK rows, which is what the validation
+    prompts need (a scratch tokenizer, which needs them all, refuses a stream: `check_scratch_tokenizer`).
+    Null and empty ones are skipped, as the loader makes them the unconditional prompt. ValueError naming
+    --caption_column when a caption is not text or none is left (a tokenizer needs some)."""
     column = caption_column or "text"
-    if column not in dataset.column_names:
+    if dataset.column_names is not None and column not in dataset.column_names:
         raise ValueError(
             f"--caption_column: the data has no column {column!r} (it has {dataset.column_names})"
         )
+    if isinstance(dataset, datasets.IterableDataset):
+        values = [row[column] for row in dataset.select_columns([column]).take(STREAM_PEEK)]
+    else:
+        values = dataset.with_format(None)[column]
     texts = []
-    for value in dataset.with_format(None)[column]:
+    for value in values:
         for text in value if isinstance(value, (list, tuple)) else [value]:
             if text is not None and not isinstance(text, str):
                 raise ValueError(f"--caption_column: expected text, got {type(text).__name__} ({text!r})")
@@ -80,6 +87,15 @@ def captions(dataset, caption_column: str | None) -> list[str]:
             f"--caption_column: every caption in {column!r} is empty or null; a text model needs some"
         )
     return texts
+
+
+def check_scratch_tokenizer(dataset) -> None:
+    """ValueError naming --text_encoder when a scratch tokenizer would be trained on a stream's captions."""
+    if isinstance(dataset, datasets.IterableDataset):
+        raise ValueError(
+            "--text_encoder: scratch trains its tokenizer on all captions, which a stream (--streaming) "
+            "does not hold; use a pretrained one (minilm, a transformers folder) or fine-tune a pipeline"
+        )
 
 
 def load_cache(path: str, streaming: bool = False) -> tuple[datasets.Dataset, dict, dict | None]:

@@ -14,6 +14,7 @@ from hfldm.schedulers.ddpm import DDPMScheduler
 from hfldm.text.pretrained import hidden_size
 from hfldm.training.conditioner import Conditioner
 from hfldm.training.conditioning import conditioning_kind
+from hfldm.training.data import check_scratch_tokenizer
 from hfldm.training.latents import latent_scale
 from hfldm.training.ldm_trainer import LDMTrainer
 from hfldm.training.models import check_resolution, run_tokenizer, text_encoder_for, unet_from_yaml
@@ -130,6 +131,7 @@ def new_parts(run: LDMRun, texts: list[str], classes: int) -> LDMParts:
     args, train = run.args, run.train
     tokenizer = None
     if args.text_encoder == "scratch":  # saved to output_dir first, reloaded on resume
+        check_scratch_tokenizer(run.source.dataset)
         resuming = train.resume_from_checkpoint is not None
         tokenizer = run_tokenizer(run.accelerator, texts, args.text_vocab_size, train.output_dir, resuming)
     tokenizer, text_encoder = text_encoder_for(

@@ -87,8 +87,8 @@ def test_a_webdataset_stream_is_split_by_node_and_resumes_exactly(tars, tmp_path
 
 @pytest.mark.slow
 def test_train_ldm_trains_from_webdataset_shards(tars, autoencoder, tmp_path):
-    """train_ldm.py --train_shards PATTERN --streaming (unconditional: train_ldm reads every caption up front
-    for a text model, which a stream cannot give): a pipeline is saved."""
+    """train_ldm.py --train_shards PATTERN --streaming (unconditional; text models stream too, see
+    tests/training/test_train_from_pipeline.py): a pipeline is saved."""
     out = tmp_path / "run"
     args = ldm_args(tars, autoencoder, out, *flags(max_train_steps=2), "--streaming")
     at = args.index("--train_data_dir")

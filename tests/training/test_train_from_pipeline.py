@@ -116,3 +116,37 @@ def test_flags_that_the_pipeline_replaces_are_refused(sources, digits, tmp_path,
         rc=2,
     )
     assert "--task: superres trains a new U-Net" in result.stderr
+
+
+def test_a_stream_gives_its_first_rows_captions_and_refuses_a_scratch_tokenizer(digits):
+    import datasets
+
+    from hfldm.training.data import STREAM_PEEK, captions, check_scratch_tokenizer
+
+    rows = datasets.load_from_disk(str(digits))["train"]
+    many = datasets.concatenate_datasets([rows] * 3)  # 288 rows: more than the peek
+    assert captions(many.to_iterable_dataset(), "text") == captions(many, "text")[:STREAM_PEEK]
+    with pytest.raises(ValueError, match="^--caption_column: the data has no column 'caption'"):
+        captions(many.to_iterable_dataset(), "caption")
+    with pytest.raises(ValueError, match="^--text_encoder: scratch trains its tokenizer on all captions"):
+        check_scratch_tokenizer(many.to_iterable_dataset())
+    check_scratch_tokenizer(many)  # a map-style dataset: fine
+
+
+@pytest.mark.slow
+def test_a_text_pipeline_fine_tunes_from_a_stream(sources, digits, tmp_path):
+    """--streaming with a text model (τ_θ from the pipeline): it trains, validates on the stream's captions
+    and saves; a scratch τ_θ on the same stream is refused in one line before any step."""
+    out = tmp_path / "streamed"
+    common = dict(train_data_dir=digits, resolution=RESOLUTION, max_train_steps=2, train_batch_size=4)
+    common |= dict(learning_rate=1e-7, lr_warmup_steps=0, use_ema=False, validation_steps=0, report_to="none")
+    run_script(
+        "train_ldm.py",
+        *flags(pretrained_model_name_or_path=sources["hfldm"], output_dir=out, streaming=True, **common),
+    )
+    assert (out / "model_index.json").is_file() and PIL.Image.open(out / "samples.png").size[0] > 0
+    scratch = tmp_path / "scratch"
+    flags_scratch = flags(text_encoder="scratch", output_dir=scratch, streaming=True, **common)
+    result = run_script("train_ldm.py", *flags_scratch, "--autoencoder", str(sources["hfldm"] / "vae"), rc=2)
+    assert "--text_encoder: scratch trains its tokenizer on all captions" in result.stderr
+    assert not (scratch / "model_index.json").exists()
