@@ -131,7 +131,7 @@ def test_bad_argument_from_the_command_line_has_no_traceback(digits, autoencoder
 
 
 SHARED_ARGUMENTS = ("DataArguments", "TrainingArguments")
-SCRIPTS = ["train_autoencoder.py", "train_ldm.py", "train_lora.py"]
+SCRIPTS = ["train_autoencoder.py", "train_ldm.py", "train_lora.py", "distill.py"]
 
 
 def script_arguments(script: str, monkeypatch) -> type:
@@ -166,7 +166,12 @@ def test_yaml_config_is_overridden_by_the_command_line(tmp_path, monkeypatch):
         parse_args(ldm_arguments, DataArguments, TrainingArguments, argv=["--config", str(config)])
 
 
-CONFIG_SCRIPTS = {"autoencoder": "train_autoencoder.py", "ldm": "train_ldm.py", "lora": "train_lora.py"}
+CONFIG_SCRIPTS = {
+    "autoencoder": "train_autoencoder.py",
+    "ldm": "train_ldm.py",
+    "lora": "train_lora.py",
+    "distill": "distill.py",
+}
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "training/configs").glob("[!u]*.yaml")))
