@@ -188,13 +188,13 @@ def inpaint_table(rows: list[dict]) -> str:
 
 
 def figure(sr_shown: list, inpaint_shown: list, num_cells: int) -> torch.Tensor:
-    """Per cell without shift, its first name: SR's 4 columns then inpainting's 3 (upsampled to 64 px)."""
-    columns = [[] for _ in range(7)]
+    """Per cell without shift, its first name: SR's 4 columns then inpainting's 3 (upsampled to 64 px); a task
+    that was not run has no columns."""
+    columns = [[] for _ in range(4 * bool(sr_shown) + 3 * bool(inpaint_shown))]
     for i in range(0, num_cells, 2):  # cells alternate shift 0, ±shift
-        for c, image in enumerate(sr_shown[i] if sr_shown else [torch.ones(1, 3, 64, 64)] * 4):
-            columns[c].append(image[:1])
-        for c, image in enumerate(inpaint_shown[i] if inpaint_shown else [torch.ones(1, 3, 32, 32)] * 3):
-            columns[4 + c].append(torch.nn.functional.interpolate(image[:1], size=64))
+        row = [*(sr_shown[i] if sr_shown else []), *(inpaint_shown[i] if inpaint_shown else [])]
+        for column, image in zip(columns, row):
+            column.append(torch.nn.functional.interpolate(image[:1], size=64))
     return comparison_grid([torch.cat(c) for c in columns])
 
 
