@@ -81,7 +81,7 @@ class DenoisingLoopMixin:
 
 def predict_noise(unet, latent_input: torch.Tensor, t, dtype: torch.dtype, **unet_kwargs) -> torch.Tensor:
     """ε_θ(z_t, t, ...) in fp32 from a U-Net in any `dtype` (its own, looked up once per loop: diffusers'
-    `ModelMixin.dtype` walks the modules, 0.7 ms here): z_t and the scheduler's arithmetic stay fp32
+    `ModelMixin.dtype` walks the modules, ≈ 1 ms here): z_t and the scheduler's arithmetic stay fp32
     (a bf16 z_t would round away the small updates of the last steps), only the U-Net runs in `dtype`."""
     return unet(latent_input.to(dtype), t, **unet_kwargs).sample.float()
 
