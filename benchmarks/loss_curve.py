@@ -11,11 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
+from hfldm.eval.outputs import run_benchmark
+
 
 def read_scalar(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of `tag` from every tensorboard event file under RUN/logs, sorted by step."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    if not (run / "logs").is_dir():
+        raise SystemExit(
+            f"--run: {run} has no logs/ folder (a training output folder, report_to tensorboard)"
+        )
     points = {}
     for folder in sorted({p.parent for p in (run / "logs").rglob("events.out.tfevents.*")}):
         events = EventAccumulator(str(folder))
@@ -67,4 +73,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -15,6 +15,7 @@ import time
 import torch
 from diffusers import DiffusionPipeline
 
+from hfldm.eval.outputs import run_benchmark
 from hfldm.pipelines.loading import load_pipeline
 from hfldm.precision import half_precision
 
@@ -83,4 +84,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)
